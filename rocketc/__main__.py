@@ -1,0 +1,3 @@
+from rocketc.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""The one error hierarchy of rocketc.
+
+Every error a user can cause is a `RocketcError`. It carries one or more `Diagnostic`s, each with
+the spec file and the 1-based line/column of the YAML text it is about, so the CLI prints
+`specs/x.yaml:14:7: message` and exits 1 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    file: str | None = None
+    pos: Position | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<spec>"
+        if self.pos is not None:
+            where = f"{where}:{self.pos.line}:{self.pos.col}"
+        return f"{where}: {self.message}"
+
+    def sort_key(self) -> tuple:
+        pos = self.pos or Position(0, 0)
+        return (self.file or "", pos.line, pos.col, self.message)
+
+
+class RocketcError(Exception):
+    """Base class: a problem the user can fix. Holds every diagnostic found, not just the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | str):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics)]
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class LoadError(RocketcError):
+    """The file is missing or is not YAML."""
+
+
+class SpecError(RocketcError):
+    """The YAML does not fit the spec schema (pydantic validation)."""
+
+
+class GraphError(RocketcError):
+    """The layers do not form a valid twin graph (references, cycles, roles, heads, ties)."""
+
+
+class ShapeError(RocketcError):
+    """Shape inference failed: a layer cannot take what its inputs give."""
+
+
+class CodegenError(RocketcError):
+    """The back end could not render the model (a bug in rocketc, not in the spec)."""
+
+
+class DataError(RocketcError):
+    """The data named by the spec is missing or does not fit the spec's inputs."""
+
+
+class TrainError(RocketcError):
+    """Training could not go on (non-finite loss, bad resume state)."""
+
+
+class VizError(RocketcError):
+    """The diagram could not be rendered (e.g. Graphviz's `dot` is not installed)."""
+
+
+class Collector:
+    """Gathers diagnostics during a pass so all of them are reported together."""
+
+    def __init__(self, file: str | None):
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(self, message: str, pos: Position | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, self.file, pos))
+
+    def raise_if_any(self, error_type: type[RocketcError]) -> None:
+        if self.diagnostics:
+            raise error_type(self.diagnostics)
