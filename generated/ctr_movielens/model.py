@@ -126,6 +126,10 @@ class RocketNet(nn.Module):
         """The served net, built from this model's own modules (no weights are copied)."""
         return LightNet(self.shared, self.light)
 
+    def booster_net(self) -> "BoosterNet":
+        """The booster alone (shared + booster modules, no copies): to time it or distill from it."""
+        return BoosterNet(self.shared, self.booster)
+
     def param_roles(self) -> dict[str, str]:
         """Parameter name -> "shared" | "light" | "booster"; tied weights count as shared."""
         booster_ids = {id(p) for p in self.booster.parameters()}
@@ -147,6 +151,19 @@ class LightNet(nn.Module):
     def forward(self, user, item, age, gender, occupation, zipcode, decade, genre):
         features = self.shared(user, item, age, gender, occupation, zipcode, decade, genre)
         return self.light(features)
+
+
+class BoosterNet(nn.Module):
+    """Shared + booster layers only: the teacher on its own."""
+
+    def __init__(self, shared: Shared | None = None, booster: Booster | None = None):
+        super().__init__()
+        self.shared = shared if shared is not None else Shared()
+        self.booster = booster if booster is not None else Booster()
+
+    def forward(self, user, item, age, gender, occupation, zipcode, decade, genre):
+        features = self.shared(user, item, age, gender, occupation, zipcode, decade, genre)
+        return self.booster(features)
 
 
 def compute_loss(light_logits, booster_logits, target):

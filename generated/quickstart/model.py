@@ -92,6 +92,10 @@ class RocketNet(nn.Module):
         """The served net, built from this model's own modules (no weights are copied)."""
         return LightNet(self.shared, self.light)
 
+    def booster_net(self) -> "BoosterNet":
+        """The booster alone (shared + booster modules, no copies): to time it or distill from it."""
+        return BoosterNet(self.shared, self.booster)
+
     def param_roles(self) -> dict[str, str]:
         """Parameter name -> "shared" | "light" | "booster"; tied weights count as shared."""
         booster_ids = {id(p) for p in self.booster.parameters()}
@@ -113,6 +117,19 @@ class LightNet(nn.Module):
     def forward(self, image):
         embed_act = self.shared(image)
         return self.light(embed_act)
+
+
+class BoosterNet(nn.Module):
+    """Shared + booster layers only: the teacher on its own."""
+
+    def __init__(self, shared: Shared | None = None, booster: Booster | None = None):
+        super().__init__()
+        self.shared = shared if shared is not None else Shared()
+        self.booster = booster if booster is not None else Booster()
+
+    def forward(self, image):
+        embed_act = self.shared(image)
+        return self.booster(embed_act)
 
 
 def compute_loss(light_logits, booster_logits, target):
