@@ -97,5 +97,190 @@ def schema(
         typer.echo(f"wrote {out}")
 
 
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a spec value, e.g. --set loss.hint.weight=0.1 (repeatable).")]
+
+
+def _load_with_overrides(spec: Path | None, assignments: list[str]):
+    """Compile `spec` (default: the embedded quickstart) after applying --set overrides."""
+    from rocketc.compiler import compile_source
+    from rocketc.load import load_file
+    from rocketc.overrides import apply_overrides
+
+    path = spec if spec is not None else embedded_spec("quickstart")
+    return compile_source(apply_overrides(load_file(path), assignments))
+
+
+def embedded_spec(name: str) -> Path:
+    """A spec shipped with rocketc (inside the wheel, or specs/ in a source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "specs" / f"{name}.yaml", here.parent / "specs" / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise RocketcError(f"embedded spec '{name}' is missing from this installation")
+
+
+@app.command()
+def train(
+    spec: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, readable=True,
+        help="Spec YAML file [default: the embedded quickstart].")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", file_okay=False, help="Run directory [default: runs/<name>/].")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue from the run directory's checkpoint.")] = False,
+    assignments: SetOption = None,
+) -> None:
+    """Co-train light and booster on the spec's data, then export the light net alone."""
+    sets = list(assignments or [])
+    for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            sets.append(f"train.{key}={value}")
+    try:
+        compiled = _load_with_overrides(spec, sets)
+        from rocketc.training import train_run
+
+        out_dir = out if out is not None else Path("runs") / compiled.spec.name
+        result = train_run(compiled, out_dir, resume=resume)
+    except RocketcError as exc:
+        _fail(exc)
+    typer.echo(f"run directory: {result.out_dir}")
+
+
+@app.command()
+def ablate(
+    spec: SpecArg,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant.")] = 3,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", file_okay=False,
+        help="Where ablation.md/json go [default: runs/<name>/ablation/].")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Run only these variants (repeatable).")] = None,
+    assignments: SetOption = None,
+) -> None:
+    """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants."""
+    try:
+        compiled = _load_with_overrides(spec, list(assignments or []))
+        from rocketc.ablate import VARIANTS
+        from rocketc.ablate import ablate as run_ablation
+
+        names = {v.name for v in VARIANTS}
+        unknown = sorted(set(only or []) - names)
+        if unknown:
+            raise RocketcError(f"unknown variant(s) {unknown}; choose from {sorted(names)}")
+        out_dir = out if out is not None else Path("runs") / compiled.spec.name / "ablation"
+        from rich.console import Console
+
+        run_ablation(compiled, seeds, epochs, out_dir, variants=only,
+                     console=Console(stderr=True, width=max(120, Console().width)))
+    except RocketcError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {out_dir / 'ablation.md'}")
+
+
+def _print_audit(result) -> None:
+    """The audit matrix (loss term x parameter group) on stdout, then the verdict."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from rocketc.audit import GROUPS, TERM_NAMES, explain
+
+    console = Console(highlight=False)
+    console.print(f"gradient-flow audit: {result.name}, gradient_block: {result.gradient_block}")
+    console.print(f"[dim]one train-mode forward pass (batch {result.batch_size}, seed "
+                  f"{result.seed}); cell: the term's gradient L2 norm on the group[/dim]")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("loss term")
+    for group in GROUPS:
+        table.add_column(f"{group}\n{result.group_sizes[group]:,} params")
+    for term in result.terms:
+        row = []
+        for group in GROUPS:
+            cell = result.cell(term, group)
+            if cell.expected is None:
+                row.append("[dim]-[/dim]")
+                continue
+            text = f"yes {cell.norm:.1e}" if cell.reached else "no"
+            row.append(f"[bold red]{text} ✗ FLAG[/bold red]" if cell.flagged else text)
+        table.add_row(TERM_NAMES[term], *row)
+    console.print(table)
+    for cell in result.flagged:
+        console.print(f"[bold red]FLAG[/bold red] {explain(cell, result.gradient_block)}")
+    for problem in result.problems:
+        console.print(f"[bold red]PROBLEM[/bold red] {problem}")
+    if result.ok:
+        console.print(f"ok: each loss term trains exactly the weights gradient_block: "
+                      f"{result.gradient_block} allows")
+
+
+def _audit_or_fail(compiled, batch_size: int, seed: int) -> None:
+    """Run, print, and exit 1 if any cell contradicts the spec (so CI can gate on it)."""
+    from rocketc.audit import run_audit
+
+    try:
+        result = run_audit(compiled, batch_size, seed)
+    except RocketcError as exc:
+        _fail(exc)
+    _print_audit(result)
+    if not result.ok:
+        count = len(result.flagged) + len(result.problems)
+        print(f"{compiled.file}: gradient-flow audit failed: {count} finding(s) contradict "
+              f"gradient_block: {result.gradient_block}", file=sys.stderr)
+        raise typer.Exit(code=1)
+
+
+AuditBatch = Annotated[int, typer.Option(
+    min=2, help="Examples in the audit's one forward pass (BatchNorm needs 2 or more).")]
+
+
+@app.command()
+def viz(
+    spec: SpecArg,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", dir_okay=False,
+        help="Output file; .svg, .png, .pdf or .dot by suffix [default: <name>.svg].")] = None,
+    audit: Annotated[bool, typer.Option(
+        "--audit", help="Also run the gradient-flow audit (imports torch) and print it.")
+    ] = False,
+    batch_size: AuditBatch = 8,
+    assignments: SetOption = None,
+) -> None:
+    """Draw the sharing diagram: shared/light/booster layers, ties, losses, stop-gradients."""
+    from rocketc.viz import render
+
+    try:
+        compiled = _load_with_overrides(spec, list(assignments or []))
+        path = render(compiled, out if out is not None else Path(f"{compiled.spec.name}.svg"))
+    except RocketcError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path}")
+    if audit:
+        _audit_or_fail(compiled, batch_size, compiled.spec.train.seed)
+
+
+@app.command()
+def audit(
+    spec: SpecArg,
+    batch_size: AuditBatch = 8,
+    seed: Annotated[int, typer.Option(help="Seeds the model, inputs and dropout.")] = 0,
+    assignments: SetOption = None,
+) -> None:
+    """Check with autograd which weights each loss term trains, against gradient_block.
+
+    Exit code 1 when a term reaches weights the spec's gradient_block forbids, or misses weights
+    it should train.
+    """
+    try:
+        compiled = _load_with_overrides(spec, list(assignments or []))
+    except RocketcError as exc:
+        _fail(exc)
+    _audit_or_fail(compiled, batch_size, seed)
+
+
 def main() -> None:
     app()
