@@ -125,6 +125,7 @@ def _quiet_exporter():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*axis name")
             yield
     finally:
         logger.setLevel(level)
