@@ -190,10 +190,10 @@ def _print_audit(result) -> None:
 
     from rocketc.audit import GROUPS, TERM_NAMES, explain
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # whole lines: CI logs get grepped
     console.print(f"gradient-flow audit: {result.name}, gradient_block: {result.gradient_block}")
-    console.print(f"[dim]one train-mode forward pass (batch {result.batch_size}, seed "
-                  f"{result.seed}); cell: the term's gradient L2 norm on the group[/dim]")
+    console.print(f"[dim]one train-mode forward pass, batch {result.batch_size}, seed "
+                  f"{result.seed}; cell: gradient L2 norm[/dim]")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("loss term")
     for group in GROUPS:

@@ -1,0 +1,187 @@
+"""The sharing diagram: golden DOT text per shipped spec, rendering, and the missing-`dot` path.
+
+The DOT text of every `specs/<name>.yaml` is committed as `tests/golden/viz/<name>.dot`; a
+mismatch fails with a unified diff. After an intended change (to the diagram or to a spec),
+refresh the golden files and review their diff:
+
+    ROCKETC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_viz.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import rocketc.viz
+from rocketc.cli import app
+from rocketc.compiler import compile_file, compile_text
+from rocketc.passes.insert_stop_gradients import stop_gradient_edges
+from rocketc.viz import to_dot
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+GOLDEN = ROOT / "tests" / "golden" / "viz"
+UPDATE = os.environ.get("ROCKETC_UPDATE_GOLDEN") == "1"
+HAVE_DOT = shutil.which("dot") is not None
+EDGE = re.compile(r'^\s*"?([\w.]+)"? -> "?([\w.]+)"?(?: \[(.*)\])?$')
+
+
+def quickstart(mode: str = "booster", kd: float = 0.0):
+    text = (ROOT / "specs" / "quickstart.yaml").read_text(encoding="utf-8")
+    text = text.replace("gradient_block: booster", f"gradient_block: {mode}")
+    text = text.replace("kd: {weight: 0.0}", f"kd: {{weight: {kd}}}")
+    return compile_text(text, str(ROOT / "specs" / "quickstart.yaml"))
+
+
+def edges(dot_text: str, marker: str) -> set[tuple[str, str]]:
+    """(tail, head) of every DOT edge whose attributes contain `marker`."""
+    found = set()
+    for line in dot_text.splitlines():
+        m = EDGE.match(line)
+        if m and marker in (m.group(3) or ""):
+            found.add((m.group(1), m.group(2)))
+    return found
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_dot_matches_golden(spec: Path):
+    text = to_dot(compile_file(spec))
+    golden = GOLDEN / f"{spec.stem}.dot"
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert golden.is_file(), f"no golden file {golden}; run with ROCKETC_UPDATE_GOLDEN=1"
+    want = golden.read_text(encoding="utf-8")
+    if text != want:
+        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
+                                            str(golden), f"to_dot({spec.name})"))
+        pytest.fail(f"DOT differs from {golden.name} (ROCKETC_UPDATE_GOLDEN=1 refreshes):\n"
+                    + diff)
+
+
+def test_every_golden_file_has_a_spec():
+    assert sorted(p.stem for p in GOLDEN.glob("*.dot")) == [p.stem for p in SPECS]
+
+
+def test_dot_is_deterministic():
+    spec = ROOT / "specs" / "ctr_movielens.yaml"
+    assert to_dot(compile_file(spec)) == to_dot(compile_file(spec))
+
+
+@pytest.mark.parametrize("mode, kd, expected", [
+    ("booster", 0.5, {("booster_logits", "loss.hint"), ("booster_logits", "loss.kd")}),
+    ("shared", 0.5, {("booster_logits", "loss.hint"), ("booster_logits", "loss.kd"),
+                     ("embed_act", "light_hidden")}),
+    ("none", 0.5, set()),
+    ("booster", 0.0, {("booster_logits", "loss.hint")}),
+])
+def test_stop_gradient_edges_exactly_where_the_pass_put_them(mode, kd, expected):
+    compiled = quickstart(mode, kd)
+    drawn = edges(to_dot(compiled), "stop-grad")
+    assert drawn == expected
+    from_pass = {(u, v.replace("loss:", "loss.")) for u, v in stop_gradient_edges(compiled.graph)}
+    assert drawn == from_pass
+
+
+def test_shared_mode_marks_every_shared_to_light_edge_of_ctr():
+    text = (ROOT / "specs" / "ctr_movielens.yaml").read_text(encoding="utf-8")
+    compiled = compile_text(text.replace("gradient_block: booster", "gradient_block: shared"))
+    assert ("features", "light_tower") in edges(to_dot(compiled), "stop-grad")
+    assert ("features", "booster_tower") not in edges(to_dot(compiled), "stop-grad")
+
+
+def test_tie_links_of_the_interval_spec():
+    dot_text = to_dot(compile_file(ROOT / "specs" / "wrn16_1_interval.yaml"))
+    assert edges(dot_text, "tied weights") == {
+        ("light_g1", "booster_g1"), ("light_g2", "booster_g2"), ("light_g3", "booster_g3")}
+    tie_line = next(line for line in dot_text.splitlines() if "tied weights" in line)
+    assert "dotted" in tie_line and "constraint=false" in tie_line
+    assert "9,216 tied" in dot_text  # the light node says how much of it is tied
+    assert edges(to_dot(compile_file(ROOT / "specs" / "wrn16_1_bottom.yaml")),
+                 "tied weights") == set()
+
+
+def test_nodes_show_op_shape_params_and_the_summary():
+    compiled = compile_file(ROOT / "specs" / "quickstart.yaml")
+    dot_text = to_dot(compiled)
+    counts = compiled.param_counts()
+    assert f"light net <b>{counts['light_net']:,}</b>" in dot_text
+    assert f"<b>{counts['booster_net']:,}</b>" in dot_text
+    ratio = counts["booster_net"] / counts["light_net"]
+    assert f"({ratio:.1f}× light)" in dot_text
+    assert "<b>booster_hidden</b><br/>mlp 512 → 256, dropout 0.1" in dot_text
+    assert "(B, 256)<br/>164,608 params" in dot_text
+    for term in ("light CE", "booster CE", "hint"):
+        assert f"<b>{term}</b> × 1" in dot_text
+    for role in ("shared", "light", "booster"):
+        assert f"subgraph cluster_{role} " in dot_text
+
+
+def test_renders_svg(tmp_path, monkeypatch):
+    if not HAVE_DOT:
+        pytest.skip("Graphviz's dot is not installed")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "wrn16_1_interval.yaml")])
+    assert result.exit_code == 0, result.output
+    svg = (tmp_path / "wrn16_1_interval.svg").read_text(encoding="utf-8")  # default name
+    assert "<svg" in svg and "booster_g3" in svg and "tied weights" in svg
+    assert "wrote wrn16_1_interval.svg" in result.stdout
+
+
+def test_dot_suffix_needs_no_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: None)
+    out = tmp_path / "sub" / "pair.dot"
+    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == to_dot(compile_file(ROOT / "specs/quickstart.yaml"))
+
+
+@pytest.mark.parametrize("how", ["which", "path"])
+def test_missing_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monkeypatch, how):
+    if how == "which":  # the up-front check
+        monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: None)
+    else:  # dot vanished between the check and the call: graphviz.ExecutableNotFound
+        monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: "/usr/bin/dot")
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "sharing.png"
+    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
+                                      "-o", str(out)])
+    assert result.exit_code == 1
+    assert not out.exists()
+    assert (tmp_path / "sharing.dot").read_text(encoding="utf-8").startswith("digraph")
+    assert "apt-get install graphviz" in result.stderr
+    assert "brew install graphviz" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_unknown_suffix_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
+                                      "-o", str(tmp_path / "x.jpeg")])
+    assert result.exit_code == 1
+    assert "use one of .svg, .png, .pdf, .dot" in result.stderr
+
+
+def test_building_the_diagram_does_not_import_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from rocketc.cli import app\n"
+        f"r = CliRunner().invoke(app, ['viz', {str(ROOT / 'specs' / 'ctr_movielens.yaml')!r},"
+        f" '-o', {str(tmp_path / 'ctr.dot')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'torch' not in sys.modules, 'rocketc viz imported torch'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ctr.dot").is_file()
