@@ -167,43 +167,50 @@ def hint_reaches_booster(gen: Generated) -> bool | None:
                for name, p in model.named_parameters() if roles[name] == "booster")
 
 
-def run_variant(compiled: Compiled, variant: Variant, data: Dataset, seed: int,
-                epochs: int | None) -> dict[str, Any]:
-    vc = variant_compiled(compiled, variant, epochs)
-    gen = load_generated(vc)
-    task = vc.spec.task
+def run_variant(gens: dict[str, Generated], variant: Variant, data: Dataset,
+                seed: int) -> dict[str, Any]:
+    """Train one variant from scratch with `seed`; `gens` holds the compiled code per variant."""
+    gen = gens[variant.name]
+    task = gen.compiled.spec.task
+    counts = gen.compiled.param_counts()
     torch.manual_seed(seed)
     model = gen.model.RocketNet()
-    out: dict[str, Any] = {"seed": seed}
+    out: dict[str, Any] = {"seed": seed, "hint_reaches_booster": None}
     if variant.trains == "light":
         out["seconds"] = _train(gen, _Pair(model.light_net(), None), data, seed)
-        out["trained_params"] = vc.param_counts()["light_net"]
+        out["trained_params"] = counts["light_net"]
     elif variant.trains == "booster":
         out["seconds"] = _train(gen, _Pair(None, model.booster_net()), data, seed)
-        out["trained_params"] = vc.param_counts()["booster_net"]
+        out["trained_params"] = counts["booster_net"]
     elif variant.trains == "kd":
         teacher = model.booster_net()
-        booster_only = variant_compiled(compiled, VARIANTS[1], epochs)
-        seconds = _train(load_generated(booster_only), _Pair(None, teacher), data, seed)
+        seconds = _train(gens["booster_alone"], _Pair(None, teacher), data, seed)
         for p in teacher.parameters():
             p.requires_grad_(False)
         student = gen.model.RocketNet().light_net()  # fresh: shares nothing with the teacher
         seconds += _train(gen, _Pair(student, teacher, frozen_teacher=True), data, seed)
         out["seconds"] = seconds
-        out["trained_params"] = vc.param_counts()["booster_net"] + vc.param_counts()["light_net"]
+        out["trained_params"] = counts["booster_net"] + counts["light_net"]
         out["light"] = _evaluate(task, gen, student, data)
         out["booster"] = _evaluate(task, gen, teacher, data)
-        out["hint_reaches_booster"] = None
         return out
     else:
         out["seconds"] = _train(gen, model, data, seed)
-        out["trained_params"] = vc.param_counts()["total"]
-    out["hint_reaches_booster"] = hint_reaches_booster(gen)
+        out["trained_params"] = counts["total"]
+        out["hint_reaches_booster"] = hint_reaches_booster(gen)
     if variant.trains in ("light", "both"):
         out["light"] = _evaluate(task, gen, model.light_net(), data)
     if variant.trains in ("booster", "both"):
         out["booster"] = _evaluate(task, gen, model.booster_net(), data)
     return out
+
+
+def _serving_cost(gen: Generated, data: Dataset) -> dict[str, int]:
+    """What the served light net costs: parameters and multiply-accumulates per example."""
+    from rocketc.report import macs
+
+    light = gen.model.RocketNet().light_net().eval()
+    return {"params": sum(p.numel() for p in light.parameters()), "macs": macs(light, data.val)}
 
 
 def ablate(compiled: Compiled, seeds: int, epochs: int | None, out_dir: Path,
@@ -214,15 +221,24 @@ def ablate(compiled: Compiled, seeds: int, epochs: int | None, out_dir: Path,
     console.print(f"[bold]ablation of {compiled.spec.name}[/]: {data.description}; "
                   f"{len(chosen)} variants x {seeds} seeds")
     base_seed = compiled.spec.train.seed
-    _warm_up(compiled, data)
+    # Each variant's code is compiled once and kept beside the results, for the record.
+    needed = {v.name for v in chosen} | ({"booster_alone"} if any(
+        v.trains == "kd" for v in chosen) else set())
+    gens = {v.name: load_generated(variant_compiled(compiled, v, epochs),
+                                   out_dir / "code" / v.name)
+            for v in VARIANTS if v.name in needed}
+    _warm_up(gens[chosen[0].name], data)
     rows = []
     for variant in chosen:
         runs = []
         for k in range(seeds):
-            run = run_variant(compiled, variant, data, base_seed + k, epochs)
+            run = run_variant(gens, variant, data, base_seed + k)
             runs.append(run)
             console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(compiled, run))
-        rows.append(_summarise(compiled, variant, runs))
+        row = _summarise(compiled, variant, runs)
+        if "light" in runs[0]:
+            row["serving"] = _serving_cost(gens[variant.name], data)
+        rows.append(row)
     result = {"spec": compiled.spec.name, "task": compiled.spec.task, "seeds": seeds,
               "epochs": epochs or compiled.spec.train.epochs,
               "metric": HEADLINE[compiled.spec.task][0], "variants": rows}
@@ -233,11 +249,10 @@ def ablate(compiled: Compiled, seeds: int, epochs: int | None, out_dir: Path,
     return result
 
 
-def _warm_up(compiled: Compiled, data: Dataset) -> None:
+def _warm_up(gen: Generated, data: Dataset) -> None:
     """One untimed step, so the first variant does not pay torch's one-off start-up costs."""
-    gen = load_generated(compiled)
     model = gen.model.RocketNet()
-    batch = next(iter(_loader(data.train, compiled.spec.train.batch_size)))
+    batch = next(iter(_loader(data.train, gen.compiled.spec.train.batch_size)))
     *inputs, target = batch
     gen.model.compute_loss(*model(*inputs), target)["total"].backward()
 
@@ -271,16 +286,26 @@ def _cell(stats: dict[str, float] | None) -> str:
     return f"{stats['median']:.4f}±{spread:.3f}"
 
 
+def _cells(row: dict[str, Any]) -> list[str]:
+    """light, booster, train s, trained params, served params, served MACs, hint→booster."""
+    reach = row["hint_reaches_booster"]
+    serving = row.get("serving")
+    return [
+        _cell(row.get("light")), _cell(row.get("booster")), f"{row['seconds']['median']:.1f}",
+        f"{row['trained_params']:,}", f"{serving['params']:,}" if serving else "-",
+        f"{serving['macs']:,}" if serving else "-",
+        "-" if reach is None else ("yes" if reach else "no"),
+    ]
+
+
 def render_table(result: dict[str, Any]) -> Table:
     table = Table(title=f"{result['spec']}: test {result['metric']}, median ± half-range over "
                         f"{result['seeds']} seed(s), {result['epochs']} epochs")
-    for col in ("variant", "light", "booster", "train s", "trained params", "hint→booster"):
+    for col in ("variant", "light", "booster", "train s", "trained params", "served params",
+                "served MACs", "hint→booster"):
         table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
     for row in result["variants"]:
-        reach = row["hint_reaches_booster"]
-        table.add_row(row["variant"], _cell(row.get("light")), _cell(row.get("booster")),
-                      f"{row['seconds']['median']:.1f}", f"{row['trained_params']:,}",
-                      "-" if reach is None else ("yes" if reach else "no"))
+        table.add_row(row["variant"], *_cells(row))
     return table
 
 
@@ -292,14 +317,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{result['epochs']} epochs each. The light net served is the same architecture in "
         "every row; `hint→booster` is measured with autograd on the compiled model.",
         "",
-        "| variant | what | light | booster | train s (median) | trained params | hint→booster |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| variant | what | light | booster | train s (median) | trained params "
+        "| served params | served MACs | hint→booster |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in result["variants"]:
-        reach = row["hint_reaches_booster"]
-        lines.append(
-            f"| {row['variant']} | {row['what']} | {_cell(row.get('light'))} | "
-            f"{_cell(row.get('booster'))} | {row['seconds']['median']:.1f} | "
-            f"{row['trained_params']:,} | {'-' if reach is None else ('yes' if reach else 'no')} |"
-        )
+        lines.append("| " + " | ".join([row["variant"], row["what"], *_cells(row)]) + " |")
     return "\n".join(lines) + "\n"

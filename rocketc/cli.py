@@ -176,7 +176,7 @@ def ablate(
         from rich.console import Console
 
         run_ablation(compiled, seeds, epochs, out_dir, variants=only,
-                     console=Console(stderr=True, width=max(120, Console().width)))
+                     console=Console(stderr=True, width=max(160, Console().width)))
     except RocketcError as exc:
         _fail(exc)
     typer.echo(f"wrote {out_dir / 'ablation.md'}")

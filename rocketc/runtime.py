@@ -26,10 +26,15 @@ class Generated:
     model: ModuleType
     train: ModuleType
     directory: Path
+    compiled: Compiled
 
 
 def load_generated(compiled: Compiled, directory: str | Path | None = None) -> Generated:
-    """Render `compiled` into `directory` (a fresh temp dir by default) and import it."""
+    """Render `compiled` into `directory` and import it.
+
+    Without a directory the code goes to a new temporary one that the caller owns (rocketc's
+    own commands always pass a directory: the run's `code/`, or one they clean up).
+    """
     global _counter
     directory = Path(directory or tempfile.mkdtemp(prefix=f"rocketc-{compiled.spec.name}-"))
     write(compiled, directory)
@@ -46,7 +51,7 @@ def load_generated(compiled: Compiled, directory: str | Path | None = None) -> G
             sys.modules.pop("model", None)
         else:
             sys.modules["model"] = saved
-    return Generated(model, train, directory)
+    return Generated(model, train, directory, compiled)
 
 
 def _import(name: str, path: Path) -> ModuleType:
