@@ -7,6 +7,7 @@ templates plain view objects to print. Output is byte-for-byte deterministic for
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
@@ -157,8 +158,8 @@ def _model_view(c: Compiled) -> dict[str, Any]:
     return {
         "spec": spec,
         "title": f"{spec.name}: RocketNet (light + booster) and LightNet (served).",
-        "description": textwrap.wrap(spec.description, 96),
-        "spec_file": Path(c.file).name,
+        "description": [_docstring_text(line) for line in textwrap.wrap(spec.description, 96)],
+        "spec_file": _docstring_text(Path(c.file).name),
         "helpers": [str(getattr(helpers, h)()) for h in helper_names],
         "shared": branches["shared"],
         "light": branches["light"],
@@ -239,6 +240,11 @@ def _kd(temperature: float, multiclass: bool) -> str:
             f"torch.sigmoid(teacher / {t})) * {t}**2")
 
 
+def _docstring_text(text: str) -> str:
+    """User text made safe in a triple-quoted docstring: backslashes doubled, no run of quotes."""
+    return re.sub(r'"(?=")', r'\\"', text.replace("\\", "\\\\"))
+
+
 def _num(x: float) -> str:
     return repr(float(x))
 
@@ -251,6 +257,7 @@ def _train_view(c: Compiled) -> dict[str, Any]:
     settings = [
         ("epochs", repr(t.epochs), "passes over the training split"),
         ("batch_size", repr(t.batch_size), "examples per optimizer step"),
+        ("eval_batch_size", repr(t.eval_batch_size), "examples per forward when evaluating"),
         ("optimizer", json.dumps(o.name), "sgd | adam | adamw"),
         ("lr", repr(o.lr), "peak learning rate"),
         ("momentum", repr(o.momentum), "SGD only"),
@@ -267,13 +274,13 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         ("device", json.dumps(t.device), "cpu | cuda | auto"),
         ("precision", json.dumps(t.precision), "fp32 | bf16 (autocast on CUDA)"),
     ]
-    types = {"epochs": "int", "batch_size": "int", "optimizer": "str", "lr": "float",
+    types = {"epochs": "int", "batch_size": "int", "eval_batch_size": "int", "optimizer": "str", "lr": "float",
              "momentum": "float", "nesterov": "bool", "weight_decay": "float",
              "betas": "tuple[float, float]", "schedule": "str", "milestones": "tuple[int, ...]",
              "gamma": "float", "min_lr": "float", "clip_grad_norm": "float | None",
              "seed": "int", "device": "str", "precision": "str"}
     return {
         "spec": c.spec,
-        "spec_file": Path(c.file).name,
+        "spec_file": _docstring_text(Path(c.file).name),
         "settings": [(k, types[k], v, why) for k, v, why in settings],
     }

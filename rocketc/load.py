@@ -59,7 +59,9 @@ def load_text(text: str, file: str = "<spec>") -> Source:
         raise LoadError([Diagnostic(f"invalid YAML: {problem}", file, pos)]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad tags)
         raise LoadError([Diagnostic(f"invalid YAML: {exc}", file, None)]) from None
-    source_map = SourceMap(file, {(): Position(1, 1)})
+    # The document starts at its first key or item, past any header comment.
+    start = Position(raw.lc.line + 1, raw.lc.col + 1) if _is_container(raw) else Position(1, 1)
+    source_map = SourceMap(file, {(): start})
     data = _plain(raw, (), source_map)
     return Source(data, source_map)
 
@@ -80,22 +82,39 @@ def _plain(node: Any, path: PathKey, source_map: SourceMap) -> Any:
     if isinstance(node, CommentedMap):
         out = {}
         for key in node:
-            line, col = node.lc.value(key) if _is_scalar(node[key]) else node.lc.key(key)
-            source_map.positions[path + (key,)] = Position(line + 1, col + 1)
+            # Scalars point at their value, containers at their key.
+            pos = _mark(node, key, value=_is_scalar(node[key]))
+            if pos is not None:
+                source_map.positions[path + (key,)] = pos
             out[_scalar(key)] = _plain(node[key], path + (key,), source_map)
         return out
     if isinstance(node, CommentedSeq):
         out = []
         for i, item in enumerate(node):
-            line, col = node.lc.item(i)
-            source_map.positions[path + (i,)] = Position(line + 1, col + 1)
+            pos = _mark(node, i, value=False)
+            if pos is not None:
+                source_map.positions[path + (i,)] = pos
             out.append(_plain(item, path + (i,), source_map))
         return out
     return _scalar(node)
 
 
+def _mark(node: CommentedMap | CommentedSeq, key: Any, value: bool) -> Position | None:
+    """Where `node[key]` sits, or None: keys merged in by `<<: *anchor` and `!!omap` entries
+    carry no mark of their own, so their position falls back to the enclosing node's."""
+    data = node.lc.data or {}
+    if key not in data:
+        return None
+    line, col = data[key][2:4] if value else data[key][0:2]
+    return Position(line + 1, col + 1)
+
+
 def _is_scalar(node: Any) -> bool:
     return not isinstance(node, (CommentedMap, CommentedSeq))
+
+
+def _is_container(node: Any) -> bool:
+    return isinstance(node, (CommentedMap, CommentedSeq)) and node.lc.line is not None
 
 
 def _scalar(value: Any) -> Any:

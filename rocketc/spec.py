@@ -10,6 +10,7 @@ import keyword
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from rocketc.errors import Diagnostic, SpecError
 from rocketc.load import Source
@@ -18,7 +19,8 @@ from rocketc.ops.base import IDENT, RESERVED
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf/nan: every number is printed into generated Python, where `inf` is a NameError.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -88,6 +90,15 @@ class Loss(_Model):
         "shared: also the light branch reads the shared output detached (EasyRec style), "
         "so only the booster trains the shared layers. none: no stop-gradient (ablation).",
     )
+
+    @model_validator(mode="after")
+    def _light_learns(self) -> Loss:
+        # Without one of these the served net never trains (and with all weights 0 the
+        # generated compute_loss would have nothing to sum).
+        if not (self.light or self.hint.weight or self.kd.weight):
+            raise ValueError("the light net would learn nothing: give light, hint.weight or "
+                             "kd.weight a weight above 0")
+        return self
 
 
 # --- training ------------------------------------------------------------------------------
@@ -219,10 +230,14 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _classes_fit_task(self) -> Spec:
+        # `at` names the field the diagnostic points at (a model-level error has no location).
         if self.task == "multiclass" and self.num_classes is None:
-            raise ValueError("task 'multiclass' needs num_classes")
+            raise PydanticCustomError("task_classes", "'multiclass' needs num_classes",
+                                      {"at": "task"})
         if self.task == "binary" and self.num_classes not in (None, 2):
-            raise ValueError("task 'binary' has one logit; leave num_classes out")
+            raise PydanticCustomError("task_classes",
+                                      "task 'binary' has one logit; leave num_classes out",
+                                      {"at": "num_classes"})
         return self
 
     @property
@@ -243,7 +258,13 @@ def parse_spec(source: Source) -> Spec:
 
 
 def _diagnostic(err: Any, source: Source) -> Diagnostic:
-    path = _data_path(err["loc"], source.data)
+    ctx = err.get("ctx") or {}
+    loc = tuple(err["loc"])
+    if "at" in ctx:
+        loc += (ctx["at"],)
+    elif err["type"] == "union_tag_invalid":
+        loc += (str(ctx.get("discriminator", "")).strip("'"),)  # point at the bad `op:` value
+    path = _data_path(loc, source.data)
     where = _dotted(path)
     message = _message(err)
     text = f"{where}: {message}" if where else message
@@ -251,22 +272,35 @@ def _diagnostic(err: Any, source: Source) -> Diagnostic:
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:
-    """Drop the union tags pydantic puts in error locations ('linear', 'dense', ...)."""
+    """Drop the union tags pydantic puts in error locations ('linear', 'dense', ...).
+
+    A tag comes right after the path of the union member and equals its discriminator value;
+    anything else is a real key, even one spelled like some value (`{id: units, op: mlp}`).
+    """
     path: list = []
     node = data
+    entered = True  # `node` was just reached, so a union tag may come next
     for part in loc:
+        if entered and isinstance(node, dict) and part not in node and any(
+            node.get(key) == part for key in _TAG_FIELDS
+        ):
+            entered = False
+            continue  # a discriminator tag such as 'linear'
+        entered = True
         if isinstance(node, dict) and part in node:
             node = node[part]
             path.append(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict) and isinstance(part, str) and part in node.values():
-            continue  # a discriminator tag such as 'linear'
         else:
             path.append(part)  # a missing field: still worth naming
             node = None
     return tuple(path)
+
+
+# The discriminator fields of the spec's unions (layers, inputs, data, schedule).
+_TAG_FIELDS = ("op", "kind", "source", "name")
 
 
 def _dotted(path: tuple) -> str:
@@ -288,7 +322,7 @@ def _message(err: Any) -> str:
                 f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
     if kind == "union_tag_not_found":
         ctx = err.get("ctx", {})
-        return f"needs a {ctx.get('discriminator', 'tag').strip(chr(39))!r} field"
+        return f"has no {ctx.get('discriminator', 'tag').strip(chr(39))!r} field"
     if kind == "string_pattern_mismatch":
         return f"{err['input']!r} is not a Python identifier"
     msg = err["msg"]

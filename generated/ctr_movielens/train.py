@@ -16,6 +16,7 @@ class Settings:
 
     epochs: int = 5  # passes over the training split
     batch_size: int = 512  # examples per optimizer step
+    eval_batch_size: int = 4096  # examples per forward when evaluating
     optimizer: str = "adam"  # sgd | adam | adamw
     lr: float = 0.001  # peak learning rate
     momentum: float = 0.9  # SGD only

@@ -97,9 +97,7 @@ class RocketNet(nn.Module):
 
     def forward(self, image):
         stem_pool = self.shared(image)  # computed once for both nets
-        light_logits = self.light(stem_pool)
-        booster_logits = self.booster(stem_pool)
-        return light_logits, booster_logits
+        return self.light(stem_pool), self.booster(stem_pool)
 
     def light_net(self) -> "LightNet":
         """The served net, built from this model's own modules (no weights are copied)."""

@@ -84,9 +84,7 @@ class RocketNet(nn.Module):
 
     def forward(self, image):
         embed_act = self.shared(image)  # computed once for both nets
-        light_logits = self.light(embed_act)
-        booster_logits = self.booster(embed_act)
-        return light_logits, booster_logits
+        return self.light(embed_act), self.booster(embed_act)
 
     def light_net(self) -> "LightNet":
         """The served net, built from this model's own modules (no weights are copied)."""
@@ -143,7 +141,7 @@ def compute_loss(light_logits, booster_logits, target):
     losses = {
         "light": F.cross_entropy(light_logits, target),
         "booster": F.cross_entropy(booster_logits, target),
-        "hint": F.mse_loss(light_logits, teacher),
+        "hint": F.mse_loss(F.softmax(light_logits, dim=1), F.softmax(teacher, dim=1)),
     }
     losses["total"] = sum(LOSS_WEIGHTS[k] * losses[k] for k in LOSS_WEIGHTS)
     return losses

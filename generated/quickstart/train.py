@@ -16,6 +16,7 @@ class Settings:
 
     epochs: int = 30  # passes over the training split
     batch_size: int = 64  # examples per optimizer step
+    eval_batch_size: int = 1024  # examples per forward when evaluating
     optimizer: str = "adam"  # sgd | adam | adamw
     lr: float = 0.003  # peak learning rate
     momentum: float = 0.9  # SGD only

@@ -139,9 +139,7 @@ class RocketNet(nn.Module):
 
     def forward(self, image):
         shared_g1 = self.shared(image)  # computed once for both nets
-        light_logits = self.light(shared_g1)
-        booster_logits = self.booster(shared_g1)
-        return light_logits, booster_logits
+        return self.light(shared_g1), self.booster(shared_g1)
 
     def light_net(self) -> "LightNet":
         """The served net, built from this model's own modules (no weights are copied)."""

@@ -16,6 +16,7 @@ class Settings:
 
     epochs: int = 200  # passes over the training split
     batch_size: int = 128  # examples per optimizer step
+    eval_batch_size: int = 1024  # examples per forward when evaluating
     optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9  # SGD only

@@ -157,9 +157,7 @@ class RocketNet(nn.Module):
 
     def forward(self, image):
         stem = self.shared(image)  # computed once for both nets
-        light_logits = self.light(stem)
-        booster_logits = self.booster(stem)
-        return light_logits, booster_logits
+        return self.light(stem), self.booster(stem)
 
     def light_net(self) -> "LightNet":
         """The served net, built from this model's own modules (no weights are copied)."""

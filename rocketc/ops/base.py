@@ -19,6 +19,24 @@ IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Names the generated code uses itself; a layer or input with one of these would shadow it.
 RESERVED = frozenset({"self", "torch", "nn", "F", "math", "x", "target", "inputs", "batch_size"})
 
+# A layer becomes `self.<id>` of an nn.Module: an id naming one of nn.Module's own attributes
+# (`train`, `to`, `training`, ...) would break the model. tests/test_codegen.py keeps this list
+# in step with the installed torch. Ids starting with `_` are refused as a whole: private
+# attributes, and `__name` would be mangled per class.
+MODULE_ATTRS = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu",
+    "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad",
+})
+
 
 class TensorType(NamedTuple):
     """A tensor's per-example shape (batch dimension left out) and element kind."""
@@ -44,6 +62,12 @@ class OpError(Exception):
     """A shape or tie rule was broken; the pass adds the layer's YAML position."""
 
 
+def _name_or_names(schema: dict[str, Any]) -> None:
+    """`in:` takes one name or a list (see `LayerBase._one_or_many`): the JSON Schema says so."""
+    array = {key: schema.pop(key) for key in ("type", "items", "minItems") if key in schema}
+    schema["anyOf"] = [{"type": "string"}, array]
+
+
 class LayerBase(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -52,6 +76,7 @@ class LayerBase(BaseModel):
         alias="in",
         min_length=1,
         description="Input(s): names of spec inputs or earlier layers.",
+        json_schema_extra=_name_or_names,
     )
     role: Role = Field(description="shared: both nets; light: served net only; booster: teacher.")
     tie: str | None = Field(
@@ -76,6 +101,9 @@ class LayerBase(BaseModel):
     def _not_reserved(cls, value: str) -> str:
         if keyword.iskeyword(value) or value in RESERVED:
             raise ValueError(f"'{value}' is reserved in generated Python; pick another id")
+        if value in MODULE_ATTRS or value.startswith("_"):
+            raise ValueError(f"'{value}' would clash with torch.nn.Module's own attributes in "
+                             "generated Python; pick another id")
         return value
 
     # --- what each op fills in -------------------------------------------------------------

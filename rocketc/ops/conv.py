@@ -95,6 +95,9 @@ class Pool(LayerBase):
             return TensorType((c,))
         if self.kernel is None:
             raise OpError(f"layer '{self.id}' (pool {self.kind}) needs a kernel")
+        if self.padding > self.kernel // 2:  # torch refuses it at the first forward
+            raise OpError(f"layer '{self.id}' (pool) padding {self.padding} is more than half "
+                          f"its kernel {self.kernel}")
         stride = self.stride or self.kernel
         oh, ow = (conv_out(s, self.kernel, stride, self.padding) for s in (h, w))
         if oh < 1 or ow < 1:

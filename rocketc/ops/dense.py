@@ -20,6 +20,10 @@ class Linear(LayerBase):
 
     def infer(self, ins: list[Port]) -> TensorType:
         t = one_float(self, ins)
+        if len(t.shape) > 2:
+            # Legal in torch (it maps the last dim), but on a (C, H, W) map it is a missed flatten.
+            raise OpError(f"layer '{self.id}' (linear) expects (B, features) or (B, L, features) "
+                          f"but '{ins[0].name}' gives {t}; flatten it first")
         return TensorType(t.shape[:-1] + (self.out_features,))
 
     def num_params(self, ins: list[Port]) -> int:

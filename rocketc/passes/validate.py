@@ -41,6 +41,9 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}..{hi}"
             errors.add(f"layer '{n}' ({layer.op}) takes {want} input(s), got {count}",
                        nodes[n]["pos"])
+        # The graph has one edge per (reader, read) pair, so `in: [a, a]` would lose an input.
+        for name in sorted({x for x in layer.in_ if layer.in_.count(x) > 1}):
+            errors.add(f"layer '{n}' reads '{name}' more than once", nodes[n]["pos"])
 
     for cycle in _cycles(graph):
         errors.add("layers form a cycle: " + " -> ".join([*cycle, cycle[0]]),
@@ -58,17 +61,19 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
     heads_ok = True
     for which, head in zip(("light", "booster"), head_ids(graph)):
         pos = graph.graph["head_pos"][which]
-        if head not in graph or nodes[head]["kind"] != "layer":
+        if which == "booster" and head == spec.heads.light:
+            # One layer cannot be both heads; say so rather than that its role is wrong.
+            errors.add("the light and booster heads must differ", pos)
+            heads_ok = False
+        elif head not in graph or nodes[head]["kind"] != "layer":
             errors.add(f"{which} head '{head}' is not a layer", pos)
             heads_ok = False
         elif nodes[head]["role"] != which:
             errors.add(f"{which} head '{head}' must be a {which} layer, not "
                        f"{nodes[head]['role']}", pos)
             heads_ok = False
-    if heads_ok and spec.heads.light == spec.heads.booster:
-        errors.add("the light and booster heads must differ", graph.graph["head_pos"]["light"])
-
-    if heads_ok:
+    # With a dangling or duplicate name the wiring is unknown: "feeds no head" would be noise.
+    if heads_ok and not problems.duplicates and not problems.unknown_refs:
         light_head, booster_head = head_ids(graph)
         feeds_light = nx.ancestors(graph, light_head) | {light_head}
         feeds_booster = nx.ancestors(graph, booster_head) | {booster_head}
@@ -100,7 +105,7 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
                        f"({nodes[target]['layer'].op}): ops differ", pos)
     tied_to: dict[str, str] = {}
     for n in layers:
-        target = nodes[n]["layer"].tie
+        target = nodes[n]["layer"].tie if nodes[n]["role"] == "light" else None  # else reported
         if target is not None and target in tied_to:
             errors.add(f"layers '{tied_to[target]}' and '{n}' both tie '{target}'",
                        nodes[n]["pos"])
@@ -112,7 +117,7 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
 
 
 def _cycles(graph: nx.DiGraph) -> list[list[str]]:
-    cycles = []
+    cycles = [[u] for u, _ in nx.selfloop_edges(graph)]  # a layer reading itself
     for component in nx.strongly_connected_components(graph):
         if len(component) > 1:
             sub = graph.subgraph(component)
