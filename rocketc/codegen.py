@@ -131,7 +131,6 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         branches[role] = BranchView(role.capitalize(), BRANCH_DOCS[role], reads, views, outs,
                                     [v for v in views if v.init is not None])
 
-    shared_outs = branches["shared"].returns if branches["shared"] else []
     detached = {u for u, v, stop in g.edges(data="stop_gradient")
                 if stop and g.nodes[v]["kind"] == "layer"}
     light_args = [f"{a}.detach()" if a in detached else a for a in branches["light"].args]
@@ -193,7 +192,8 @@ def _loss_view(c: Compiled) -> dict[str, Any]:
     _, booster_head = spec.heads.light, spec.heads.booster
     teacher_needed = bool(loss.hint.weight or loss.kd.weight)
     detach = any(
-        g.has_edge(booster_head, loss_node(t)) and g.edges[booster_head, loss_node(t)]["stop_gradient"]
+        g.has_edge(booster_head, loss_node(t))
+        and g.edges[booster_head, loss_node(t)]["stop_gradient"]
         for t in ("hint", "kd")
     )
     if loss.hint.weight:
@@ -274,8 +274,8 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         ("device", json.dumps(t.device), "cpu | cuda | auto"),
         ("precision", json.dumps(t.precision), "fp32 | bf16 (autocast on CUDA)"),
     ]
-    types = {"epochs": "int", "batch_size": "int", "eval_batch_size": "int", "optimizer": "str", "lr": "float",
-             "momentum": "float", "nesterov": "bool", "weight_decay": "float",
+    types = {"epochs": "int", "batch_size": "int", "eval_batch_size": "int", "optimizer": "str",
+             "lr": "float", "momentum": "float", "nesterov": "bool", "weight_decay": "float",
              "betas": "tuple[float, float]", "schedule": "str", "milestones": "tuple[int, ...]",
              "gamma": "float", "min_lr": "float", "clip_grad_norm": "float | None",
              "seed": "int", "device": "str", "precision": "str"}

@@ -42,7 +42,7 @@ class Compiled:
         return {
             **by_role,
             "light_net": by_role["shared"] + by_role["light"],
-            "booster_net": by_role["shared"] + by_role["booster"] + 0,
+            "booster_net": by_role["shared"] + by_role["booster"],
             "total": sum(by_role.values()),
         }
 

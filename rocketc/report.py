@@ -1,8 +1,9 @@
 """Launch the light net: export it without the booster, verify the export, measure its cost.
 
-Writes `light.pt2` (a torch.export program; torch names these .pt2), `light.onnx` (checked against PyTorch on real
-validation rows with onnxruntime), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
-report.json / report.md with parameter counts, multiply-accumulates per example and latencies.
+Writes `light.pt2` (a torch.export program; torch names these .pt2), `light.onnx` (checked
+against PyTorch on real validation rows with onnxruntime), `light_state_dict.pt` (for
+`LightNet().load_state_dict`), and report.json / report.md with parameter counts,
+multiply-accumulates per example and latencies.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ its YAML position. Graph-level rules (references, roles, shapes) are checked lat
 from __future__ import annotations
 
 import keyword
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -49,7 +49,7 @@ class CategoricalInput(_InputBase):
     vocab: int = Field(ge=1, description="Number of distinct ids, including the unseen-value id.")
 
 
-Input = Annotated[Union[DenseInput, CategoricalInput], Field(discriminator="kind")]
+Input = Annotated[DenseInput | CategoricalInput, Field(discriminator="kind")]
 
 
 # --- heads and losses ----------------------------------------------------------------------
@@ -127,7 +127,7 @@ class ConstantSchedule(_Model):
 
 
 Schedule = Annotated[
-    Union[StepSchedule, CosineSchedule, ConstantSchedule], Field(discriminator="name")
+    StepSchedule | CosineSchedule | ConstantSchedule, Field(discriminator="name")
 ]
 
 
@@ -207,7 +207,7 @@ class NpzData(_Split):
 
 
 Data = Annotated[
-    Union[DigitsData, IdxData, MovielensData, TabularData, NpzData],
+    DigitsData | IdxData | MovielensData | TabularData | NpzData,
     Field(discriminator="source"),
 ]
 

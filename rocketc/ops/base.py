@@ -121,7 +121,9 @@ class LayerBase(BaseModel):
         """Arguments of the op's `call_<op>` macro besides the input names (stateless ops)."""
         return {}
 
-    def tie_paths(self, ins: list[Port], other: LayerBase, other_ins: list[Port]) -> list[tuple[str, int]]:
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
         """(attribute path relative to the layer module, element count) of each tied weight."""
         raise OpError(f"op '{self.op}' cannot tie weights")  # type: ignore[attr-defined]
 

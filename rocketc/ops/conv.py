@@ -45,7 +45,9 @@ class Conv2d(LayerBase):
                 "kernel": self.kernel, "stride": self.stride, "padding": self.padding,
                 "bias": self.bias}
 
-    def tie_paths(self, ins: list[Port], other: LayerBase, other_ins: list[Port]) -> list[tuple[str, int]]:
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
         assert isinstance(other, Conv2d)
         same_layout(self, other,
                     in_channels=(ins[0].type.shape[0], other_ins[0].type.shape[0]),
@@ -57,7 +59,10 @@ class Conv2d(LayerBase):
 
 
 class Batchnorm(LayerBase):
-    """Batch normalisation over the channel (first feature) dim: 1-D for (B, C[, L]), 2-D for maps."""
+    """Batch normalisation over the channel (first feature) dim.
+
+    BatchNorm1d for (B, C) or (B, C, L), BatchNorm2d for (B, C, H, W) maps.
+    """
 
     op: Literal["batchnorm"]
 
@@ -151,7 +156,9 @@ class WrnGroup(LayerBase):
         blocks += [(self.width, self.width, 1)] * (self.blocks - 1)
         return {"blocks": blocks, "dropout": self.dropout}
 
-    def tie_paths(self, ins: list[Port], other: LayerBase, other_ins: list[Port]) -> list[tuple[str, int]]:
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
         """Interval sharing (paper Fig. 3b): block i reuses the booster's block i convs."""
         assert isinstance(other, WrnGroup)
         same_layout(self, other,

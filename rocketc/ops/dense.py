@@ -34,7 +34,9 @@ class Linear(LayerBase):
         return {"in_features": ins[0].type.shape[-1], "out_features": self.out_features,
                 "bias": self.bias}
 
-    def tie_paths(self, ins: list[Port], other: LayerBase, other_ins: list[Port]) -> list[tuple[str, int]]:
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
         assert isinstance(other, Linear)
         same_layout(self, other, in_features=(ins[0].type.shape[-1], other_ins[0].type.shape[-1]),
                     out_features=(self.out_features, other.out_features),
@@ -71,8 +73,9 @@ class Mlp(LayerBase):
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         widths = [ins[0].type.shape[-1], *self.units]
-        return {"pairs": list(zip(widths[:-1], widths[1:])), "activation": self.activation,
-                "norm": self.norm, "dropout": self.dropout}
+        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        return {"pairs": pairs, "activation": self.activation, "norm": self.norm,
+                "dropout": self.dropout}
 
 
 class Embedding(LayerBase):
@@ -94,7 +97,9 @@ class Embedding(LayerBase):
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"vocab": ins[0].type.vocab, "dim": self.dim}
 
-    def tie_paths(self, ins: list[Port], other: LayerBase, other_ins: list[Port]) -> list[tuple[str, int]]:
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
         assert isinstance(other, Embedding)
         same_layout(self, other, vocab=(ins[0].type.vocab, other_ins[0].type.vocab),
                     dim=(self.dim, other.dim))

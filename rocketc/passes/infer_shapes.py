@@ -41,7 +41,7 @@ def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
 
     spec = graph.graph["spec"]
     want = TensorType((spec.out_features,))
-    for which, head in zip(("light", "booster"), head_ids(graph)):
+    for which, head in zip(("light", "booster"), head_ids(graph), strict=True):
         got = nodes[head].get("type")
         if got is not None and got != want:
             what = (f"{spec.num_classes} classes" if spec.task == "multiclass"

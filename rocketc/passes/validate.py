@@ -59,7 +59,7 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
 
     spec = graph.graph["spec"]
     heads_ok = True
-    for which, head in zip(("light", "booster"), head_ids(graph)):
+    for which, head in zip(("light", "booster"), head_ids(graph), strict=True):
         pos = graph.graph["head_pos"][which]
         if which == "booster" and head == spec.heads.light:
             # One layer cannot be both heads; say so rather than that its role is wrong.
