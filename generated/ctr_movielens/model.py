@@ -115,9 +115,8 @@ class RocketNet(nn.Module):
         self.booster = Booster()
 
     def forward(self, user, item, age, gender, occupation, zipcode, decade, genre):
-        features = self.shared(
-            user, item, age, gender, occupation, zipcode, decade, genre
-        )  # computed once for both nets
+        # The shared layers run once per step; both nets read their output.
+        features = self.shared(user, item, age, gender, occupation, zipcode, decade, genre)
         return self.light(features), self.booster(features)
 
     def light_net(self) -> "LightNet":

@@ -96,7 +96,8 @@ class RocketNet(nn.Module):
         self.booster = Booster()
 
     def forward(self, image):
-        stem_pool = self.shared(image)  # computed once for both nets
+        # The shared layers run once per step; both nets read their output.
+        stem_pool = self.shared(image)
         return self.light(stem_pool), self.booster(stem_pool)
 
     def light_net(self) -> "LightNet":

@@ -83,7 +83,8 @@ class RocketNet(nn.Module):
         self.booster = Booster()
 
     def forward(self, image):
-        embed_act = self.shared(image)  # computed once for both nets
+        # The shared layers run once per step; both nets read their output.
+        embed_act = self.shared(image)
         return self.light(embed_act), self.booster(embed_act)
 
     def light_net(self) -> "LightNet":

@@ -138,7 +138,8 @@ class RocketNet(nn.Module):
         self.booster = Booster()
 
     def forward(self, image):
-        shared_g1 = self.shared(image)  # computed once for both nets
+        # The shared layers run once per step; both nets read their output.
+        shared_g1 = self.shared(image)
         return self.light(shared_g1), self.booster(shared_g1)
 
     def light_net(self) -> "LightNet":

@@ -156,7 +156,8 @@ class RocketNet(nn.Module):
         self.light.light_g3[1].conv2.weight = self.booster.booster_g3[1].conv2.weight
 
     def forward(self, image):
-        stem = self.shared(image)  # computed once for both nets
+        # The shared layers run once per step; both nets read their output.
+        stem = self.shared(image)
         return self.light(stem), self.booster(stem)
 
     def light_net(self) -> "LightNet":
