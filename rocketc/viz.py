@@ -7,6 +7,9 @@ head, and where the gradient stops. Stop-gradient edges come from the graph's `s
 attribute, the one code generation turns into `.detach()`, so the diagram cannot disagree with
 the generated model.
 
+A wide fan of look-alike layers (a CTR spec's per-field embeddings) is folded into one table
+node so that tens of fields stay legible; `rocketc.viz_fold` says what folds and when.
+
 The DOT text is deterministic (graph order, no timestamps) so it can be golden-tested, and this
 module never imports torch: `rocketc viz` answers as fast as `rocketc check`.
 """
@@ -24,6 +27,7 @@ import networkx as nx
 from rocketc.compiler import Compiled
 from rocketc.errors import Diagnostic, VizError
 from rocketc.graph import head_ids
+from rocketc.viz_fold import Fold, find_folds, fold_label
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: `apt-get install graphviz`, "
@@ -61,9 +65,12 @@ def to_dot(compiled: Compiled) -> str:
              margin="0.12,0.05", penwidth="1.2")
     dot.attr("edge", color=EDGE_COLOR, arrowsize="0.7", fontname=FONT, fontsize="9")
 
-    _inputs(dot, g)
+    folds = find_folds(compiled)
+    folded = {n: fold for fold in folds for n in fold.layers}
+    hidden = {n for fold in folds for n in fold.inputs}  # named in their fold's rows
+    _inputs(dot, g, hidden)
     for role in ("shared", "light", "booster"):
-        _cluster(dot, compiled, role)
+        _cluster(dot, compiled, role, folded)
     losses = _losses(dot, compiled)
     with dot.subgraph(name="heads") as sub:
         sub.attr(rank="same")  # both heads level, the light net on the left
@@ -71,6 +78,8 @@ def to_dot(compiled: Compiled) -> str:
         sub.edge(light_head, booster_head, style="invis")
 
     for u, v, data in sorted(g.edges(data=True), key=lambda e: _edge_key(g, e)):
+        if u in hidden or (u in folded and u != folded[u].layers[0]):
+            continue  # a fold draws one edge, its first layer's, to their one consumer
         attrs = {}
         if data.get("stop_gradient"):
             # xlabel, not label: dot gives labelled edges double rank spacing, which opens gaps
@@ -79,7 +88,7 @@ def to_dot(compiled: Compiled) -> str:
                      "penwidth": "2", "xlabel": "stop-grad"}
         elif g.nodes[v]["kind"] == "loss":
             attrs = {"color": COLORS[g.nodes[u]["role"]][1]}
-        dot.edge(_dot_id(g, u), _dot_id(g, v), **attrs)
+        dot.edge(folded[u].id if u in folded else _dot_id(g, u), _dot_id(g, v), **attrs)
 
     for light, booster in ties:
         # constraint=false: the link must not pull the booster column up or down.
@@ -130,8 +139,8 @@ def _missing_dot(text: str, out: Path, fmt: str) -> None:
 
 
 # --- parts of the picture ------------------------------------------------------------------
-def _inputs(dot: graphviz.Digraph, g: nx.DiGraph) -> None:
-    inputs = sorted((n for n in g if g.nodes[n]["kind"] == "input"),
+def _inputs(dot: graphviz.Digraph, g: nx.DiGraph, hidden: set[str]) -> None:
+    inputs = sorted((n for n in g if g.nodes[n]["kind"] == "input" and n not in hidden),
                     key=lambda n: g.nodes[n]["index"])
     with dot.subgraph(name="inputs") as sub:
         sub.attr(rank="source")  # inputs on top, whatever reads them
@@ -139,7 +148,7 @@ def _inputs(dot: graphviz.Digraph, g: nx.DiGraph) -> None:
             sub.node(n, _input_label(g, n), style="rounded", color=COLORS["input"][1])
 
 
-def _cluster(dot: graphviz.Digraph, c: Compiled, role: str) -> None:
+def _cluster(dot: graphviz.Digraph, c: Compiled, role: str, folded: dict[str, Fold]) -> None:
     ids = c.layers(role)
     if not ids:
         return
@@ -148,7 +157,11 @@ def _cluster(dot: graphviz.Digraph, c: Compiled, role: str) -> None:
         sub.attr(label=f"<<b>{CLUSTERS[role]}</b>>", color=border, fontcolor=border,
                  style="rounded,dashed", penwidth="1.2", labeljust="l", labelloc="t")
         for n in ids:
-            sub.node(n, _layer_label(c.graph, n), fillcolor=fill, color=border)
+            if n not in folded:
+                sub.node(n, _layer_label(c.graph, n), fillcolor=fill, color=border)
+            elif n == min(folded[n].layers, key=ids.index):  # the fold stands where it starts
+                sub.node(folded[n].id, fold_label(c.graph, folded[n], _op_text),
+                         fillcolor=fill, color=border)
 
 
 def _losses(dot: graphviz.Digraph, c: Compiled) -> list[str]:
@@ -210,6 +223,8 @@ def _title(c: Compiled) -> str:
             f"light net <b>{counts['light_net']:,}</b> params (served)  ·  booster "
             f"<b>{counts['booster_net']:,}</b> ({ratio:.1f}× light)  ·  of which shared "
             f"{counts['shared']:,}  ·  gradient_block: <b>{c.spec.loss.gradient_block}</b>"]
+    if not c.spec.description:
+        del rows[1]  # `description` is optional, and an empty <font></font> stops Graphviz
     # A table, not <br/>: the underscores of a big bold name would touch the line below.
     cells = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     return f"<<table border='0' cellspacing='0' cellpadding='2'>{cells}</table>>"

@@ -25,6 +25,7 @@ from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
 from rocketc.passes.insert_stop_gradients import stop_gradient_edges
 from rocketc.viz import to_dot
+from rocketc.viz_fold import FOLD_MIN, find_folds
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -185,3 +186,133 @@ def test_building_the_diagram_does_not_import_torch(tmp_path):
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "ctr.dot").is_file()
+
+
+# --- folding wide fans (rocketc.viz_fold) --------------------------------------------------
+WIDE = ROOT / "tests" / "fixtures" / "viz" / "ctr_wide.yaml"
+HEADS = """
+  - {id: light_logit, op: linear, in: features, out_features: 1, role: light}
+  - {id: booster_hidden, op: mlp, in: features, units: [32], role: booster}
+  - {id: booster_logit, op: linear, in: booster_hidden, out_features: 1, role: booster}
+heads: {light: light_logit, booster: booster_logit}
+"""
+
+
+def fan_spec(fields: int, dims: list[int] | None = None) -> str:
+    """`fields` categorical inputs, each embedded (shared) and concatenated under two heads."""
+    dims = dims or [8] * fields
+    inputs = "".join(f"  - {{name: f{i}, kind: categorical, vocab: {10 + i}}}\n"
+                     for i in range(fields))
+    layers = "".join(f"  - {{id: f{i}_emb, op: embedding, in: f{i}, dim: {dims[i]}, "
+                     "role: shared}\n" for i in range(fields))
+    concat = ", ".join(f"f{i}_emb" for i in range(fields))
+    return (f"version: 1\nname: fan\ntask: binary\ninputs:\n{inputs}layers:\n{layers}"
+            f"  - {{id: features, op: concat, in: [{concat}], role: shared}}{HEADS}")
+
+
+def node_lines(dot_text: str) -> dict[str, str]:
+    """DOT node id -> its statement, for every node (not edge, not attribute) statement."""
+    found = {}
+    for line in dot_text.splitlines():
+        m = re.match(r'^\s*"?([\w.]+)"? \[label=', line)
+        if m:
+            found[m.group(1)] = line
+    return found
+
+
+def test_wide_ctr_folds_36_embeddings_into_one_node():
+    compiled = compile_file(WIDE)
+    dot_text = to_dot(compiled)
+    (fold,) = find_folds(compiled)
+    assert len(fold.layers) == 36 and fold.consumer == "features"
+    nodes = node_lines(dot_text)
+    label = nodes[fold.id]
+    total = sum(compiled.graph.nodes[n]["params"] for n in fold.layers)
+    assert f"<b>36 embeddings</b>  ·  {total:,} params  ·  each (B, 16)" in label
+    assert label.count("→</font>") == 36  # one row per embedding, the header has no arrow
+    assert "user_id</font>" in label and "50,000 × 16</font>" in label
+    # Neither the folded layers nor their inputs are drawn on their own; one edge leaves the fold.
+    hidden = set(fold.layers + fold.inputs)
+    assert not hidden & set(nodes)
+    drawn = edges(dot_text, "")
+    assert not {end for edge in drawn for end in edge} & hidden
+    assert {u for u, v in drawn if v == "features"} == {fold.id}
+    assert to_dot(compile_file(WIDE)) == dot_text  # deterministic
+
+
+def test_wide_ctr_renders_narrow(tmp_path):
+    if not HAVE_DOT:
+        pytest.skip("Graphviz's dot is not installed")
+    svg = rocketc.viz.render(compile_file(WIDE), tmp_path / "wide.svg").read_text("utf-8")
+    width = float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+    assert width < 1000, f"{width}pt wide; unfolded, the 36 fields took 5,464pt"
+
+
+def test_ctr_movielens_folds_its_embeddings_and_keeps_the_genre_projection():
+    compiled = compile_file(ROOT / "specs" / "ctr_movielens.yaml")
+    (fold,) = find_folds(compiled)
+    assert fold.layers == ("user_emb", "item_emb", "age_emb", "gender_emb", "occupation_emb",
+                           "zip_emb", "decade_emb")
+    assert fold.inputs[5] == "zipcode"  # the rows name the inputs, which are not drawn
+    nodes = node_lines(to_dot(compiled))
+    assert "<b>7 embeddings</b>  ·  172,288 params" in nodes[fold.id]
+    assert {"genre", "genre_proj", "features"} <= set(nodes)  # a linear: another op, not folded
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_shipped_specs_fold_only_ctr(spec: Path):
+    assert bool(find_folds(compile_file(spec))) == (spec.stem == "ctr_movielens")
+
+
+def test_nothing_folds_below_the_threshold():
+    below = to_dot(compile_text(fan_spec(FOLD_MIN - 1)))
+    assert "fold." not in below
+    assert {f"f{i}" for i in range(FOLD_MIN - 1)} <= set(node_lines(below))
+    at = compile_text(fan_spec(FOLD_MIN))
+    assert [len(f.layers) for f in find_folds(at)] == [FOLD_MIN]
+
+
+def test_a_fold_of_mixed_shapes_gives_each_row_its_shape():
+    label = node_lines(to_dot(compile_text(fan_spec(4, dims=[8, 8, 8, 4]))))["fold.f0_emb"]
+    assert "each (B," not in label
+    assert "13 × 4  (B, 4)</font>" in label and "10 × 8  (B, 8)</font>" in label
+
+
+def test_an_input_read_twice_keeps_its_readers_out_of_the_fold():
+    text = fan_spec(5).replace("in: [f0_emb,", "in: [f0_id, f0_emb,").replace(
+        "  - {id: features", "  - {id: f0_id, op: embedding, in: f0, dim: 2, role: shared}\n"
+        "  - {id: features")
+    (fold,) = find_folds(compile_text(text))
+    assert fold.layers == ("f1_emb", "f2_emb", "f3_emb", "f4_emb")
+
+
+def test_tied_layers_and_their_targets_stay_out_of_folds():
+    inputs, layers = [], []
+    for role in ("light", "booster"):
+        for i in range(5):
+            inputs.append(f"  - {{name: {role}_f{i}, kind: categorical, vocab: 10}}")
+            tie = ", tie: booster_e0" if (role, i) == ("light", 0) else ""
+            layers.append(f"  - {{id: {role}_e{i}, op: embedding, in: {role}_f{i}, dim: 4, "
+                          f"role: {role}{tie}}}")
+        cat = ", ".join(f"{role}_e{i}" for i in range(5))
+        layers += [f"  - {{id: {role}_cat, op: concat, in: [{cat}], role: {role}}}",
+                   f"  - {{id: {role}_logit, op: linear, in: {role}_cat, out_features: 1, "
+                   f"role: {role}}}"]
+    compiled = compile_text("version: 1\nname: tied\ntask: binary\ninputs:\n"
+                            + "\n".join(inputs) + "\nlayers:\n" + "\n".join(layers)
+                            + "\nheads: {light: light_logit, booster: booster_logit}\n")
+    folds = find_folds(compiled)
+    assert [f.layers for f in folds] == [tuple(f"{role}_e{i}" for i in range(1, 5))
+                                         for role in ("light", "booster")]
+    dot_text = to_dot(compiled)
+    assert edges(dot_text, "tied weights") == {("light_e0", "booster_e0")}
+    assert {"light_e0", "booster_e0", "light_f0", "booster_f0"} <= set(node_lines(dot_text))
+    assert edges(dot_text, "") >= {("fold.light_e1", "light_cat"),
+                                   ("fold.booster_e1", "booster_cat")}
+
+
+def test_a_spec_without_description_renders(tmp_path):
+    if not HAVE_DOT:
+        pytest.skip("Graphviz's dot is not installed")
+    compiled = compile_text(fan_spec(2))  # no `description:`; its empty <font> broke `dot`
+    assert "<svg" in rocketc.viz.render(compiled, tmp_path / "fan.svg").read_text("utf-8")
