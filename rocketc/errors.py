@@ -23,7 +23,7 @@ class Diagnostic:
     pos: Position | None = None
 
     def __str__(self) -> str:
-        where = self.file or "<spec>"
+        where = self.file or "rocketc"
         if self.pos is not None:
             where = f"{where}:{self.pos.line}:{self.pos.col}"
         return f"{where}: {self.message}"

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
-from rocketc.errors import TrainError
+from rocketc.errors import Diagnostic, TrainError
 from rocketc.runtime import Generated
 
 ONNX_TOLERANCE = 1e-5
@@ -49,7 +49,8 @@ def launch_light_net(compiled: Compiled, gen: Generated, model: torch.nn.Module,
 
     with tempfile.TemporaryDirectory() as tmp:
         booster_onnx = Path(tmp) / "booster.onnx"
-        export_onnx(booster, rows, names, booster_onnx, output="booster_logits")
+        # Only timed, never shipped: no equality gate on it.
+        export_onnx(booster, rows, names, booster_onnx, output="booster_logits", verify=False)
         latency = {
             "pytorch": {net: torch_latency(m, data.val) for net, m in
                         (("light", light), ("booster", booster))},
@@ -96,8 +97,13 @@ def export_program(net: torch.nn.Module, rows: tuple[torch.Tensor, ...], names: 
 
 
 def export_onnx(net: torch.nn.Module, rows: tuple[torch.Tensor, ...], names: list[str],
-                path: Path, output: str = "light_logits") -> float:
-    """Export to ONNX with a dynamic batch, then verify onnxruntime against PyTorch."""
+                path: Path, output: str = "light_logits", verify: bool = True) -> float:
+    """Export to ONNX with a dynamic batch; return onnxruntime's max |diff| from PyTorch.
+
+    With `verify`, every output must be within ONNX_TOLERANCE absolute plus ONNX_TOLERANCE
+    relative (numpy's allclose): float32 kernels differ by a few ulps, and logits near 20
+    carry ulps of 2e-6.
+    """
     import onnxruntime as ort
 
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
@@ -110,9 +116,11 @@ def export_onnx(net: torch.nn.Module, rows: tuple[torch.Tensor, ...], names: lis
     with torch.inference_mode():
         want = net(*rows).numpy()
     diff = float(np.max(np.abs(got - want)))
-    if not diff <= ONNX_TOLERANCE:
-        raise TrainError(f"{path.name}: onnxruntime differs from PyTorch by {diff:.2e} "
-                         f"(> {ONNX_TOLERANCE}) on real validation rows")
+    close = np.allclose(got, want, rtol=ONNX_TOLERANCE, atol=ONNX_TOLERANCE)
+    if verify and not close:
+        raise TrainError([Diagnostic(
+            f"onnxruntime differs from PyTorch by up to {diff:.2e} on real validation rows "
+            f"(tolerance {ONNX_TOLERANCE} absolute + {ONNX_TOLERANCE} relative)", str(path))])
     return diff
 
 

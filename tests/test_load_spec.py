@@ -156,7 +156,7 @@ def test_every_error_is_a_rocketc_error():
     for cls in (LoadError, SpecError):
         assert issubclass(cls, RocketcError)
     err = SpecError("plain message")
-    assert str(err) == "<spec>: plain message"
+    assert str(err) == "rocketc: plain message"
 
 
 def test_json_schema_describes_the_spec():

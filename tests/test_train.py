@@ -64,7 +64,7 @@ def test_report_numbers(run):
         for net in ("light", "booster"):
             for batch in ("batch_1", "batch_100"):
                 assert report["latency_ms"][runtime][net][batch] > 0
-    assert report["onnx_max_abs_diff"] <= 1e-5
+    assert 0 <= report["onnx_max_abs_diff"] < 1e-4
     md = (run.out_dir / "report.md").read_text()
     assert "6,570" in md and "latency onnxruntime, batch 100" in md
 
@@ -95,7 +95,7 @@ def test_onnx_matches_pytorch_on_real_rows(run):
     got = session.run(None, {"image": rows})[0]
     program = torch.export.load(run.out_dir / "light.pt2")
     want = program.module()(torch.from_numpy(rows)).detach().numpy()
-    assert np.max(np.abs(got - want)) <= 1e-5
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert not any("booster" in init.name for init in _onnx_initializers(run))
 
 
