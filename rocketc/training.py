@@ -162,9 +162,17 @@ def tensors(split: Split) -> list[torch.Tensor]:
 
 
 def _loader(split: Split, batch_size: int, shuffle: torch.Generator | None = None):
-    dataset = torch.utils.data.TensorDataset(*tensors(split))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size,
-                                       shuffle=shuffle is not None, generator=shuffle)
+    """Batches sliced straight from the tensors (one indexing op per batch, not per example).
+
+    Same sampler as DataLoader(shuffle=True, generator=...) uses internally, so the batches, and
+    with them resumed runs, are those of a plain DataLoader.
+    """
+    data = torch.utils.data
+    dataset = data.TensorDataset(*tensors(split))
+    order = data.RandomSampler(dataset, generator=shuffle) if shuffle is not None else \
+        data.SequentialSampler(dataset)
+    batches = data.BatchSampler(order, batch_size, drop_last=False)
+    return data.DataLoader(dataset, sampler=batches, batch_size=None, generator=shuffle)
 
 
 def predict_nets(gen: Generated, model: torch.nn.Module, split: Split, batch_size: int,
