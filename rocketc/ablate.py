@@ -25,7 +25,7 @@ from rich.table import Table
 from rocketc.compiler import Compiled, compile_source
 from rocketc.data import Dataset, load_data
 from rocketc.load import Source
-from rocketc.metrics import HEADLINE, evaluate
+from rocketc.metrics import evaluate, headline
 from rocketc.runtime import Generated, load_generated
 from rocketc.training import _loader
 
@@ -228,20 +228,21 @@ def ablate(compiled: Compiled, seeds: int, epochs: int | None, out_dir: Path,
                                    out_dir / "code" / v.name)
             for v in VARIANTS if v.name in needed}
     _warm_up(gens[chosen[0].name], data)
+    metric = headline(compiled.spec.task, data.test.group is not None)
     rows = []
     for variant in chosen:
         runs = []
         for k in range(seeds):
             run = run_variant(gens, variant, data, base_seed + k)
             runs.append(run)
-            console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(compiled, run))
-        row = _summarise(compiled, variant, runs)
+            console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(metric, run))
+        row = _summarise(metric, variant, runs)
         if "light" in runs[0]:
             row["serving"] = _serving_cost(gens[variant.name], data)
         rows.append(row)
     result = {"spec": compiled.spec.name, "task": compiled.spec.task, "seeds": seeds,
               "epochs": epochs or compiled.spec.train.epochs,
-              "metric": HEADLINE[compiled.spec.task][0], "variants": rows}
+              "metric": metric, "variants": rows}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out_dir / "ablation.md").write_text(render_markdown(result))
@@ -257,8 +258,7 @@ def _warm_up(gen: Generated, data: Dataset) -> None:
     gen.model.compute_loss(*model(*inputs), target)["total"].backward()
 
 
-def _brief(compiled: Compiled, run: dict[str, Any]) -> str:
-    metric = HEADLINE[compiled.spec.task][0]
+def _brief(metric: str, run: dict[str, Any]) -> str:
     parts = [f"{net} {run[net][metric]:.4f}" for net in ("light", "booster") if net in run]
     return ", ".join(parts) + f" ({run['seconds']:.1f}s)"
 
@@ -267,8 +267,7 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def _summarise(compiled: Compiled, variant: Variant, runs: list[dict[str, Any]]) -> dict:
-    metric = HEADLINE[compiled.spec.task][0]
+def _summarise(metric: str, variant: Variant, runs: list[dict[str, Any]]) -> dict:
     row: dict[str, Any] = {"variant": variant.name, "what": variant.what, "runs": runs,
                            "trained_params": runs[0]["trained_params"],
                            "hint_reaches_booster": runs[0]["hint_reaches_booster"],

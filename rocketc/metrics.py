@@ -65,5 +65,8 @@ def evaluate(task: str, logits: np.ndarray, target: np.ndarray,
     return binary_metrics(logits, target, group)
 
 
-# The metric that decides "better" for each task, and whether higher is better.
-HEADLINE = {"multiclass": ("accuracy", True), "binary": ("auc", True)}
+def headline(task: str, grouped: bool) -> str:
+    """The metric tables lead with: accuracy, or for CTR the paper's GAUC when groups exist."""
+    if task == "multiclass":
+        return "accuracy"
+    return "gauc" if grouped else "auc"

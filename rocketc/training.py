@@ -24,7 +24,7 @@ from rich.table import Table
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split, load_data
 from rocketc.errors import TrainError
-from rocketc.metrics import HEADLINE, evaluate
+from rocketc.metrics import evaluate, headline
 from rocketc.runtime import Generated, load_generated
 
 NETS = ("light", "booster")
@@ -252,7 +252,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _summary_line(task: str, record: dict[str, Any], epochs: int) -> str:
-    metric, _ = HEADLINE[task]
+    metric = headline(task, grouped=False)  # AUC first for CTR; GAUC follows when grouped
     losses = record["train_loss"]
     terms = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k != "total")
     val = record["val"]
@@ -280,7 +280,7 @@ def _plot(path: Path, task: str, history: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric, _ = HEADLINE[task]
+    metric = headline(task, grouped=bool(history) and "gauc" in history[0]["val"]["light"])
     epochs = [r["epoch"] for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for net, style in (("light", "-o"), ("booster", "--s")):
