@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -120,6 +121,12 @@ def embedded_spec(name: str) -> Path:
     raise RocketcError(f"embedded spec '{name}' is missing from this installation")
 
 
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
 @app.command()
 def train(
     spec: Annotated[Path | None, typer.Argument(
@@ -129,14 +136,15 @@ def train(
         "--out", "-o", file_okay=False, help="Run directory [default: runs/<name>/].")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
+    device: Annotated[Device | None, typer.Option(help="Override train.device.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue from the run directory's checkpoint.")] = False,
     assignments: SetOption = None,
 ) -> None:
     """Co-train light and booster on the spec's data, then export the light net alone."""
     sets = list(assignments or [])
-    for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+    device_name = device.value if device is not None else None
+    for key, value in (("epochs", epochs), ("seed", seed), ("device", device_name)):
         if value is not None:
             sets.append(f"train.{key}={value}")
     try:

@@ -51,7 +51,8 @@ def load(spec: Spec, data: NpzData) -> Dataset:
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"{path}: no such .npz file")
+        raise DataError(f"{path}: no such .npz file (relative paths start from the current "
+                        f"directory: {Path(path).resolve()})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

@@ -81,7 +81,8 @@ def _read(data: TabularData):
 
     path = Path(data.path)
     if not path.is_file():
-        raise DataError(f"{path}: no such {data.source} file")
+        raise DataError(f"{path}: no such {data.source} file (relative paths start from the "
+                        f"current directory: {Path(path).resolve()})")
     try:
         return pd.read_csv(path) if data.source == "csv" else pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
