@@ -155,7 +155,7 @@ def compute_loss(light_logits, booster_logits, target):
     losses = {
         "light": F.cross_entropy(light_logits, target),
         "booster": F.cross_entropy(booster_logits, target),
-        "hint": F.mse_loss(light_logits, teacher),
+        "hint": F.mse_loss(F.softmax(light_logits, dim=1), F.softmax(teacher, dim=1)),
     }
     losses["total"] = sum(LOSS_WEIGHTS[k] * losses[k] for k in LOSS_WEIGHTS)
     return losses
