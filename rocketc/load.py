@@ -25,6 +25,8 @@ class SourceMap:
 
     file: str
     positions: dict[PathKey, Position] = field(default_factory=dict)
+    # Where each mapping key itself is written (an unknown field is reported at its key).
+    key_positions: dict[PathKey, Position] = field(default_factory=dict)
 
     def pos(self, path: PathKey) -> Position | None:
         path = tuple(path)
@@ -86,6 +88,9 @@ def _plain(node: Any, path: PathKey, source_map: SourceMap) -> Any:
             pos = _mark(node, key, value=_is_scalar(node[key]))
             if pos is not None:
                 source_map.positions[path + (key,)] = pos
+            key_pos = _mark(node, key, value=False)
+            if key_pos is not None:
+                source_map.key_positions[path + (key,)] = key_pos
             out[_scalar(key)] = _plain(node[key], path + (key,), source_map)
         return out
     if isinstance(node, CommentedSeq):

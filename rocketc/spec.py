@@ -268,7 +268,10 @@ def _diagnostic(err: Any, source: Source) -> Diagnostic:
     where = _dotted(path)
     message = _message(err)
     text = f"{where}: {message}" if where else message
-    return Diagnostic(text, source.file, source.source_map.pos(path))
+    pos = None
+    if err["type"] == "extra_forbidden":
+        pos = source.source_map.key_positions.get(path)
+    return Diagnostic(text, source.file, pos or source.source_map.pos(path))
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:
