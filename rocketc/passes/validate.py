@@ -33,6 +33,10 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
                    pos)
 
     layers = [n for n in graph if nodes[n]["kind"] == "layer"]
+    for n in graph:
+        if nodes[n]["kind"] == "input" and graph.out_degree(n) == 0:
+            # Served code would take (and every data source would have to feed) a dead argument.
+            errors.add(f"input '{n}' is read by no layer; remove it or use it", nodes[n]["pos"])
     for n in layers:
         layer = nodes[n]["layer"]
         lo, hi = layer.arity
