@@ -69,6 +69,7 @@ def launch_light_net(compiled: Compiled, gen: Generated, model: torch.nn.Module,
         "latency_note": "median wall time of one forward, single thread, after warm-up",
         "test": result.test,
         "onnx_max_abs_diff": onnx_diff,
+        "gradient_audit": result.audit,
         "files": ["light.pt2", "light.onnx", "light_state_dict.pt", "code/model.py"],
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -197,6 +198,17 @@ def ort_latency(path: Path, split: Split, repeats: int = 50) -> dict[str, float]
     return out
 
 
+def _audit_line(audit: dict[str, Any]) -> str:
+    if not audit:
+        return "Gradient flow was not audited for this run."
+    reach = {term: [g for g, hit in groups.items() if hit] for term, groups in
+             audit["matrix"].items()}
+    terms = "; ".join(f"{term} → {', '.join(groups) or 'nothing'}"
+                      for term, groups in reach.items())
+    return (f"Gradient flow audited on the generated model before training "
+            f"(gradient_block: {audit['gradient_block']}): {terms}.")
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     p, m, lat = r["params"], r["macs_per_example"], r["latency_ms"]
     lines = [
@@ -223,6 +235,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Shared parameters: {p['shared']:,} (counted in both nets). {r['latency_note']}. "
         f"ONNX export verified against PyTorch on real validation rows: max |diff| "
         f"{r['onnx_max_abs_diff']:.2e}.",
+        "",
+        _audit_line(r.get("gradient_audit") or {}),
         "",
     ]
     return "\n".join(lines)

@@ -36,6 +36,7 @@ class RunResult:
     history: list[dict[str, Any]]
     test: dict[str, dict[str, float]]
     seconds: float
+    audit: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,6 +57,7 @@ def train_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     data = data if data is not None else load_data(spec)
     gen = load_generated(compiled, out_dir / "code")
+    audit = _audit(compiled, out_dir)
     settings = gen.train.Settings()
     device = _device(gen, settings)
     seed = spec.train.seed
@@ -122,7 +124,7 @@ def train_run(
             gen.train.fit(model, train_loader, settings, optimizer=optimizer, scheduler=scheduler,
                           start_epoch=start_epoch, on_epoch_end=on_epoch_end, on_step=on_step)
     except _Stop:
-        return RunResult(out_dir, history, {}, time.perf_counter() - started)
+        return RunResult(out_dir, history, {}, time.perf_counter() - started, audit)
     except FloatingPointError as exc:
         epoch = len(history) + 1
         kept = f"; last good checkpoint: {ckpt_path} (epoch {epoch - 1})" if history else ""
@@ -130,7 +132,7 @@ def train_run(
     seconds = time.perf_counter() - started
 
     test = evaluate_nets(spec.task, gen, model, data.test, settings.eval_batch_size, device)
-    result = RunResult(out_dir, history, test, seconds)
+    result = RunResult(out_dir, history, test, seconds, audit)
     _plot(out_dir / "curves.png", spec.task, history)
     console.print(_final_table(spec.task, test))
     if launch:
@@ -138,6 +140,18 @@ def train_run(
 
         result.report = launch_light_net(compiled, gen, model.cpu(), data, result, console)
     return result
+
+
+def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
+    """Prove the gradient block on the generated model before spending time training it."""
+    from rocketc.audit import audit_error, run_audit
+
+    result = run_audit(compiled)
+    if not result.ok:
+        raise audit_error(result)
+    summary = {"gradient_block": result.gradient_block, "ok": True, "matrix": result.matrix()}
+    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
 
 
 class _Stop(Exception):

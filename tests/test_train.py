@@ -36,7 +36,8 @@ def run(tmp_path_factory):
 def test_run_directory_holds_everything_to_ship(run):
     names = {p.name for p in run.out_dir.iterdir()}
     assert {"metrics.jsonl", "metrics.csv", "curves.png", "checkpoint.pt", "light.pt2",
-            "light.onnx", "light_state_dict.pt", "report.json", "report.md", "code"} <= names
+            "audit.json", "light.onnx", "light_state_dict.pt", "report.json", "report.md",
+            "code"} <= names
     lines = (run.out_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     record = json.loads(lines[-1])
@@ -67,6 +68,8 @@ def test_report_numbers(run):
     assert 0 <= report["onnx_max_abs_diff"] < 1e-4
     md = (run.out_dir / "report.md").read_text()
     assert "6,570" in md and "latency onnxruntime, batch 100" in md
+    assert report["gradient_audit"]["matrix"]["hint"]["booster"] is False
+    assert "hint → shared, light" in md
 
 
 def test_exported_light_net_has_exactly_lightnet_parameters(run):
