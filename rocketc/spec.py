@@ -179,6 +179,11 @@ class MovielensData(_Model):
     )
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    split: Literal["time", "user_time"] = Field(
+        default="time",
+        description="time: oldest ratings train, newest test (most test users are then new). "
+        "user_time: each user's newest ratings go to val/test (every user is seen in train).",
+    )
 
 
 class TabularData(_Split):

@@ -370,3 +370,27 @@ def test_npz_errors(tmp_path):
     np.savez(path, **{k: data[k] for k in data.files if k != "ids"})
     assert "no array(s) ['ids']" in error_text(npz_spec(path))
     assert "no such .npz file" in error_text(npz_spec(tmp_path / "gone.npz"))
+
+
+def test_group_ordered_split_keeps_each_groups_newest_rows_out():
+    from rocketc.data.encode import group_ordered_split
+
+    group = np.array([1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    train, val, test = group_ordered_split(group, 0.1, 0.2)
+    # group 1 has 10 rows (in time order): 2 newest test, 1 val; group 2 has 11: 2 test, 1 val.
+    assert test.tolist() == [10, 11, 19, 20]
+    assert val.tolist() == [9, 18]
+    assert sorted([*train, *val, *test]) == list(range(len(group)))
+
+
+@pytest.mark.skipif(not HAS_RECBOLE, reason="recbole (ml-100k files) not installed")
+def test_movielens_user_time_split_sees_every_user_in_training():
+    text = (ROOT / "specs" / "ctr_movielens.yaml").read_text()
+    from rocketc.compiler import compile_text
+
+    spec = compile_text(text.replace("  split: time\n", "  split: user_time\n")).spec
+    assert spec.data.split == "user_time"
+    data = load_data(spec)
+    assert (data.test.inputs["user"] == 0).mean() == 0.0  # no unseen users
+    assert set(np.unique(data.test.group)) <= set(np.unique(data.train.group))
+    assert 0.08 < len(data.test) / (len(data.train) + len(data.val) + len(data.test)) < 0.1

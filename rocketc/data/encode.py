@@ -39,6 +39,30 @@ def ordered_split(n: int, val_fraction: float, test_fraction: float) -> list[np.
     return [rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:]]
 
 
+def group_ordered_split(group: np.ndarray, val_fraction: float,
+                        test_fraction: float) -> list[np.ndarray]:
+    """Row indices [train, val, test] of time-sorted rows, split within each group.
+
+    Each group (user) keeps its oldest rows for training and its newest `test_fraction` (then
+    `val_fraction`) for testing (validation), rounded down, so every group is seen in training.
+    """
+    order = np.argsort(group, kind="stable")  # time order survives within each group
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    position = np.arange(len(group)) - np.repeat(starts, sizes)  # rank within the group
+    size = np.repeat(sizes, sizes)
+    n_test = np.floor(size * test_fraction).astype(np.int64)
+    n_val = np.floor(size * val_fraction).astype(np.int64)
+    part = np.zeros(len(group), dtype=np.int64)
+    part[position >= size - n_test - n_val] = 1
+    part[position >= size - n_test] = 2
+    where = np.empty(len(group), dtype=np.int64)
+    where[order] = part
+    rows = np.arange(len(group))
+    return [rows[where == k] for k in range(3)]
+
+
 def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> list[np.ndarray]:
     """Row indices [train, val, test] of a seeded shuffle, each kept in file order."""
     n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)

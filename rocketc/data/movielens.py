@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rocketc.data.base import Dataset, Split, describe, make_target
-from rocketc.data.encode import encode_categorical, ordered_split
+from rocketc.data.encode import encode_categorical, group_ordered_split, ordered_split
 from rocketc.errors import DataError, Diagnostic
 from rocketc.spec import CategoricalInput, DenseInput, MovielensData, Spec
 
@@ -33,7 +33,11 @@ _INSTALL = "pip install --no-deps recbole==1.2.1"
 def load(spec: Spec, data: MovielensData) -> Dataset:
     _check_inputs(spec)
     rows = read_rows(Path(data.path) if data.path else recbole_directory())
-    parts = ordered_split(len(rows), data.val_fraction, data.test_fraction)
+    if data.split == "user_time":
+        users = _tokens(rows["user_id"].to_numpy())
+        parts = group_ordered_split(users, data.val_fraction, data.test_fraction)
+    else:
+        parts = ordered_split(len(rows), data.val_fraction, data.test_fraction)
 
     values, missing = _categorical_values(rows)
     encoded: dict[str, list[np.ndarray]] = {}
