@@ -27,7 +27,7 @@ from rocketc.data import Dataset, load_data
 from rocketc.load import Source
 from rocketc.metrics import evaluate, headline
 from rocketc.runtime import Generated, load_generated
-from rocketc.training import _loader
+from rocketc.training import batch_loader
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class _Pair(torch.nn.Module):
 
 def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) -> float:
     settings = gen.train.Settings(seed=seed)
-    loader = _loader(data.train, settings.batch_size, torch.Generator().manual_seed(seed))
+    loader = batch_loader(data.train, settings.batch_size, torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = gen.train.build_optimizer(torch.nn.ParameterList(params), settings)
@@ -148,7 +148,7 @@ def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) ->
 
 
 def _evaluate(task: str, gen: Generated, net: torch.nn.Module, data: Dataset) -> dict[str, float]:
-    loader = _loader(data.test, 1024)
+    loader = batch_loader(data.test, 1024)
     logits = gen.train.predict(net, loader, torch.device("cpu")).numpy()
     return evaluate(task, logits, data.test.target, data.test.group)
 
@@ -253,7 +253,7 @@ def ablate(compiled: Compiled, seeds: int, epochs: int | None, out_dir: Path,
 def _warm_up(gen: Generated, data: Dataset) -> None:
     """One untimed step, so the first variant does not pay torch's one-off start-up costs."""
     model = gen.model.RocketNet()
-    batch = next(iter(_loader(data.train, gen.compiled.spec.train.batch_size)))
+    batch = next(iter(batch_loader(data.train, gen.compiled.spec.train.batch_size)))
     *inputs, target = batch
     gen.model.compute_loss(*model(*inputs), target)["total"].backward()
 

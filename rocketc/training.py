@@ -68,7 +68,7 @@ def train_run(
     optimizer = gen.train.build_optimizer(model, settings)
     scheduler = gen.train.build_scheduler(optimizer, settings)
     shuffle = torch.Generator().manual_seed(seed)
-    train_loader = _loader(data.train, settings.batch_size, shuffle=shuffle)
+    train_loader = batch_loader(data.train, settings.batch_size, shuffle=shuffle)
 
     ckpt_path = out_dir / "checkpoint.pt"
     history: list[dict[str, Any]] = []
@@ -175,7 +175,7 @@ def tensors(split: Split) -> list[torch.Tensor]:
     ]
 
 
-def _loader(split: Split, batch_size: int, shuffle: torch.Generator | None = None):
+def batch_loader(split: Split, batch_size: int, shuffle: torch.Generator | None = None):
     """Batches sliced straight from the tensors (one indexing op per batch, not per example).
 
     Same sampler as DataLoader(shuffle=True, generator=...) uses internally, so the batches, and
@@ -192,7 +192,7 @@ def _loader(split: Split, batch_size: int, shuffle: torch.Generator | None = Non
 def predict_nets(gen: Generated, model: torch.nn.Module, split: Split, batch_size: int,
                  device: torch.device) -> dict[str, np.ndarray]:
     """Logits of each net on its own: the light net is evaluated without running the booster."""
-    loader = _loader(split, batch_size)
+    loader = batch_loader(split, batch_size)
     return {
         "light": gen.train.predict(model.light_net(), loader, device).numpy(),
         "booster": gen.train.predict(model.booster_net(), loader, device).numpy(),
