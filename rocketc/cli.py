@@ -41,8 +41,12 @@ def _fail(exc: RocketcError) -> None:
 
 
 @app.command()
-def check(specs: Annotated[list[Path], typer.Argument(
-        exists=True, dir_okay=False, readable=True, help="Spec YAML file(s).")]) -> None:
+def check(
+    specs: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Spec YAML file(s)."),
+    ],
+) -> None:
     """Validate spec(s): schema, graph, shapes. Prints each net's size; writes nothing."""
     from rocketc.compiler import compile_file
 
@@ -55,8 +59,10 @@ def check(specs: Annotated[list[Path], typer.Argument(
             continue
         counts = compiled.param_counts()
         ratio = counts["booster_net"] / max(counts["light_net"], 1)
-        typer.echo(f"{path}: ok: light net {counts['light_net']:,} parameters, booster "
-                   f"{counts['booster_net']:,} ({ratio:.1f}x), shared {counts['shared']:,}")
+        typer.echo(
+            f"{path}: ok: light net {counts['light_net']:,} parameters, booster "
+            f"{counts['booster_net']:,} ({ratio:.1f}x), shared {counts['shared']:,}"
+        )
     if failed:
         _fail(RocketcError([d for exc in failed for d in exc.diagnostics]))
 
@@ -64,12 +70,15 @@ def check(specs: Annotated[list[Path], typer.Argument(
 @app.command("compile")
 def compile_(
     spec: SpecArg,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", file_okay=False, help="Output directory [default: generated/<name>/].")
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Output directory [default: generated/<name>/]."
+        ),
     ] = None,
 ) -> None:
     """Write standalone PyTorch: model.py (RocketNet, LightNet, compute_loss) and train.py."""
-    from rocketc.codegen import write
+    from rocketc.backends.codegen import write
     from rocketc.compiler import compile_file
 
     try:
@@ -84,11 +93,13 @@ def compile_(
 
 @app.command()
 def schema(
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", dir_okay=False, help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", dir_okay=False, help="Write here instead of stdout."),
+    ] = None,
 ) -> None:
     """Print the JSON Schema of the spec format, for editor completion and linting."""
-    from rocketc.spec import json_schema
+    from rocketc.compiler.spec import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if out is None:
@@ -98,15 +109,19 @@ def schema(
         typer.echo(f"wrote {out}")
 
 
-SetOption = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a spec value, e.g. --set loss.hint.weight=0.1 (repeatable).")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a spec value, e.g. --set loss.hint.weight=0.1 (repeatable)."
+    ),
+]
 
 
 def _load_with_overrides(spec: Path | None, assignments: list[str]):
     """Compile `spec` (default: the embedded quickstart) after applying --set overrides."""
     from rocketc.compiler import compile_source
-    from rocketc.load import load_file
-    from rocketc.overrides import apply_overrides
+    from rocketc.compiler.load import load_file
+    from rocketc.compiler.overrides import apply_overrides
 
     path = spec if spec is not None else embedded_spec("quickstart")
     return compile_source(apply_overrides(load_file(path), assignments))
@@ -129,16 +144,25 @@ class Device(str, Enum):
 
 @app.command()
 def train(
-    spec: Annotated[Path | None, typer.Argument(
-        exists=True, dir_okay=False, readable=True,
-        help="Spec YAML file [default: the embedded quickstart].")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", file_okay=False, help="Run directory [default: runs/<name>/].")] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Spec YAML file [default: the embedded quickstart].",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", file_okay=False, help="Run directory [default: runs/<name>/]."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
     device: Annotated[Device | None, typer.Option(help="Override train.device.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue from the run directory's checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the run directory's checkpoint.")
+    ] = False,
     assignments: SetOption = None,
 ) -> None:
     """Co-train light and booster on the spec's data, then export the light net alone."""
@@ -149,7 +173,7 @@ def train(
             sets.append(f"train.{key}={value}")
     try:
         compiled = _load_with_overrides(spec, sets)
-        from rocketc.training import train_run
+        from rocketc.runtime.train import train_run
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name
         result = train_run(compiled, out_dir, resume=resume)
@@ -163,18 +187,25 @@ def ablate(
     spec: SpecArg,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per variant.")] = 3,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", file_okay=False,
-        help="Where ablation.md/json go [default: runs/<name>/ablation/].")] = None,
-    only: Annotated[list[str] | None, typer.Option(
-        "--variant", help="Run only these variants (repeatable).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Where ablation.md/json go [default: runs/<name>/ablation/].",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--variant", help="Run only these variants (repeatable).")
+    ] = None,
     assignments: SetOption = None,
 ) -> None:
     """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants."""
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))
-        from rocketc.ablate import VARIANTS
-        from rocketc.ablate import ablate as run_ablation
+        from rocketc.runtime.ablate import VARIANTS
+        from rocketc.runtime.ablate import ablate as run_ablation
 
         names = {v.name for v in VARIANTS}
         unknown = sorted(set(only or []) - names)
@@ -183,8 +214,14 @@ def ablate(
         out_dir = out if out is not None else Path("runs") / compiled.spec.name / "ablation"
         from rich.console import Console
 
-        run_ablation(compiled, seeds, epochs, out_dir, variants=only,
-                     console=Console(stderr=True, width=max(160, Console().width)))
+        run_ablation(
+            compiled,
+            seeds,
+            epochs,
+            out_dir,
+            variants=only,
+            console=Console(stderr=True, width=max(160, Console().width)),
+        )
     except RocketcError as exc:
         _fail(exc)
     typer.echo(f"wrote {out_dir / 'ablation.md'}")
@@ -196,12 +233,14 @@ def _print_audit(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from rocketc.audit import GROUPS, TERM_NAMES, explain
+    from rocketc.runtime.audit import GROUPS, TERM_NAMES, explain
 
     console = Console(highlight=False, soft_wrap=True)  # whole lines: CI logs get grepped
     console.print(f"gradient-flow audit: {result.name}, gradient_block: {result.gradient_block}")
-    console.print(f"[dim]one train-mode forward pass, batch {result.batch_size}, seed "
-                  f"{result.seed}; cell: gradient L2 norm[/dim]")
+    console.print(
+        f"[dim]one train-mode forward pass, batch {result.batch_size}, seed "
+        f"{result.seed}; cell: gradient L2 norm[/dim]"
+    )
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("loss term")
     for group in GROUPS:
@@ -222,13 +261,15 @@ def _print_audit(result) -> None:
     for problem in result.problems:
         console.print(f"[bold red]PROBLEM[/bold red] {problem}")
     if result.ok:
-        console.print(f"ok: each loss term trains exactly the weights gradient_block: "
-                      f"{result.gradient_block} allows")
+        console.print(
+            f"ok: each loss term trains exactly the weights gradient_block: "
+            f"{result.gradient_block} allows"
+        )
 
 
 def _audit_or_fail(compiled, batch_size: int, seed: int) -> None:
     """Run, print, and exit 1 if any cell contradicts the spec (so CI can gate on it)."""
-    from rocketc.audit import run_audit
+    from rocketc.runtime.audit import run_audit
 
     try:
         result = run_audit(compiled, batch_size, seed)
@@ -237,29 +278,45 @@ def _audit_or_fail(compiled, batch_size: int, seed: int) -> None:
     _print_audit(result)
     if not result.ok:
         count = len(result.flagged) + len(result.problems)
-        print(f"{compiled.file}: gradient-flow audit failed: {count} finding(s) contradict "
-              f"gradient_block: {result.gradient_block}", file=sys.stderr)
+        print(
+            f"{compiled.file}: gradient-flow audit failed: {count} finding(s) contradict "
+            f"gradient_block: {result.gradient_block}",
+            file=sys.stderr,
+        )
         raise typer.Exit(code=1)
 
 
-AuditBatch = Annotated[int, typer.Option(
-    min=2, help="Examples in the audit's one forward pass (BatchNorm needs 2 or more).")]
+AuditBatch = Annotated[
+    int,
+    typer.Option(
+        min=2, help="Examples in the audit's one forward pass (BatchNorm needs 2 or more)."
+    ),
+]
 
 
 @app.command()
 def viz(
     spec: SpecArg,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", dir_okay=False,
-        help="Output file; .svg, .png, .pdf or .dot by suffix [default: <name>.svg].")] = None,
-    audit: Annotated[bool, typer.Option(
-        "--audit", help="Also run the gradient-flow audit (imports torch) and print it.")
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Output file; .svg, .png, .pdf or .dot by suffix [default: <name>.svg].",
+        ),
+    ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit", help="Also run the gradient-flow audit (imports torch) and print it."
+        ),
     ] = False,
     batch_size: AuditBatch = 8,
     assignments: SetOption = None,
 ) -> None:
     """Draw the sharing diagram: shared/light/booster layers, ties, losses, stop-gradients."""
-    from rocketc.viz import render
+    from rocketc.backends.viz import render
 
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))

@@ -7,9 +7,9 @@ import json
 import pytest
 from rich.console import Console
 
-from rocketc.ablate import VARIANTS, ablate, variant_compiled
 from rocketc.cli import _load_with_overrides
-from rocketc.passes.insert_stop_gradients import stop_gradient_edges
+from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
+from rocketc.runtime.ablate import VARIANTS, ablate, variant_compiled
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
@@ -39,8 +39,9 @@ def test_table_has_every_variant_with_stats_over_seeds(result):
             assert row["light"]["min"] <= row["light"]["median"] <= row["light"]["max"]
         assert row["seconds"]["median"] > 0
     out = result[1]
-    assert json.loads((out / "ablation.json").read_text())["variants"][0]["variant"] == \
-        "light_alone"
+    assert (
+        json.loads((out / "ablation.json").read_text())["variants"][0]["variant"] == "light_alone"
+    )
     md = (out / "ablation.md").read_text()
     assert "| rocket_no_sharing |" in md and "hint→booster" in md
 

@@ -1,7 +1,7 @@
 """The gradient-flow audit: the measured matrix per gradient_block mode, and its exit codes.
 
 The expected matrices are written out here by hand from the paper's rules rather than taken from
-`rocketc.audit.expected`, so a wrong expectation table cannot pass its own test.
+`rocketc.runtime.audit.expected`, so a wrong expectation table cannot pass its own test.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-import rocketc.passes
-from rocketc.audit import GROUPS, _groups, expected, run_audit
+import rocketc.compiler.passes
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
-from rocketc.runtime import load_generated
+from rocketc.runtime.audit import GROUPS, _groups, expected, run_audit
+from rocketc.runtime.generated import load_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "specs" / "quickstart.yaml"
@@ -35,8 +35,9 @@ MATRICES = {
 
 
 def with_mode(path: Path, mode: str, kd: float | None = None):
-    text = path.read_text(encoding="utf-8").replace("gradient_block: booster",
-                                                    f"gradient_block: {mode}")
+    text = path.read_text(encoding="utf-8").replace(
+        "gradient_block: booster", f"gradient_block: {mode}"
+    )
     if kd is not None:
         text = text.replace("kd: {weight: 0.0}", f"kd: {{weight: {kd}}}")
     return compile_text(text, str(path))
@@ -52,8 +53,9 @@ def test_quickstart_matrix_per_mode(mode):
     result = quickstart_audit(mode)
     assert result.gradient_block == mode
     assert result.terms == ["light", "booster", "hint", "kd"]
-    want = {term: dict(zip(GROUPS, (*row, None), strict=True))
-            for term, row in MATRICES[mode].items()}
+    want = {
+        term: dict(zip(GROUPS, (*row, None), strict=True)) for term, row in MATRICES[mode].items()
+    }
     assert result.matrix() == want
     assert result.ok, (result.flagged, result.problems)
     assert result.group_sizes["tied"] == 0
@@ -71,15 +73,19 @@ def test_group_sizes_match_the_compiler():
     counts = compiled.param_counts()
     sizes = quickstart_audit("booster").group_sizes
     assert {k: sizes[k] for k in ("shared", "light", "booster")} == {
-        k: counts[k] for k in ("shared", "light", "booster")}
+        k: counts[k] for k in ("shared", "light", "booster")
+    }
 
 
 @pytest.mark.parametrize("mode", ["booster", "shared"])
 def test_interval_tied_weights_are_their_own_group(mode):
     compiled = with_mode(INTERVAL, mode)
     result = run_audit(compiled, batch_size=2, seed=0)
-    tied = sum(size for n in compiled.layers("light")
-               for _, size in compiled.graph.nodes[n].get("tie_paths", []))
+    tied = sum(
+        size
+        for n in compiled.layers("light")
+        for _, size in compiled.graph.nodes[n].get("tie_paths", [])
+    )
     assert result.group_sizes["tied"] == tied > 0
     # Every term the light net feeds reaches the tied convs; so does the booster's CE.
     assert all(result.cell(term, "tied").reached for term in result.terms)
@@ -102,8 +108,10 @@ def _forget_stop_gradients(graph: nx.DiGraph) -> nx.DiGraph:
 @pytest.fixture
 def broken_compiler(monkeypatch):
     """A compiler whose stop-gradient pass does nothing: the bug the audit exists to catch."""
-    validate, infer_shapes, _ = rocketc.passes.PASSES
-    monkeypatch.setattr(rocketc.passes, "PASSES", (validate, infer_shapes, _forget_stop_gradients))
+    validate, infer_shapes, _ = rocketc.compiler.passes.PASSES
+    monkeypatch.setattr(
+        rocketc.compiler.passes, "PASSES", (validate, infer_shapes, _forget_stop_gradients)
+    )
 
 
 def test_a_missing_detach_is_flagged(broken_compiler):
@@ -130,8 +138,9 @@ def test_untied_or_unexpected_shared_weights_are_problems(tmp_path):
 
 
 def test_cli_audit_ok_exits_0():
-    result = CliRunner().invoke(app, ["audit", str(QUICKSTART), "--batch-size", "4",
-                                      "--set", "loss.gradient_block=none"])
+    result = CliRunner().invoke(
+        app, ["audit", str(QUICKSTART), "--batch-size", "4", "--set", "loss.gradient_block=none"]
+    )
     assert result.exit_code == 0, result.output
     assert "gradient_block: none" in result.stdout
     assert "hint" in result.stdout and "ok: each loss term" in result.stdout

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rocketc.backends.codegen import render
 from rocketc.cli import app
-from rocketc.codegen import render
 from rocketc.compiler import compile_file
-from rocketc.load import load_file
+from rocketc.compiler.load import load_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -43,8 +43,10 @@ def test_check_several_specs(runner, spec_paths):
     assert result.stdout.count(": ok: ") == len(spec_paths)
 
 
-@pytest.mark.parametrize("case", ["validate/several_errors", "spec/unknown_op",
-                                  "load/duplicate_key", "infer_shapes/head_width"])
+@pytest.mark.parametrize(
+    "case",
+    ["validate/several_errors", "spec/unknown_op", "load/duplicate_key", "infer_shapes/head_width"],
+)
 def test_check_bad_spec_reports_positions_on_stderr(runner, monkeypatch, case):
     stage, name = case.split("/")
     monkeypatch.chdir(FIXTURES / stage)
@@ -53,7 +55,7 @@ def test_check_bad_spec_reports_positions_on_stderr(runner, monkeypatch, case):
     expected = (FIXTURES / stage / f"{name}.expected").read_text().splitlines()
     lines = result.stderr.splitlines()
     assert lines[: len(expected)] == expected
-    assert lines[len(expected):] == ([f"{len(expected)} errors"] if len(expected) > 1 else [])
+    assert lines[len(expected) :] == ([f"{len(expected)} errors"] if len(expected) > 1 else [])
     assert "Traceback" not in result.output
     assert result.stdout == ""
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -137,8 +139,13 @@ def test_schema_to_file(runner, tmp_path, schema_text):
 
 
 def test_python_dash_m_rocketc_help(repo_root):
-    proc = subprocess.run([sys.executable, "-m", "rocketc", "--help"], capture_output=True,
-                          text=True, cwd=repo_root, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rocketc", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=repo_root,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for command in ("check", "compile", "schema"):
         assert command in proc.stdout

@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rocketc.codegen import render, write
+from rocketc.backends.codegen import render, write
+from rocketc.backends.templating import environment
 from rocketc.compiler import compile_file
-from rocketc.ops.base import MODULE_ATTRS
-from rocketc.templating import environment
+from rocketc.compiler.ops.base import MODULE_ATTRS
 
 TINY = """\
 # tiny: a spec small enough to build in a blink.
@@ -46,8 +46,13 @@ loss:
 
 
 def tiny(task="multiclass", on="logits", reduction="mean", mode="booster", description="x"):
-    text = (TINY.replace("@TASK@", task).replace("@ON@", on).replace("@REDUCTION@", reduction)
-            .replace("@MODE@", mode).replace("@DESCRIPTION@", description))
+    text = (
+        TINY.replace("@TASK@", task)
+        .replace("@ON@", on)
+        .replace("@REDUCTION@", reduction)
+        .replace("@MODE@", mode)
+        .replace("@DESCRIPTION@", description)
+    )
     if task == "binary":
         text = text.replace("num_classes: 3\n", "").replace("out_features: 3", "out_features: 1")
     return text
@@ -57,12 +62,15 @@ def test_templates_fail_loudly_on_missing_variables():
     assert environment().undefined is jinja2.StrictUndefined
 
 
-@pytest.mark.parametrize("description", [
-    "'three quotes \"\"\" inside'",
-    "'C:\\Users\\me and \\N{BULLET} and a trailing backslash \\'",
-    "'\"\"\"\"\"\"'",
-    "'ends with a quote\"'",
-])
+@pytest.mark.parametrize(
+    "description",
+    [
+        '\'three quotes """ inside\'',
+        "'C:\\Users\\me and \\N{BULLET} and a trailing backslash \\'",
+        '\'""""""\'',
+        "'ends with a quote\"'",
+    ],
+)
 def test_description_cannot_break_the_docstring(compile_spec_text, description):
     """A user's description is text, not code (it was pasted into the docstring raw)."""
     compiled = compile_spec_text(tiny(description=description), 'we"""ird\\.yaml')
@@ -78,7 +86,9 @@ def test_module_attrs_cover_installed_torch():
     """Layer ids become nn.Module attributes; MODULE_ATTRS must name all of torch's own."""
     public = {n for n in dir(torch.nn.Module) if not n.startswith("_")}
     public |= {n for n in vars(torch.nn.Module()) if not n.startswith("_")}
-    assert public <= MODULE_ATTRS, f"add to rocketc.ops.base.MODULE_ATTRS: {public - MODULE_ATTRS}"
+    assert public <= MODULE_ATTRS, (
+        f"add to rocketc.compiler.ops.base.MODULE_ATTRS: {public - MODULE_ATTRS}"
+    )
 
 
 def test_write_creates_the_directory(compile_spec_text, tmp_path):
@@ -106,8 +116,11 @@ def test_ties_are_printed_once_per_tied_weight(repo_root):
     compiled = compile_file(repo_root / "specs" / "wrn16_1_interval.yaml")
     text = render(compiled)["model.py"]
     ties = re.findall(r"^        self\.light\.(\S+) = self\.booster\.(\S+)$", text, flags=re.M)
-    want = [(n, path) for n in compiled.layers("light")
-            for path, _ in compiled.graph.nodes[n].get("tie_paths", [])]
+    want = [
+        (n, path)
+        for n in compiled.layers("light")
+        for path, _ in compiled.graph.nodes[n].get("tie_paths", [])
+    ]
     assert len(ties) == len(want) == 14  # 3 groups x 2 blocks x 2 convs + 2 shortcuts (g2, g3)
     for (lhs, rhs), (n, path) in zip(ties, want, strict=True):
         target = compiled.graph.nodes[n]["layer"].tie
@@ -119,8 +132,11 @@ def _expected_losses(task, on, reduction, light, booster, target):
     if task == "multiclass":
         light_ce, booster_ce = F.cross_entropy(light, target), F.cross_entropy(booster, target)
         s, b = (light, booster) if on == "logits" else (light.softmax(1), booster.softmax(1))
-        kd = F.kl_div(F.log_softmax(light / t, 1), F.softmax(booster / t, 1),
-                      reduction="batchmean") * t * t
+        kd = (
+            F.kl_div(F.log_softmax(light / t, 1), F.softmax(booster / t, 1), reduction="batchmean")
+            * t
+            * t
+        )
     else:
         light_ce = F.binary_cross_entropy_with_logits(light[:, 0], target)
         booster_ce = F.binary_cross_entropy_with_logits(booster[:, 0], target)
@@ -133,8 +149,9 @@ def _expected_losses(task, on, reduction, light, booster, target):
 
 @pytest.mark.parametrize("task", ["multiclass", "binary"])
 @pytest.mark.parametrize(("on", "reduction"), [("logits", "mean"), ("probs", "sum")])
-def test_compute_loss_matches_the_paper_formulas(compile_spec_text, load_model, task, on,
-                                                 reduction):
+def test_compute_loss_matches_the_paper_formulas(
+    compile_spec_text, load_model, task, on, reduction
+):
     model = load_model(compile_spec_text(tiny(task, on, reduction))).model
     assert model.LOSS_WEIGHTS == {"light": 0.5, "booster": 2.0, "hint": 1.5, "kd": 0.25}
     torch.manual_seed(0)
@@ -160,10 +177,14 @@ def test_zero_weight_terms_are_not_computed(compile_spec_text, load_model):
 def test_inputs_and_shared_layers_may_be_named_like_the_logits(compile_spec_text, load_model):
     """RocketNet.forward once assigned `light_logits` before the booster read a shared output
     of that name, so the booster got the light net's logits."""
-    text = tiny().replace("id: body_act", "id: light_logits").replace("in: body_act",
-                                                                        "in: light_logits")
-    text = text.replace("name: feats", "name: booster_logits").replace("in: feats",
-                                                                       "in: booster_logits")
+    text = (
+        tiny()
+        .replace("id: body_act", "id: light_logits")
+        .replace("in: body_act", "in: light_logits")
+    )
+    text = text.replace("name: feats", "name: booster_logits").replace(
+        "in: feats", "in: booster_logits"
+    )
     generated = load_model(compile_spec_text(text))
     net = generated.model.RocketNet().eval()
     (x,) = generated.model.example_inputs(4)
@@ -174,9 +195,11 @@ def test_inputs_and_shared_layers_may_be_named_like_the_logits(compile_spec_text
 
 
 def test_train_script_settings_follow_the_spec(compile_spec_text, load_model):
-    text = tiny() + ("train:\n  epochs: 3\n  batch_size: 7\n  clip_grad_norm: 2.5\n"
-                     "  optimizer: {name: sgd, lr: 0.05, nesterov: true}\n"
-                     "  schedule: {name: step, milestones: [1, 2], gamma: 0.5}\n")
+    text = tiny() + (
+        "train:\n  epochs: 3\n  batch_size: 7\n  clip_grad_norm: 2.5\n"
+        "  optimizer: {name: sgd, lr: 0.05, nesterov: true}\n"
+        "  schedule: {name: step, milestones: [1, 2], gamma: 0.5}\n"
+    )
     settings = load_model(compile_spec_text(text)).train.Settings()
     assert (settings.epochs, settings.batch_size, settings.clip_grad_norm) == (3, 7, 2.5)
     assert (settings.optimizer, settings.lr, settings.nesterov) == ("sgd", 0.05, True)

@@ -13,26 +13,46 @@ import pandas as pd
 import pytest
 
 from rocketc.compiler import compile_file
-from rocketc.data import Dataset, load_data
-from rocketc.data.idx import read_idx
+from rocketc.compiler.spec import Spec
 from rocketc.errors import DataError
-from rocketc.spec import Spec
+from rocketc.runtime.data import Dataset, load_data
+from rocketc.runtime.data.idx import read_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 HAS_RECBOLE = importlib.util.find_spec("recbole") is not None
 
 
-def make_spec(inputs: list[dict], data: dict, task: str = "multiclass", classes: int = 10,
-              seed: int = 0) -> Spec:
+def make_spec(
+    inputs: list[dict], data: dict, task: str = "multiclass", classes: int = 10, seed: int = 0
+) -> Spec:
     """A schema-valid spec around `inputs` and `data`; the layers are never built here."""
-    layers = [{"id": "light", "op": "linear", "in": inputs[0]["name"], "out_features": 1,
-               "role": "light"},
-              {"id": "booster", "op": "linear", "in": inputs[0]["name"], "out_features": 1,
-               "role": "booster"}]
-    spec = {"version": 1, "name": "t", "task": task, "inputs": inputs, "layers": layers,
-            "heads": {"light": "light", "booster": "booster"}, "train": {"seed": seed},
-            "data": data}
+    layers = [
+        {
+            "id": "light",
+            "op": "linear",
+            "in": inputs[0]["name"],
+            "out_features": 1,
+            "role": "light",
+        },
+        {
+            "id": "booster",
+            "op": "linear",
+            "in": inputs[0]["name"],
+            "out_features": 1,
+            "role": "booster",
+        },
+    ]
+    spec = {
+        "version": 1,
+        "name": "t",
+        "task": task,
+        "inputs": inputs,
+        "layers": layers,
+        "heads": {"light": "light", "booster": "booster"},
+        "train": {"seed": seed},
+        "data": data,
+    }
     if task == "multiclass":
         spec["num_classes"] = classes
     return Spec.model_validate(spec)
@@ -53,7 +73,7 @@ def error_text(spec: Spec) -> str:
 
 
 def test_importing_rocketc_data_does_not_import_torch():
-    code = "import sys, rocketc.data; assert 'torch' not in sys.modules"
+    code = "import sys, rocketc.runtime.data; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -100,8 +120,9 @@ def test_digits_input_not_in_spec():
 
 
 def test_split_fractions_leaving_no_train_rows():
-    spec = make_spec([dense("image", 64)],
-                     {"source": "digits", "val_fraction": 0.6, "test_fraction": 0.4})
+    spec = make_spec(
+        [dense("image", 64)], {"source": "digits", "val_fraction": 0.6, "test_fraction": 0.4}
+    )
     assert "every split needs rows" in error_text(spec)
 
 
@@ -116,8 +137,7 @@ def write_idx(path: Path, array: np.ndarray, type_byte: int = 0x08) -> None:
 def idx_dir(tmp_path: Path, n_train: int = 20, n_test: int = 6, classes: int = 10) -> Path:
     rng = np.random.default_rng(0)
     for prefix, n, suffix in (("train", n_train, ".gz"), ("t10k", n_test, "")):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{suffix}",
-                  rng.integers(0, 256, (n, 4, 4)))
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 4, 4)))
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{suffix}", np.arange(n) % classes)
     return tmp_path
 
@@ -151,21 +171,27 @@ def test_idx_split_limit_and_normalisation(tmp_path):
 
 
 def test_idx_missing_files(tmp_path):
-    text = error_text(make_spec([dense("image", 784)],
-                                {"source": "fashion-mnist", "path": str(tmp_path)}))
+    text = error_text(
+        make_spec([dense("image", 784)], {"source": "fashion-mnist", "path": str(tmp_path)})
+    )
     assert str(tmp_path) in text and "apt-get install dataset-fashion-mnist" in text
     assert "train-images-idx3-ubyte" in text
 
 
 def test_idx_label_out_of_range(tmp_path):
-    spec = make_spec([dense("image", 16)],
-                     {"source": "idx", "path": str(idx_dir(tmp_path)), "val_size": 5}, classes=3)
+    spec = make_spec(
+        [dense("image", 16)],
+        {"source": "idx", "path": str(idx_dir(tmp_path)), "val_size": 5},
+        classes=3,
+    )
     assert "multiclass label 3 is out of [0, 3)" in error_text(spec)
 
 
 def test_idx_empty_test_split(tmp_path):
-    spec = make_spec([dense("image", 16)],
-                     {"source": "idx", "path": str(idx_dir(tmp_path, n_test=0)), "val_size": 5})
+    spec = make_spec(
+        [dense("image", 16)],
+        {"source": "idx", "path": str(idx_dir(tmp_path, n_test=0)), "val_size": 5},
+    )
     assert "the test split is empty" in error_text(spec)
 
 
@@ -201,7 +227,7 @@ def movielens_spec(data: dict | None = None, **changes) -> Spec:
 
 @needs_recbole
 def test_movielens_splits_by_time(movielens):
-    from rocketc.data.movielens import read_rows, recbole_directory
+    from rocketc.runtime.data.movielens import read_rows, recbole_directory
 
     assert [len(movielens.train), len(movielens.val), len(movielens.test)] == [80000] + [10000] * 2
     rows = read_rows(recbole_directory())
@@ -216,8 +242,16 @@ def test_movielens_splits_by_time(movielens):
 def test_movielens_labels_and_features(movielens):
     train = movielens.train
     assert train.target.dtype == np.float32 and 0.5 < train.target.mean() < 0.6
-    assert list(train.inputs) == ["user", "item", "age", "gender", "occupation", "zipcode",
-                                  "decade", "genre"]
+    assert list(train.inputs) == [
+        "user",
+        "item",
+        "age",
+        "gender",
+        "occupation",
+        "zipcode",
+        "decade",
+        "genre",
+    ]
     genre = train.inputs["genre"]
     assert genre.shape == (80000, 19) and genre.dtype == np.float32
     assert genre.sum(axis=1).min() >= 1  # every movie has a genre (or "unknown")
@@ -257,21 +291,30 @@ def test_movielens_missing_files(tmp_path):
 # --- CSV / Parquet ----------------------------------------------------------------------------
 def table() -> pd.DataFrame:
     n = 40
-    return pd.DataFrame({
-        "time": np.arange(n)[::-1],  # reverse, so split_by has to sort
-        "city": [["a", "b", "c"][i % 3] if i >= 20 else "new" for i in range(n)],
-        "x1": np.arange(n, dtype=float),
-        "x2": np.full(n, 5.0),
-        "label": np.arange(n) % 2,
-        "user": [f"u{i % 7}" for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "time": np.arange(n)[::-1],  # reverse, so split_by has to sort
+            "city": [["a", "b", "c"][i % 3] if i >= 20 else "new" for i in range(n)],
+            "x1": np.arange(n, dtype=float),
+            "x2": np.full(n, 5.0),
+            "label": np.arange(n) % 2,
+            "user": [f"u{i % 7}" for i in range(n)],
+        }
+    )
 
 
 def tabular_spec(path: Path, vocab: int = 5, **data) -> Spec:
     source = "parquet" if path.suffix == ".parquet" else "csv"
-    base = {"source": source, "path": str(path), "label": "label", "categorical": ["city"],
-            "dense": {"feats": ["x1", "x2"]}, "group": "user", "val_fraction": 0.25,
-            "test_fraction": 0.25}
+    base = {
+        "source": source,
+        "path": str(path),
+        "label": "label",
+        "categorical": ["city"],
+        "dense": {"feats": ["x1", "x2"]},
+        "group": "user",
+        "val_fraction": 0.25,
+        "test_fraction": 0.25,
+    }
     return make_spec([dense("feats", 2), cat("city", vocab)], {**base, **data}, task="binary")
 
 
@@ -338,16 +381,29 @@ def test_tabular_errors(tmp_path):
 # --- npz ----------------------------------------------------------------------------------------
 def npz_file(tmp_path: Path, **overrides) -> Path:
     rng = np.random.default_rng(0)
-    arrays = {"image": rng.random((30, 4)), "ids": np.arange(30) % 5,
-              "label": np.arange(30) % 3, "user": np.arange(30) % 4, **overrides}
+    arrays = {
+        "image": rng.random((30, 4)),
+        "ids": np.arange(30) % 5,
+        "label": np.arange(30) % 3,
+        "user": np.arange(30) % 4,
+        **overrides,
+    }
     np.savez(tmp_path / "d.npz", **arrays)
     return tmp_path / "d.npz"
 
 
 def npz_spec(path: Path) -> Spec:
-    return make_spec([dense("image", 4), cat("ids", 5)],
-                     {"source": "npz", "path": str(path), "group": "user",
-                      "val_fraction": 0.2, "test_fraction": 0.2}, classes=3)
+    return make_spec(
+        [dense("image", 4), cat("ids", 5)],
+        {
+            "source": "npz",
+            "path": str(path),
+            "group": "user",
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+        },
+        classes=3,
+    )
 
 
 def test_npz_end_to_end(tmp_path):
@@ -373,7 +429,7 @@ def test_npz_errors(tmp_path):
 
 
 def test_group_ordered_split_keeps_each_groups_newest_rows_out():
-    from rocketc.data.encode import group_ordered_split
+    from rocketc.runtime.data.encode import group_ordered_split
 
     group = np.array([1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])
     train, val, test = group_ordered_split(group, 0.1, 0.2)

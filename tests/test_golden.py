@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rocketc.codegen import render
+from rocketc.backends.codegen import render
 from rocketc.compiler import compile_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,13 +53,19 @@ def test_generated_files_match(rendered, spec):
         assert golden.exists(), f"{golden} is missing; see tests/test_golden.py's docstring"
         committed = golden.read_text(encoding="utf-8")
         if committed != text:
-            diff = "".join(difflib.unified_diff(
-                committed.splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=f"generated/{spec}/{name} (committed)",
-                tofile=f"generated/{spec}/{name} (rendered now)",
-            ))
-            pytest.fail(f"generated/{spec}/{name} is stale; refresh it as this module's "
-                        f"docstring says.\n{diff}", pytrace=False)
+            diff = "".join(
+                difflib.unified_diff(
+                    committed.splitlines(keepends=True),
+                    text.splitlines(keepends=True),
+                    fromfile=f"generated/{spec}/{name} (committed)",
+                    tofile=f"generated/{spec}/{name} (rendered now)",
+                )
+            )
+            pytest.fail(
+                f"generated/{spec}/{name} is stale; refresh it as this module's "
+                f"docstring says.\n{diff}",
+                pytrace=False,
+            )
 
 
 def test_no_stray_generated_directories():
@@ -72,12 +78,19 @@ def test_rendering_is_deterministic(rendered):
     """Twice in this process, and once in a process with another hash seed (set order)."""
     for path in SPECS:
         assert render(compile_file(path)) == rendered[path.stem]
-    script = ("import json, sys; from pathlib import Path; from rocketc.codegen import render; "
-              "from rocketc.compiler import compile_file; "
-              "print(json.dumps({p: render(compile_file(p)) for p in sys.argv[1:]}))")
+    script = (
+        "import json, sys; from pathlib import Path; from rocketc.backends.codegen import render; "
+        "from rocketc.compiler import compile_file; "
+        "print(json.dumps({p: render(compile_file(p)) for p in sys.argv[1:]}))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    proc = subprocess.run([sys.executable, "-c", script, *map(str, SPECS)], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, SPECS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     other = json.loads(proc.stdout)
     assert {Path(p).stem: files for p, files in other.items()} == rendered
 
@@ -122,12 +135,24 @@ def test_generated_files_import_only_torch_and_stdlib(rendered):
 
 
 def test_generated_model_defines_the_public_api(rendered):
-    want = {"RocketNet", "LightNet", "BoosterNet", "compute_loss", "example_inputs",
-            "example_targets", "LOSS_WEIGHTS"}
+    want = {
+        "RocketNet",
+        "LightNet",
+        "BoosterNet",
+        "compute_loss",
+        "example_inputs",
+        "example_targets",
+        "LOSS_WEIGHTS",
+    }
     for spec, files in rendered.items():
         tree = ast.parse(files["model.py"])
         defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
-        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign)
-                    for t in n.targets if isinstance(t, ast.Name)}
+        defined |= {
+            t.id
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
         assert want <= defined, (spec, want - defined)
         assert ast.get_docstring(tree), spec

@@ -21,8 +21,9 @@ def _variant(spec_text, edit, name: str, mode: str) -> str:
     if "kd: {weight: 0.0}" in text:
         text = edit(text, "kd: {weight: 0.0}", "kd: {weight: 1.0}")
     else:
-        text = edit(text, "  gradient_block: booster",
-                    "  kd: {weight: 1.0}\n  gradient_block: booster")
+        text = edit(
+            text, "  gradient_block: booster", "  kd: {weight: 1.0}\n  gradient_block: booster"
+        )
     return edit(text, "gradient_block: booster", f"gradient_block: {mode}")
 
 
@@ -55,8 +56,7 @@ def _groups(net) -> dict[str, list[str]]:
 
 def _touched(net, names: list[str]) -> dict[str, bool]:
     params = dict(net.named_parameters())
-    return {n: params[n].grad is not None and bool(params[n].grad.abs().sum() > 0)
-            for n in names}
+    return {n: params[n].grad is not None and bool(params[n].grad.abs().sum() > 0) for n in names}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -194,8 +194,11 @@ def _stateful_shapes_match(compiled: Compiled, rocket, inputs):
         for n in compiled.layers(role):
             module = getattr(branch, n, None)
             if module is not None:
-                hooks.append(module.register_forward_hook(
-                    lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape[1:]))))
+                hooks.append(
+                    module.register_forward_hook(
+                        lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape[1:]))
+                    )
+                )
     with torch.no_grad():
         logits = rocket(*inputs)
     for h in hooks:

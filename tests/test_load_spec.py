@@ -1,4 +1,5 @@
-"""Stages 1 and 2: YAML to data with positions (rocketc.load), data to a Spec (rocketc.spec).
+"""Stages 1 and 2: YAML to data with positions (rocketc.compiler.load), data to a Spec
+(rocketc.compiler.spec).
 
 Bad specs with their exact diagnostics live in tests/fixtures/{load,spec}/ (tests/test_passes.py);
 this module checks the machinery those diagnostics rest on.
@@ -10,11 +11,11 @@ import re
 
 import pytest
 
+from rocketc.compiler.load import SourceMap, load_file, load_text
+from rocketc.compiler.ops import OPS
+from rocketc.compiler.ops.base import MODULE_ATTRS, RESERVED
+from rocketc.compiler.spec import Spec, json_schema, parse_spec
 from rocketc.errors import LoadError, Position, RocketcError, SpecError
-from rocketc.load import SourceMap, load_file, load_text
-from rocketc.ops import OPS
-from rocketc.ops.base import MODULE_ATTRS, RESERVED
-from rocketc.spec import Spec, json_schema, parse_spec
 
 SMALL = """\
 version: 1
@@ -77,11 +78,16 @@ def test_merge_keys_and_omap_do_not_crash():
 
 
 def test_spec_with_merge_keys_compiles(spec_text, compile_spec_text, edit):
-    text = edit(spec_text("quickstart"), "  - {id: light_logits, op: linear,",
-                "  - &logits {id: light_logits, op: linear,")
-    text = edit(text, "  - {id: booster_logits, op: linear, in: booster_hidden, out_features: 10, "
-                "role: booster}",
-                "  - {<<: *logits, id: booster_logits, in: booster_hidden, role: booster}")
+    text = edit(
+        spec_text("quickstart"),
+        "  - {id: light_logits, op: linear,",
+        "  - &logits {id: light_logits, op: linear,",
+    )
+    text = edit(
+        text,
+        "  - {id: booster_logits, op: linear, in: booster_hidden, out_features: 10, role: booster}",
+        "  - {<<: *logits, id: booster_logits, in: booster_hidden, role: booster}",
+    )
     compiled = compile_spec_text(text)
     assert compiled.graph.nodes["booster_logits"]["layer"].out_features == 10
     # A bad merged value is reported at the mapping it was merged into.
@@ -137,15 +143,18 @@ def test_numbers_must_be_finite():
         parse_spec(load_text(text))
 
 
-@pytest.mark.parametrize("name", sorted(RESERVED | {"class", "def", "train", "to", "training",
-                                                    "__dunder", "_private"}))
+@pytest.mark.parametrize(
+    "name", sorted(RESERVED | {"class", "def", "train", "to", "training", "__dunder", "_private"})
+)
 def test_reserved_layer_ids_are_refused(name):
-    text = SMALL.replace("id: light_out", f"id: {name}").replace("light: light_out",
-                                                                  f"light: {name}")
+    text = SMALL.replace("id: light_out", f"id: {name}").replace(
+        "light: light_out", f"light: {name}"
+    )
     with pytest.raises(SpecError) as info:
         parse_spec(load_text(text, "r.yaml"))
-    assert any("layers[0].id" in str(d) and d.pos == Position(7, 10)
-               for d in info.value.diagnostics), str(info.value)
+    assert any(
+        "layers[0].id" in str(d) and d.pos == Position(7, 10) for d in info.value.diagnostics
+    ), str(info.value)
 
 
 def test_module_attrs_are_identifiers():

@@ -36,8 +36,13 @@ def _largest_spec() -> Path:
 
 def test_check_and_compile_do_not_import_torch(tmp_path):
     spec = _largest_spec()
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(spec), str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(spec), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().endswith("no torch")
     assert (tmp_path / "out" / "model.py").exists()

@@ -19,21 +19,28 @@ import networkx as nx
 import pytest
 
 from rocketc.compiler import compile_file
+from rocketc.compiler.graph import loss_node
+from rocketc.compiler.passes import PASSES, infer_shapes, insert_stop_gradients, validate
+from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
 from rocketc.errors import GraphError, LoadError, RocketcError, ShapeError, SpecError
-from rocketc.graph import loss_node
-from rocketc.passes import PASSES, infer_shapes, insert_stop_gradients, validate
-from rocketc.passes.insert_stop_gradients import stop_gradient_edges
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ERROR_STAGES = {"load": LoadError, "spec": SpecError, "validate": GraphError,
-                "infer_shapes": ShapeError}
+ERROR_STAGES = {
+    "load": LoadError,
+    "spec": SpecError,
+    "validate": GraphError,
+    "infer_shapes": ShapeError,
+}
 GOOD_STAGES = ("insert_stop_gradients",)
 UPDATE = os.environ.get("ROCKETC_UPDATE_FIXTURES") == "1"
 
 
 def _cases(stages) -> list:
-    return [pytest.param(path, id=f"{path.parent.name}/{path.stem}")
-            for stage in stages for path in sorted((FIXTURES / stage).glob("*.yaml"))]
+    return [
+        pytest.param(path, id=f"{path.parent.name}/{path.stem}")
+        for stage in stages
+        for path in sorted((FIXTURES / stage).glob("*.yaml"))
+    ]
 
 
 def _check_expected(case: Path, lines: list[str]) -> None:
@@ -87,19 +94,54 @@ def test_stop_gradient_fixture(case: Path):
 
 REQUIRED = {
     "load": {"bad_yaml_syntax", "duplicate_key"},
-    "spec": {"unknown_op", "missing_field", "extra_field", "bad_role", "bad_identifier",
-             "reserved_ids", "multiclass_without_num_classes", "wrong_data_source",
-             "wrong_schedule_name", "several_errors"},
-    "validate": {"duplicate_id", "unknown_reference", "wrong_arity", "cycle", "self_loop",
-                 "light_reads_booster", "shared_reads_light", "head_missing", "head_wrong_role",
-                 "heads_same", "layer_feeds_no_head", "shared_feeds_only_booster",
-                 "shared_feeds_only_light", "tie_on_non_light", "tie_target_missing",
-                 "tie_target_not_booster", "tie_different_op", "two_layers_tie_one_target",
-                 "several_errors"},
-    "infer_shapes": {"linear_fed_image", "conv_on_vector", "mlp_on_image", "concat_mismatch",
-                     "add_mismatch", "embedding_on_dense", "linear_on_categorical",
-                     "kernel_too_big", "head_width", "binary_head_with_10_outputs",
-                     "tie_width_mismatch", "tie_more_blocks", "several_errors"},
+    "spec": {
+        "unknown_op",
+        "missing_field",
+        "extra_field",
+        "bad_role",
+        "bad_identifier",
+        "reserved_ids",
+        "multiclass_without_num_classes",
+        "wrong_data_source",
+        "wrong_schedule_name",
+        "several_errors",
+    },
+    "validate": {
+        "duplicate_id",
+        "unknown_reference",
+        "wrong_arity",
+        "cycle",
+        "self_loop",
+        "light_reads_booster",
+        "shared_reads_light",
+        "head_missing",
+        "head_wrong_role",
+        "heads_same",
+        "layer_feeds_no_head",
+        "shared_feeds_only_booster",
+        "shared_feeds_only_light",
+        "tie_on_non_light",
+        "tie_target_missing",
+        "tie_target_not_booster",
+        "tie_different_op",
+        "two_layers_tie_one_target",
+        "several_errors",
+    },
+    "infer_shapes": {
+        "linear_fed_image",
+        "conv_on_vector",
+        "mlp_on_image",
+        "concat_mismatch",
+        "add_mismatch",
+        "embedding_on_dense",
+        "linear_on_categorical",
+        "kernel_too_big",
+        "head_width",
+        "binary_head_with_10_outputs",
+        "tie_width_mismatch",
+        "tie_more_blocks",
+        "several_errors",
+    },
     "insert_stop_gradients": {"booster", "shared", "none"},
 }
 
@@ -159,10 +201,16 @@ def test_stop_gradient_edges_follow_the_mode(shipped, spec_text, compile_spec_te
         booster_head = variant.spec.heads.booster
         want = set()
         if mode != "none":
-            want |= {(booster_head, loss_node(t)) for t in ("hint", "kd")
-                     if g.has_edge(booster_head, loss_node(t))}
+            want |= {
+                (booster_head, loss_node(t))
+                for t in ("hint", "kd")
+                if g.has_edge(booster_head, loss_node(t))
+            }
         if mode == "shared":
-            want |= {(u, v) for u, v in g.edges
-                     if g.nodes[u]["role"] == "shared" and g.nodes[v]["role"] == "light"}
+            want |= {
+                (u, v)
+                for u, v in g.edges
+                if g.nodes[u]["role"] == "shared" and g.nodes[v]["role"] == "light"
+            }
         assert set(stop_gradient_edges(g)) == want, name
         assert want or mode == "none", f"{name}: mode {mode} cuts nothing"

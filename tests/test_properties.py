@@ -22,15 +22,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rocketc.codegen import render
+from rocketc.backends.codegen import render
 from rocketc.compiler import compile_text
+from rocketc.compiler.load import load_text
 from rocketc.errors import CodegenError, RocketcError, ShapeError
-from rocketc.load import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.yaml"))}
-FAST = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def compiles_or_rocketc_error(text: str) -> None:
@@ -52,19 +55,69 @@ def test_arbitrary_text(text):
     compiles_or_rocketc_error(text)
 
 
-FIELD_NAMES = sorted({
-    "version", "name", "task", "num_classes", "inputs", "layers", "heads", "loss", "train", "data",
-    "kind", "shape", "vocab", "id", "op", "in", "role", "tie", "out_features", "units", "light",
-    "booster", "hint", "kd", "weight", "gradient_block", "source", "schedule", "optimizer",
-})
-SCALARS = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
-           | st.sampled_from(["linear", "mlp", "conv2d", "shared", "light", "booster", "dense",
-                              "categorical", "multiclass", "binary", "relu", "F", "self"]))
+FIELD_NAMES = sorted(
+    {
+        "version",
+        "name",
+        "task",
+        "num_classes",
+        "inputs",
+        "layers",
+        "heads",
+        "loss",
+        "train",
+        "data",
+        "kind",
+        "shape",
+        "vocab",
+        "id",
+        "op",
+        "in",
+        "role",
+        "tie",
+        "out_features",
+        "units",
+        "light",
+        "booster",
+        "hint",
+        "kd",
+        "weight",
+        "gradient_block",
+        "source",
+        "schedule",
+        "optimizer",
+    }
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "linear",
+            "mlp",
+            "conv2d",
+            "shared",
+            "light",
+            "booster",
+            "dense",
+            "categorical",
+            "multiclass",
+            "binary",
+            "relu",
+            "F",
+            "self",
+        ]
+    )
+)
 YAMLISH = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -86,14 +139,41 @@ def _paths(node: Any, path: tuple = ()) -> list[tuple]:
     return out
 
 
-NASTY = (st.integers(1, 64) | st.integers(-(10**30), 10**30)
-         | st.sampled_from([0, -1, 1, 10**12, 2**63, -(2**63)])
-         | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none()
-         | st.text(max_size=10)
-         | st.sampled_from(["linearr", "wrn_group", "concat", "add", "embedding", "pool",
-                            "ünïcödé", "λ", "变量", "x", "light", "booster", "shared", "stem",
-                            "image", "light_logits", "booster_logits", "__init__", "train"])
-         | st.lists(st.text(max_size=5), max_size=3) | st.just({}) | st.just([]))
+NASTY = (
+    st.integers(1, 64)
+    | st.integers(-(10**30), 10**30)
+    | st.sampled_from([0, -1, 1, 10**12, 2**63, -(2**63)])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=10)
+    | st.sampled_from(
+        [
+            "linearr",
+            "wrn_group",
+            "concat",
+            "add",
+            "embedding",
+            "pool",
+            "ünïcödé",
+            "λ",
+            "变量",
+            "x",
+            "light",
+            "booster",
+            "shared",
+            "stem",
+            "image",
+            "light_logits",
+            "booster_logits",
+            "__init__",
+            "train",
+        ]
+    )
+    | st.lists(st.text(max_size=5), max_size=3)
+    | st.just({})
+    | st.just([])
+)
 
 
 @st.composite
@@ -116,7 +196,7 @@ def mutated_specs(draw) -> str:
     for _ in range(graph_edits):  # graph-level: rewire, retie or re-role a layer
         layer = draw(st.sampled_from(data["layers"]))
         # Its own id and later ids make loops; any name makes role and shape mistakes.
-        later = [x["id"] for x in data["layers"]][data["layers"].index(layer):]
+        later = [x["id"] for x in data["layers"]][data["layers"].index(layer) :]
         name = st.sampled_from(names) | st.sampled_from(later)
         field = draw(st.sampled_from(["in", "in", "tie", "role", "id"]))
         if field == "in":
@@ -155,8 +235,9 @@ def rewired_specs(draw) -> str:
     i = draw(st.integers(0, len(data["layers"]) - 1))
     ids = [layer["id"] for layer in data["layers"]]
     names = [inp["name"] for inp in data["inputs"]] + ids
-    data["layers"][i]["in"] = draw(st.lists(st.sampled_from(names) | st.sampled_from(ids[i:]),
-                                            min_size=1, max_size=2))
+    data["layers"][i]["in"] = draw(
+        st.lists(st.sampled_from(names) | st.sampled_from(ids[i:]), min_size=1, max_size=2)
+    )
     return json.dumps(data)
 
 
@@ -198,9 +279,16 @@ def twin_specs(draw) -> dict:
     shared: list[dict] = []
     if draw(st.booleans()):
         inputs.append({"name": "cat", "kind": "categorical", "vocab": draw(st.integers(1, 9))})
-        shared += [{"id": "cat_emb", "op": "embedding", "in": "cat",
-                    "dim": draw(st.integers(1, 6)), "role": "shared"},
-                   {"id": "joined", "op": "concat", "in": ["feats", "cat_emb"], "role": "shared"}]
+        shared += [
+            {
+                "id": "cat_emb",
+                "op": "embedding",
+                "in": "cat",
+                "dim": draw(st.integers(1, 6)),
+                "role": "shared",
+            },
+            {"id": "joined", "op": "concat", "in": ["feats", "cat_emb"], "role": "shared"},
+        ]
     base = shared[-1]["id"] if shared else "feats"
     shared += draw(dense_layers("s", "shared", base, draw(st.integers(0, 3))))
     bottom = shared[-1]["id"] if shared else "feats"
@@ -211,20 +299,35 @@ def twin_specs(draw) -> dict:
         light.append({"id": "l_cat", "op": "concat", "in": [light_in, "feats"], "role": "light"})
         light_in = "l_cat"
     booster_in = booster[-1]["id"] if booster else bottom
-    light.append({"id": "light_head", "op": "linear", "in": light_in, "out_features": out,
-                  "role": "light"})
-    booster.append({"id": "booster_head", "op": "linear", "in": booster_in, "out_features": out,
-                    "role": "booster"})
+    light.append(
+        {"id": "light_head", "op": "linear", "in": light_in, "out_features": out, "role": "light"}
+    )
+    booster.append(
+        {
+            "id": "booster_head",
+            "op": "linear",
+            "in": booster_in,
+            "out_features": out,
+            "role": "booster",
+        }
+    )
     spec = {
-        "version": 1, "name": "random_twins", "task": "binary" if binary else "multiclass",
-        "inputs": inputs, "layers": shared + booster + light,
+        "version": 1,
+        "name": "random_twins",
+        "task": "binary" if binary else "multiclass",
+        "inputs": inputs,
+        "layers": shared + booster + light,
         "heads": {"light": "light_head", "booster": "booster_head"},
-        "loss": {"light": draw(st.sampled_from([0.5, 1.0])),
-                 "hint": {"weight": draw(st.sampled_from([0.0, 1.0])),
-                          "on": draw(st.sampled_from(["logits", "probs"])),
-                          "reduction": draw(st.sampled_from(["mean", "sum"]))},
-                 "kd": {"weight": draw(st.sampled_from([0.0, 0.5]))},
-                 "gradient_block": draw(st.sampled_from(["booster", "shared", "none"]))},
+        "loss": {
+            "light": draw(st.sampled_from([0.5, 1.0])),
+            "hint": {
+                "weight": draw(st.sampled_from([0.0, 1.0])),
+                "on": draw(st.sampled_from(["logits", "probs"])),
+                "reduction": draw(st.sampled_from(["mean", "sum"])),
+            },
+            "kd": {"weight": draw(st.sampled_from([0.0, 0.5]))},
+            "gradient_block": draw(st.sampled_from(["booster", "shared", "none"])),
+        },
     }
     if not binary:
         spec["num_classes"] = out
@@ -241,26 +344,37 @@ def image_layers(draw, prefix: str, role: str, source: str) -> list[dict]:
         kind = draw(st.sampled_from(["conv2d", "pool", "batchnorm", "activation", "wrn_group"]))
         layer: dict[str, Any] = {"id": f"{prefix}_{i}", "op": kind, "in": source, "role": role}
         if kind == "conv2d":
-            layer |= {"out_channels": draw(st.integers(1, 4)), "kernel": draw(st.integers(1, 4)),
-                      "stride": draw(st.integers(1, 2)), "padding": draw(st.integers(0, 2)),
-                      "bias": draw(st.booleans())}
+            layer |= {
+                "out_channels": draw(st.integers(1, 4)),
+                "kernel": draw(st.integers(1, 4)),
+                "stride": draw(st.integers(1, 2)),
+                "padding": draw(st.integers(0, 2)),
+                "bias": draw(st.booleans()),
+            }
         elif kind == "pool":
-            layer |= {"kind": draw(st.sampled_from(["max", "avg"])),
-                      "kernel": draw(st.integers(1, 3)), "padding": draw(st.integers(0, 2))}
+            layer |= {
+                "kind": draw(st.sampled_from(["max", "avg"])),
+                "kernel": draw(st.integers(1, 3)),
+                "padding": draw(st.integers(0, 2)),
+            }
             if draw(st.booleans()):
                 layer["stride"] = draw(st.integers(1, 2))
         elif kind == "activation":
             layer["fn"] = "relu"
         elif kind == "wrn_group":
-            layer |= {"blocks": draw(st.integers(1, 2)), "width": draw(st.integers(1, 4)),
-                      "stride": draw(st.integers(1, 2))}
+            layer |= {
+                "blocks": draw(st.integers(1, 2)),
+                "width": draw(st.integers(1, 4)),
+                "stride": draw(st.integers(1, 2)),
+            }
         layers.append(layer)
         source = layer["id"]
     if draw(st.booleans()):
         layers.append({"id": f"{prefix}_end", "op": "flatten", "in": source, "role": role})
     else:
-        layers.append({"id": f"{prefix}_end", "op": "pool", "kind": "global_avg", "in": source,
-                       "role": role})
+        layers.append(
+            {"id": f"{prefix}_end", "op": "pool", "kind": "global_avg", "in": source, "role": role}
+        )
     return layers
 
 
@@ -269,23 +383,54 @@ def image_twin_specs(draw) -> dict:
     shape = [draw(st.integers(1, 3)), draw(st.integers(2, 9)), draw(st.integers(2, 9))]
     shared = []
     if draw(st.booleans()):
-        shared = [{"id": "stem", "op": "conv2d", "in": "image", "out_channels": 3,
-                   "kernel": draw(st.integers(1, 3)), "padding": 1, "role": "shared"}]
+        shared = [
+            {
+                "id": "stem",
+                "op": "conv2d",
+                "in": "image",
+                "out_channels": 3,
+                "kernel": draw(st.integers(1, 3)),
+                "padding": 1,
+                "role": "shared",
+            }
+        ]
     bottom = shared[-1]["id"] if shared else "image"
     light = draw(image_layers("l", "light", bottom))
     booster = draw(image_layers("b", "booster", bottom))
-    light.append({"id": "light_head", "op": "linear", "in": light[-1]["id"], "out_features": 3,
-                  "role": "light"})
-    booster.append({"id": "booster_head", "op": "linear", "in": booster[-1]["id"],
-                    "out_features": 3, "role": "booster"})
-    return {"version": 1, "name": "image_twins", "task": "multiclass", "num_classes": 3,
-            "inputs": [{"name": "image", "kind": "dense", "shape": shape}],
-            "layers": shared + light + booster,
-            "heads": {"light": "light_head", "booster": "booster_head"}}
+    light.append(
+        {
+            "id": "light_head",
+            "op": "linear",
+            "in": light[-1]["id"],
+            "out_features": 3,
+            "role": "light",
+        }
+    )
+    booster.append(
+        {
+            "id": "booster_head",
+            "op": "linear",
+            "in": booster[-1]["id"],
+            "out_features": 3,
+            "role": "booster",
+        }
+    )
+    return {
+        "version": 1,
+        "name": "image_twins",
+        "task": "multiclass",
+        "num_classes": 3,
+        "inputs": [{"name": "image", "kind": "dense", "shape": shape}],
+        "layers": shared + light + booster,
+        "heads": {"light": "light_head", "booster": "booster_head"},
+    }
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(spec=image_twin_specs())
 def test_image_twins_agree_with_torch(load_model, spec):
     """What the compiler accepts runs in torch with the inferred shapes; the rest is a
@@ -310,7 +455,8 @@ def _run_with_hooks(compiled, rocket, inputs):
             module = getattr(getattr(rocket, role), n, None)
             if module is not None:
                 module.register_forward_hook(
-                    lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape[1:])))
+                    lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape[1:]))
+                )
     logits = rocket(*inputs)
     for n, shape in seen.items():
         assert shape == compiled.graph.nodes[n]["type"].shape, n
@@ -334,8 +480,11 @@ def test_legal_twins_compile(spec):
     render(compiled)
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(spec=twin_specs())
 def test_legal_twins_run_as_predicted(load_model, spec):
     torch = pytest.importorskip("torch")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from rocketc.cli import _load_with_overrides, app
 from rocketc.errors import TrainError
-from rocketc.training import train_run
+from rocketc.runtime.train import train_run
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 (lives for the session)
 
@@ -35,9 +35,19 @@ def run(tmp_path_factory):
 
 def test_run_directory_holds_everything_to_ship(run):
     names = {p.name for p in run.out_dir.iterdir()}
-    assert {"metrics.jsonl", "metrics.csv", "curves.png", "checkpoint.pt", "light.pt2",
-            "audit.json", "light.onnx", "light_state_dict.pt", "report.json", "report.md",
-            "code"} <= names
+    assert {
+        "metrics.jsonl",
+        "metrics.csv",
+        "curves.png",
+        "checkpoint.pt",
+        "light.pt2",
+        "audit.json",
+        "light.onnx",
+        "light_state_dict.pt",
+        "report.json",
+        "report.md",
+        "code",
+    } <= names
     lines = (run.out_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
     record = json.loads(lines[-1])
@@ -75,7 +85,7 @@ def test_report_numbers(run):
 def test_exported_light_net_has_exactly_lightnet_parameters(run):
     program = torch.export.load(run.out_dir / "light.pt2")
     state = torch.load(run.out_dir / "light_state_dict.pt", weights_only=True)
-    from rocketc.runtime import load_generated
+    from rocketc.runtime.generated import load_generated
 
     gen = load_generated(quickstart(), run.out_dir / "reload")
     light = gen.model.LightNet()
@@ -90,7 +100,7 @@ def test_exported_light_net_has_exactly_lightnet_parameters(run):
 
 
 def test_onnx_matches_pytorch_on_real_rows(run):
-    from rocketc.data import load_data
+    from rocketc.runtime.data import load_data
 
     data = load_data(quickstart().spec)
     rows = data.val.inputs["image"][:200]
@@ -113,11 +123,11 @@ def test_same_seed_same_metrics_and_resume_equals_uninterrupted(tmp_path):
     again = train_run(quickstart(), tmp_path / "again", console=QUIET, launch=False)
     assert [r["val"] for r in full.history] == [r["val"] for r in again.history]
 
-    killed = train_run(quickstart(), tmp_path / "killed", console=QUIET, launch=False,
-                       stop_after_epoch=1)
+    killed = train_run(
+        quickstart(), tmp_path / "killed", console=QUIET, launch=False, stop_after_epoch=1
+    )
     assert len(killed.history) == 1
-    resumed = train_run(quickstart(), tmp_path / "killed", console=QUIET, launch=False,
-                        resume=True)
+    resumed = train_run(quickstart(), tmp_path / "killed", console=QUIET, launch=False, resume=True)
     assert [r["val"] for r in resumed.history] == [r["val"] for r in full.history]
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["model"]
@@ -127,8 +137,9 @@ def test_same_seed_same_metrics_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
-    compiled = quickstart("train.optimizer={name: sgd, lr: 1.0e+12, momentum: 0.0}",
-                          "train.schedule={name: constant}")
+    compiled = quickstart(
+        "train.optimizer={name: sgd, lr: 1.0e+12, momentum: 0.0}", "train.schedule={name: constant}"
+    )
     with pytest.raises(TrainError, match=r"non-finite loss at step \d+"):
         train_run(compiled, tmp_path, console=QUIET, launch=False)
 
@@ -140,7 +151,7 @@ def test_cli_train_and_its_errors(tmp_path):
     assert "loss.hint.weight" in bad.stderr and "Traceback" not in bad.output
     spec = tmp_path / "npz.yaml"
     text = open(quickstart().source.file).read()
-    data_section = text[text.index("\ndata:"):]
+    data_section = text[text.index("\ndata:") :]
     spec.write_text(text.replace(data_section, "\ndata:\n  source: npz\n  path: nowhere.npz\n"))
     missing = runner.invoke(app, ["train", str(spec), "-o", str(tmp_path / "r")])
     assert missing.exit_code == 1
@@ -150,7 +161,7 @@ def test_cli_train_and_its_errors(tmp_path):
 
 
 def test_gauc_on_a_hand_checked_example():
-    from rocketc.metrics import binary_metrics, gauc
+    from rocketc.runtime.metrics import binary_metrics, gauc
 
     y = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0])
     s = np.array([0.9, 0.1, 0.4, 0.6, 0.5, 0.7, 0.2, 0.3, 0.8])

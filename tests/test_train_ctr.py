@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from rocketc.compiler import compile_text
-from rocketc.training import train_run
+from rocketc.runtime.train import train_run
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
@@ -55,9 +55,16 @@ def run(tmp_path_factory):
     taste = rng.normal(size=(50, 4)) @ rng.normal(size=(4, 25))  # a low-rank user x item score
     price = rng.normal(10, 3, n)
     p = 1 / (1 + np.exp(-(2 * taste[user, item] - 0.2 * (price - 10))))
-    frame = pd.DataFrame({"user": user, "item": item, "price": price,
-                          "age": rng.integers(18, 70, n), "ts": np.arange(n),
-                          "clicked": (rng.random(n) < p).astype(int)})
+    frame = pd.DataFrame(
+        {
+            "user": user,
+            "item": item,
+            "price": price,
+            "age": rng.integers(18, 70, n),
+            "ts": np.arange(n),
+            "clicked": (rng.random(n) < p).astype(int),
+        }
+    )
     path = tmp / "clicks.csv"
     frame.to_csv(path, index=False)
     compiled = compile_text(SPEC.replace("PATH", str(path)), str(tmp / "ctr_csv.yaml"))
@@ -76,10 +83,15 @@ def test_binary_metrics_per_epoch_and_learning(run):
 def test_onnx_export_takes_category_ids(run):
     session = ort.InferenceSession(str(run.out_dir / "light.onnx"))
     feeds = {i.name: i.type for i in session.get_inputs()}
-    assert feeds == {"user": "tensor(int64)", "item": "tensor(int64)",
-                     "numeric": "tensor(float)"}
-    out = session.run(None, {"user": np.array([1, 2, 3]), "item": np.array([0, 4, 5]),
-                             "numeric": np.zeros((3, 2), np.float32)})[0]
+    assert feeds == {"user": "tensor(int64)", "item": "tensor(int64)", "numeric": "tensor(float)"}
+    out = session.run(
+        None,
+        {
+            "user": np.array([1, 2, 3]),
+            "item": np.array([0, 4, 5]),
+            "numeric": np.zeros((3, 2), np.float32),
+        },
+    )[0]
     assert out.shape == (3, 1)
     report = json.loads((run.out_dir / "report.json").read_text())
     assert set(report["test"]["light"]) == {"auc", "logloss", "gauc"}

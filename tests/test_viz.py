@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import rocketc.viz
+import rocketc.backends.viz
+from rocketc.backends.viz import to_dot
+from rocketc.backends.viz_fold import FOLD_MIN, find_folds
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
-from rocketc.passes.insert_stop_gradients import stop_gradient_edges
-from rocketc.viz import to_dot
-from rocketc.viz_fold import FOLD_MIN, find_folds
+from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -62,10 +62,12 @@ def test_dot_matches_golden(spec: Path):
     assert golden.is_file(), f"no golden file {golden}; run with ROCKETC_UPDATE_GOLDEN=1"
     want = golden.read_text(encoding="utf-8")
     if text != want:
-        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
-                                            str(golden), f"to_dot({spec.name})"))
-        pytest.fail(f"DOT differs from {golden.name} (ROCKETC_UPDATE_GOLDEN=1 refreshes):\n"
-                    + diff)
+        diff = "".join(
+            difflib.unified_diff(
+                want.splitlines(True), text.splitlines(True), str(golden), f"to_dot({spec.name})"
+            )
+        )
+        pytest.fail(f"DOT differs from {golden.name} (ROCKETC_UPDATE_GOLDEN=1 refreshes):\n" + diff)
 
 
 def test_every_golden_file_has_a_spec():
@@ -77,13 +79,23 @@ def test_dot_is_deterministic():
     assert to_dot(compile_file(spec)) == to_dot(compile_file(spec))
 
 
-@pytest.mark.parametrize("mode, kd, expected", [
-    ("booster", 0.5, {("booster_logits", "loss.hint"), ("booster_logits", "loss.kd")}),
-    ("shared", 0.5, {("booster_logits", "loss.hint"), ("booster_logits", "loss.kd"),
-                     ("embed_act", "light_hidden")}),
-    ("none", 0.5, set()),
-    ("booster", 0.0, {("booster_logits", "loss.hint")}),
-])
+@pytest.mark.parametrize(
+    "mode, kd, expected",
+    [
+        ("booster", 0.5, {("booster_logits", "loss.hint"), ("booster_logits", "loss.kd")}),
+        (
+            "shared",
+            0.5,
+            {
+                ("booster_logits", "loss.hint"),
+                ("booster_logits", "loss.kd"),
+                ("embed_act", "light_hidden"),
+            },
+        ),
+        ("none", 0.5, set()),
+        ("booster", 0.0, {("booster_logits", "loss.hint")}),
+    ],
+)
 def test_stop_gradient_edges_exactly_where_the_pass_put_them(mode, kd, expected):
     compiled = quickstart(mode, kd)
     drawn = edges(to_dot(compiled), "stop-grad")
@@ -102,12 +114,16 @@ def test_shared_mode_marks_every_shared_to_light_edge_of_ctr():
 def test_tie_links_of_the_interval_spec():
     dot_text = to_dot(compile_file(ROOT / "specs" / "wrn16_1_interval.yaml"))
     assert edges(dot_text, "tied weights") == {
-        ("light_g1", "booster_g1"), ("light_g2", "booster_g2"), ("light_g3", "booster_g3")}
+        ("light_g1", "booster_g1"),
+        ("light_g2", "booster_g2"),
+        ("light_g3", "booster_g3"),
+    }
     tie_line = next(line for line in dot_text.splitlines() if "tied weights" in line)
     assert "dotted" in tie_line and "constraint=false" in tie_line
     assert "9,216 tied" in dot_text  # the light node says how much of it is tied
-    assert edges(to_dot(compile_file(ROOT / "specs" / "wrn16_1_bottom.yaml")),
-                 "tied weights") == set()
+    assert (
+        edges(to_dot(compile_file(ROOT / "specs" / "wrn16_1_bottom.yaml")), "tied weights") == set()
+    )
 
 
 def test_nodes_show_op_shape_params_and_the_summary():
@@ -138,10 +154,11 @@ def test_renders_svg(tmp_path, monkeypatch):
 
 
 def test_dot_suffix_needs_no_graphviz(tmp_path, monkeypatch):
-    monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: None)
+    monkeypatch.setattr(rocketc.backends.viz.shutil, "which", lambda name: None)
     out = tmp_path / "sub" / "pair.dot"
-    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
-                                      "-o", str(out)])
+    result = CliRunner().invoke(
+        app, ["viz", str(ROOT / "specs" / "quickstart.yaml"), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8") == to_dot(compile_file(ROOT / "specs/quickstart.yaml"))
 
@@ -149,13 +166,14 @@ def test_dot_suffix_needs_no_graphviz(tmp_path, monkeypatch):
 @pytest.mark.parametrize("how", ["which", "path"])
 def test_missing_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monkeypatch, how):
     if how == "which":  # the up-front check
-        monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: None)
+        monkeypatch.setattr(rocketc.backends.viz.shutil, "which", lambda name: None)
     else:  # dot vanished between the check and the call: graphviz.ExecutableNotFound
-        monkeypatch.setattr(rocketc.viz.shutil, "which", lambda name: "/usr/bin/dot")
+        monkeypatch.setattr(rocketc.backends.viz.shutil, "which", lambda name: "/usr/bin/dot")
         monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = tmp_path / "sharing.png"
-    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
-                                      "-o", str(out)])
+    result = CliRunner().invoke(
+        app, ["viz", str(ROOT / "specs" / "quickstart.yaml"), "-o", str(out)]
+    )
     assert result.exit_code == 1
     assert not out.exists()
     assert (tmp_path / "sharing.dot").read_text(encoding="utf-8").startswith("digraph")
@@ -166,8 +184,9 @@ def test_missing_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monke
 
 
 def test_unknown_suffix_is_a_clean_error(tmp_path):
-    result = CliRunner().invoke(app, ["viz", str(ROOT / "specs" / "quickstart.yaml"),
-                                      "-o", str(tmp_path / "x.jpeg")])
+    result = CliRunner().invoke(
+        app, ["viz", str(ROOT / "specs" / "quickstart.yaml"), "-o", str(tmp_path / "x.jpeg")]
+    )
     assert result.exit_code == 1
     assert "use one of .svg, .png, .pdf, .dot" in result.stderr
 
@@ -182,13 +201,14 @@ def test_building_the_diagram_does_not_import_torch(tmp_path):
         "assert r.exit_code == 0, r.output\n"
         "assert 'torch' not in sys.modules, 'rocketc viz imported torch'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "ctr.dot").is_file()
 
 
-# --- folding wide fans (rocketc.viz_fold) --------------------------------------------------
+# --- folding wide fans (rocketc.backends.viz_fold) ----------------------------------------------
 WIDE = ROOT / "tests" / "fixtures" / "viz" / "ctr_wide.yaml"
 HEADS = """
   - {id: light_logit, op: linear, in: features, out_features: 1, role: light}
@@ -201,13 +221,18 @@ heads: {light: light_logit, booster: booster_logit}
 def fan_spec(fields: int, dims: list[int] | None = None) -> str:
     """`fields` categorical inputs, each embedded (shared) and concatenated under two heads."""
     dims = dims or [8] * fields
-    inputs = "".join(f"  - {{name: f{i}, kind: categorical, vocab: {10 + i}}}\n"
-                     for i in range(fields))
-    layers = "".join(f"  - {{id: f{i}_emb, op: embedding, in: f{i}, dim: {dims[i]}, "
-                     "role: shared}\n" for i in range(fields))
+    inputs = "".join(
+        f"  - {{name: f{i}, kind: categorical, vocab: {10 + i}}}\n" for i in range(fields)
+    )
+    layers = "".join(
+        f"  - {{id: f{i}_emb, op: embedding, in: f{i}, dim: {dims[i]}, role: shared}}\n"
+        for i in range(fields)
+    )
     concat = ", ".join(f"f{i}_emb" for i in range(fields))
-    return (f"version: 1\nname: fan\ntask: binary\ninputs:\n{inputs}layers:\n{layers}"
-            f"  - {{id: features, op: concat, in: [{concat}], role: shared}}{HEADS}")
+    return (
+        f"version: 1\nname: fan\ntask: binary\ninputs:\n{inputs}layers:\n{layers}"
+        f"  - {{id: features, op: concat, in: [{concat}], role: shared}}{HEADS}"
+    )
 
 
 def node_lines(dot_text: str) -> dict[str, str]:
@@ -243,7 +268,7 @@ def test_wide_ctr_folds_36_embeddings_into_one_node():
 def test_wide_ctr_renders_narrow(tmp_path):
     if not HAVE_DOT:
         pytest.skip("Graphviz's dot is not installed")
-    svg = rocketc.viz.render(compile_file(WIDE), tmp_path / "wide.svg").read_text("utf-8")
+    svg = rocketc.backends.viz.render(compile_file(WIDE), tmp_path / "wide.svg").read_text("utf-8")
     width = float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
     assert width < 1000, f"{width}pt wide; unfolded, the 36 fields took 5,464pt"
 
@@ -251,8 +276,15 @@ def test_wide_ctr_renders_narrow(tmp_path):
 def test_ctr_movielens_folds_its_embeddings_and_keeps_the_genre_projection():
     compiled = compile_file(ROOT / "specs" / "ctr_movielens.yaml")
     (fold,) = find_folds(compiled)
-    assert fold.layers == ("user_emb", "item_emb", "age_emb", "gender_emb", "occupation_emb",
-                           "zip_emb", "decade_emb")
+    assert fold.layers == (
+        "user_emb",
+        "item_emb",
+        "age_emb",
+        "gender_emb",
+        "occupation_emb",
+        "zip_emb",
+        "decade_emb",
+    )
     assert fold.inputs[5] == "zipcode"  # the rows name the inputs, which are not drawn
     nodes = node_lines(to_dot(compiled))
     assert "<b>7 embeddings</b>  ·  172,288 params" in nodes[fold.id]
@@ -279,9 +311,14 @@ def test_a_fold_of_mixed_shapes_gives_each_row_its_shape():
 
 
 def test_an_input_read_twice_keeps_its_readers_out_of_the_fold():
-    text = fan_spec(5).replace("in: [f0_emb,", "in: [f0_id, f0_emb,").replace(
-        "  - {id: features", "  - {id: f0_id, op: embedding, in: f0, dim: 2, role: shared}\n"
-        "  - {id: features")
+    text = (
+        fan_spec(5)
+        .replace("in: [f0_emb,", "in: [f0_id, f0_emb,")
+        .replace(
+            "  - {id: features",
+            "  - {id: f0_id, op: embedding, in: f0, dim: 2, role: shared}\n  - {id: features",
+        )
+    )
     (fold,) = find_folds(compile_text(text))
     assert fold.layers == ("f1_emb", "f2_emb", "f3_emb", "f4_emb")
 
@@ -292,27 +329,37 @@ def test_tied_layers_and_their_targets_stay_out_of_folds():
         for i in range(5):
             inputs.append(f"  - {{name: {role}_f{i}, kind: categorical, vocab: 10}}")
             tie = ", tie: booster_e0" if (role, i) == ("light", 0) else ""
-            layers.append(f"  - {{id: {role}_e{i}, op: embedding, in: {role}_f{i}, dim: 4, "
-                          f"role: {role}{tie}}}")
+            layers.append(
+                f"  - {{id: {role}_e{i}, op: embedding, in: {role}_f{i}, dim: 4, "
+                f"role: {role}{tie}}}"
+            )
         cat = ", ".join(f"{role}_e{i}" for i in range(5))
-        layers += [f"  - {{id: {role}_cat, op: concat, in: [{cat}], role: {role}}}",
-                   f"  - {{id: {role}_logit, op: linear, in: {role}_cat, out_features: 1, "
-                   f"role: {role}}}"]
-    compiled = compile_text("version: 1\nname: tied\ntask: binary\ninputs:\n"
-                            + "\n".join(inputs) + "\nlayers:\n" + "\n".join(layers)
-                            + "\nheads: {light: light_logit, booster: booster_logit}\n")
+        layers += [
+            f"  - {{id: {role}_cat, op: concat, in: [{cat}], role: {role}}}",
+            f"  - {{id: {role}_logit, op: linear, in: {role}_cat, out_features: 1, role: {role}}}",
+        ]
+    compiled = compile_text(
+        "version: 1\nname: tied\ntask: binary\ninputs:\n"
+        + "\n".join(inputs)
+        + "\nlayers:\n"
+        + "\n".join(layers)
+        + "\nheads: {light: light_logit, booster: booster_logit}\n"
+    )
     folds = find_folds(compiled)
-    assert [f.layers for f in folds] == [tuple(f"{role}_e{i}" for i in range(1, 5))
-                                         for role in ("light", "booster")]
+    assert [f.layers for f in folds] == [
+        tuple(f"{role}_e{i}" for i in range(1, 5)) for role in ("light", "booster")
+    ]
     dot_text = to_dot(compiled)
     assert edges(dot_text, "tied weights") == {("light_e0", "booster_e0")}
     assert {"light_e0", "booster_e0", "light_f0", "booster_f0"} <= set(node_lines(dot_text))
-    assert edges(dot_text, "") >= {("fold.light_e1", "light_cat"),
-                                   ("fold.booster_e1", "booster_cat")}
+    assert edges(dot_text, "") >= {
+        ("fold.light_e1", "light_cat"),
+        ("fold.booster_e1", "booster_cat"),
+    }
 
 
 def test_a_spec_without_description_renders(tmp_path):
     if not HAVE_DOT:
         pytest.skip("Graphviz's dot is not installed")
     compiled = compile_text(fan_spec(2))  # no `description:`; its empty <font> broke `dot`
-    assert "<svg" in rocketc.viz.render(compiled, tmp_path / "fan.svg").read_text("utf-8")
+    assert "<svg" in rocketc.backends.viz.render(compiled, tmp_path / "fan.svg").read_text("utf-8")

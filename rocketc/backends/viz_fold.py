@@ -1,0 +1,149 @@
+"""Folding for the sharing diagram: a wide fan of look-alike layers drawn as one table node.
+
+A CTR spec embeds every categorical field on its own and concatenates the embeddings; drawn box
+by box, 36 fields make two rows of 36 boxes that no page holds. A *fan* is FOLD_MIN or more layers
+of one op and one role that each read one spec input nothing else reads, and that all feed the
+same layer over edges of the same kind (stop-grad or not). The diagram draws a fan as one node:
+a header with the count and their total parameters, then one row per layer,
+`input → layer  sizes  params`, in the consumer's argument order, and a single edge to the
+consumer. The fan's inputs are named in the rows instead of being drawn.
+
+Kept apart, so that every tie link still has a box at each end: layers that tie and the booster
+layers they tie to. Only one op per fan (ctr_movielens's `genre_proj` linear stays beside its
+seven embeddings) so that the header can say what every row is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+
+import networkx as nx
+
+from rocketc.compiler import Compiled
+
+# Below this a fan is narrow enough to draw box by box; quickstart, the CNN and the WRN specs have
+# no fan at all, and ctr_movielens's 7 embeddings fold.
+FOLD_MIN = 4
+# Header nouns; other ops read "<n> <op> layers".
+_PLURALS = {"embedding": "embeddings", "mlp": "MLPs"}
+_GREY = "#595959"  # column names, as the input boxes' border
+_STRIPE = "#ffffff80"  # every other row, on any role's fill: the eye keeps to its row
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fan of layers drawn as one node."""
+
+    id: str  # DOT id: "fold." + its first layer; the dot cannot clash with a spec name
+    consumer: str  # the one layer every member feeds
+    role: str
+    op: str
+    layers: tuple[str, ...]  # in the consumer's argument order
+    inputs: tuple[str, ...]  # layers[i] reads inputs[i], and nothing else reads it
+
+
+def find_folds(c: Compiled) -> list[Fold]:
+    """Every fan of FOLD_MIN or more layers, in the order of their first layer in the spec."""
+    g = c.graph
+    tied = {
+        end for n in c.layers() if (tie := g.nodes[n]["layer"].tie) is not None for end in (n, tie)
+    }
+    fans: dict[tuple, list[str]] = {}
+    for n in c.layers():
+        source, consumer = _only(g.predecessors(n)), _only(g.successors(n))
+        if (
+            n in tied
+            or source is None
+            or consumer is None
+            or g.nodes[source]["kind"] != "input"
+            or g.out_degree(source) != 1
+            or g.nodes[consumer]["kind"] != "layer"
+        ):
+            continue
+        key = (
+            consumer,
+            g.nodes[n]["role"],
+            g.nodes[n]["layer"].op,
+            bool(g.edges[n, consumer].get("stop_gradient")),
+        )
+        fans.setdefault(key, []).append(n)
+    folds = []
+    for (consumer, role, op, _), members in fans.items():
+        if len(members) < FOLD_MIN:
+            continue
+        members.sort(key=lambda n: g.edges[n, consumer]["port"])
+        folds.append(
+            Fold(
+                "fold." + members[0],
+                consumer,
+                role,
+                op,
+                tuple(members),
+                tuple(_only(g.predecessors(n)) for n in members),
+            )
+        )
+    return sorted(folds, key=lambda f: min(g.nodes[n]["index"] for n in f.layers))
+
+
+def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
+    """The folded node's HTML label: a header, column names, then one row per layer.
+
+    `op_text(g, layer)` is the diagram's one-line op description; the rows drop its leading op
+    name, which heads the column instead.
+    """
+    nodes = g.nodes
+    total = sum(nodes[n]["params"] for n in fold.layers)
+    noun = _PLURALS.get(fold.op, f"{fold.op} layers")
+    types = {str(nodes[n]["type"]) for n in fold.layers}
+    each = f"  ·  each {types.pop()}" if len(types) == 1 else ""
+    head = [
+        ("left", "input"),
+        ("center", ""),
+        ("left", "layer"),
+        ("left", fold.op),
+        ("right", "params"),
+    ]
+    rows = [_row(head, color=_GREY)]
+    for inp, n in zip(fold.inputs, fold.layers, strict=True):
+        sizes = op_text(g, nodes[n]["layer"]).removeprefix(fold.op + " ")
+        if len(types) > 1:
+            sizes += f"  {nodes[n]['type']}"
+        rows.append(
+            _row(
+                [
+                    ("left", inp),
+                    ("center", "→"),
+                    ("left", n),
+                    ("left", sizes),
+                    ("right", f"{nodes[n]['params']:,}"),
+                ],
+                bgcolor=_STRIPE if len(rows) % 2 == 0 else "",
+            )
+        )
+    title = (
+        f"<tr><td colspan='{2 * len(head) - 1}' align='left'><b>{len(fold.layers)} "
+        f"{escape(noun)}</b>  ·  {total:,} params{escape(each)}</td></tr>"
+    )
+    return (
+        f"<<table border='0' cellborder='0' cellspacing='0' cellpadding='2'>"
+        f"{title}{rows[0]}<hr/>{''.join(rows[1:])}</table>>"
+    )
+
+
+def _row(cells: list[tuple[str, str]], color: str = "#000000", bgcolor: str = "") -> str:
+    """One table row; narrow empty cells between the columns keep numbers from touching."""
+    bg = f" bgcolor='{bgcolor}'" if bgcolor else ""
+    tds = [
+        f"<td align='{align}'{bg}><font point-size='9' color='{color}'>{escape(text)}</font></td>"
+        if text
+        else f"<td{bg}></td>"  # an empty <font></font> is a syntax error
+        for align, text in cells
+    ]
+    return "<tr>" + f"<td width='6'{bg}></td>".join(tds) + "</tr>"
+
+
+def _only(names) -> str | None:
+    names = list(names)
+    return names[0] if len(names) == 1 else None

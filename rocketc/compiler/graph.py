@@ -1,0 +1,126 @@
+"""Stage 3: the spec as a networkx graph, the object every pass reads and annotates.
+
+Nodes are spec inputs (`kind="input"`), layers (`kind="layer"`) and loss terms (`kind="loss"`,
+named `loss:<term>` so they cannot clash with identifiers). Each node keeps its YAML position.
+An edge u -> v means v reads u; `port` is the argument index. Passes add attributes:
+`type` (TensorType) on nodes, `stop_gradient` on edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from rocketc.compiler.load import SourceMap
+from rocketc.compiler.ops import TensorType
+from rocketc.compiler.spec import CategoricalInput, Spec
+from rocketc.errors import Position
+
+LOSS_TERMS = ("light_ce", "booster_ce", "hint", "kd")
+
+
+@dataclass
+class Problems:
+    """Facts the graph cannot hold but validate must report (duplicate ids, dangling names)."""
+
+    duplicates: list[tuple[str, Position | None]]
+    unknown_refs: list[tuple[str, str, Position | None]]  # (layer, missing name, position)
+
+
+def loss_node(term: str) -> str:
+    return f"loss:{term}"
+
+
+def build_graph(spec: Spec, source_map: SourceMap) -> nx.DiGraph:
+    graph = nx.DiGraph(spec=spec, file=source_map.file)
+    problems = Problems([], [])
+    for i, inp in enumerate(spec.inputs):
+        if isinstance(inp, CategoricalInput):
+            t = TensorType((), "index", inp.vocab)
+        else:
+            t = TensorType(tuple(inp.shape))
+        pos = source_map.pos(("inputs", i))
+        if inp.name in graph:
+            problems.duplicates.append((inp.name, pos))
+            continue
+        graph.add_node(inp.name, kind="input", role="input", input=inp, type=t, pos=pos, index=i)
+    for i, layer in enumerate(spec.layers):
+        pos = source_map.pos(("layers", i))
+        if layer.id in graph:
+            problems.duplicates.append((layer.id, pos))
+            continue
+        graph.add_node(layer.id, kind="layer", role=layer.role, layer=layer, pos=pos, index=i)
+    for i, layer in enumerate(spec.layers):
+        if graph.nodes[layer.id].get("layer") is not layer:
+            continue  # a duplicate: reported, not wired
+        for port, name in enumerate(layer.in_):
+            if name in graph and graph.nodes[name]["kind"] != "loss":
+                graph.add_edge(name, layer.id, port=port)
+            else:
+                problems.unknown_refs.append(
+                    (
+                        layer.id,
+                        name,
+                        source_map.pos(("layers", i, "in", port))
+                        or source_map.pos(("layers", i, "in")),
+                    )
+                )
+    _add_losses(graph, spec, source_map)
+    graph.graph["problems"] = problems
+    graph.graph["head_pos"] = {
+        "light": source_map.pos(("heads", "light")),
+        "booster": source_map.pos(("heads", "booster")),
+    }
+    return graph
+
+
+def _add_losses(graph: nx.DiGraph, spec: Spec, source_map: SourceMap) -> None:
+    loss = spec.loss
+    weights = {
+        "light_ce": loss.light,
+        "booster_ce": loss.booster,
+        "hint": loss.hint.weight,
+        "kd": loss.kd.weight,
+    }
+    readers = {
+        "light_ce": ("light",),
+        "booster_ce": ("booster",),
+        "hint": ("light", "booster"),
+        "kd": ("light", "booster"),
+    }
+    spec_keys = {
+        "light_ce": ("loss", "light"),
+        "booster_ce": ("loss", "booster"),
+        "hint": ("loss", "hint"),
+        "kd": ("loss", "kd"),
+    }
+    for i, term in enumerate(LOSS_TERMS):
+        if weights[term] == 0:
+            continue  # a term with weight 0 is not computed at all
+        node = loss_node(term)
+        graph.add_node(
+            node,
+            kind="loss",
+            role="loss",
+            term=term,
+            weight=weights[term],
+            index=len(spec.layers) + i,
+            pos=source_map.pos(spec_keys[term]),
+        )
+        for port, head in enumerate(readers[term]):
+            head_id = getattr(spec.heads, head)
+            if head_id in graph and graph.nodes[head_id]["kind"] == "layer":
+                graph.add_edge(head_id, node, port=port, head=head)
+
+
+def layers_in_order(graph: nx.DiGraph) -> list[str]:
+    """Layer ids in a deterministic topological order (ties broken by spec order)."""
+    index = {n: (graph.nodes[n]["index"], n) for n in graph}
+    order = nx.lexicographical_topological_sort(graph, key=lambda n: index[n])
+    return [n for n in order if graph.nodes[n]["kind"] == "layer"]
+
+
+def head_ids(graph: nx.DiGraph) -> tuple[str, str]:
+    spec: Spec = graph.graph["spec"]
+    return spec.heads.light, spec.heads.booster

@@ -1,0 +1,213 @@
+"""What every op shares: the layer fields, tensor types, and the contract each op fills in.
+
+An op is a pydantic model (one branch of the `op`-discriminated union in
+`rocketc.compiler.ops`) that knows, in one place, its shape rule (`infer`), its parameter count,
+how it is constructed and called in generated code (the arguments of its template macro in
+`templates/ops.jinja2`), and whether and how it can reuse another layer's weights (`tie_paths`).
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any, ClassVar, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["shared", "light", "booster"]
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# Names the generated code uses itself; a layer or input with one of these would shadow it.
+RESERVED = frozenset({"self", "torch", "nn", "F", "math", "x", "target", "inputs", "batch_size"})
+
+# A layer becomes `self.<id>` of an nn.Module: an id naming one of nn.Module's own attributes
+# (`train`, `to`, `training`, ...) would break the model. tests/test_codegen.py keeps this list
+# in step with the installed torch. Ids starting with `_` are refused as a whole: private
+# attributes, and `__name` would be mangled per class.
+MODULE_ATTRS = frozenset(
+    {
+        "T_destination",
+        "add_module",
+        "apply",
+        "bfloat16",
+        "buffers",
+        "call_super_init",
+        "children",
+        "compile",
+        "cpu",
+        "cuda",
+        "double",
+        "dump_patches",
+        "eval",
+        "extra_repr",
+        "float",
+        "forward",
+        "get_buffer",
+        "get_extra_state",
+        "get_parameter",
+        "get_submodule",
+        "half",
+        "ipu",
+        "load_state_dict",
+        "modules",
+        "mtia",
+        "named_buffers",
+        "named_children",
+        "named_modules",
+        "named_parameters",
+        "parameters",
+        "register_backward_hook",
+        "register_buffer",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+        "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook",
+        "register_load_state_dict_pre_hook",
+        "register_module",
+        "register_parameter",
+        "register_state_dict_post_hook",
+        "register_state_dict_pre_hook",
+        "requires_grad_",
+        "set_extra_state",
+        "set_submodule",
+        "share_memory",
+        "state_dict",
+        "to",
+        "to_empty",
+        "train",
+        "training",
+        "type",
+        "xpu",
+        "zero_grad",
+    }
+)
+
+
+class TensorType(NamedTuple):
+    """A tensor's per-example shape (batch dimension left out) and element kind."""
+
+    shape: tuple[int, ...]
+    dtype: Literal["float", "index"] = "float"
+    vocab: int = 0  # index tensors: ids lie in [0, vocab)
+
+    def __str__(self) -> str:
+        dims = ", ".join(["B", *map(str, self.shape)])
+        text = f"({dims},)" if not self.shape else f"({dims})"
+        return text if self.dtype == "float" else f"{text} int64"
+
+
+class Port(NamedTuple):
+    """One input of a layer: where it comes from and what it carries."""
+
+    name: str
+    type: TensorType
+
+
+class OpError(Exception):
+    """A shape or tie rule was broken; the pass adds the layer's YAML position."""
+
+
+def _name_or_names(schema: dict[str, Any]) -> None:
+    """`in:` takes one name or a list (see `LayerBase._one_or_many`): the JSON Schema says so."""
+    array = {key: schema.pop(key) for key in ("type", "items", "minItems") if key in schema}
+    schema["anyOf"] = [{"type": "string"}, array]
+
+
+class LayerBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    id: str = Field(pattern=IDENT, description="Python identifier naming this layer.")
+    in_: list[str] = Field(
+        alias="in",
+        min_length=1,
+        description="Input(s): names of spec inputs or earlier layers.",
+        json_schema_extra=_name_or_names,
+    )
+    role: Role = Field(description="shared: both nets; light: served net only; booster: teacher.")
+    tie: str | None = Field(
+        default=None,
+        description="Light layers only: reuse this booster layer's weights (own norm/state).",
+    )
+
+    # (min, max) number of inputs; max None = any.
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    # Stateful ops become an nn.Module attribute; stateless ones an expression in forward().
+    stateful: ClassVar[bool] = True
+    # Helper classes (macros in templates/helpers.jinja2) the generated model must define.
+    helpers: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("in_", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if keyword.iskeyword(value) or value in RESERVED:
+            raise ValueError(f"'{value}' is reserved in generated Python; pick another id")
+        if value in MODULE_ATTRS or value.startswith("_"):
+            raise ValueError(
+                f"'{value}' would clash with torch.nn.Module's own attributes in "
+                "generated Python; pick another id"
+            )
+        return value
+
+    # --- what each op fills in -------------------------------------------------------------
+    def infer(self, ins: list[Port]) -> TensorType:
+        raise NotImplementedError
+
+    def num_params(self, ins: list[Port]) -> int:
+        return 0
+
+    def init_args(self, ins: list[Port]) -> dict[str, Any]:
+        """Arguments of the op's constructor macro (stateful ops)."""
+        return {}
+
+    def call_args(self, ins: list[Port]) -> dict[str, Any]:
+        """Arguments of the op's `call_<op>` macro besides the input names (stateless ops)."""
+        return {}
+
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
+        """(attribute path relative to the layer module, element count) of each tied weight."""
+        raise OpError(f"op '{self.op}' cannot tie weights")  # type: ignore[attr-defined]
+
+
+def one_float(layer: LayerBase, ins: list[Port], min_dims: int = 1) -> TensorType:
+    """The single float input of `layer`, checked to have at least `min_dims` feature dims."""
+    (port,) = ins
+    if port.type.dtype != "float":
+        raise OpError(
+            f"layer '{layer.id}' ({layer.op}) needs float features but '{port.name}' gives "  # type: ignore[attr-defined]
+            f"category ids {port.type}; embed them first"
+        )
+    if len(port.type.shape) < min_dims:
+        raise OpError(
+            f"layer '{layer.id}' ({layer.op}) needs at least {min_dims} feature dim(s) but "  # type: ignore[attr-defined]
+            f"'{port.name}' gives {port.type}"
+        )
+    return port.type
+
+
+def image(layer: LayerBase, ins: list[Port]) -> tuple[int, int, int]:
+    """The (C, H, W) of the single image input of `layer`."""
+    t = one_float(layer, ins)
+    if len(t.shape) != 3:
+        raise OpError(
+            f"layer '{layer.id}' ({layer.op}) expects images (B, C, H, W) but "  # type: ignore[attr-defined]
+            f"'{ins[0].name}' gives {t}"
+        )
+    return t.shape  # type: ignore[return-value]
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def same_layout(layer: LayerBase, other: LayerBase, **pairs: tuple[Any, Any]) -> None:
+    """Raise unless every named attribute pair matches (for ties)."""
+    for what, (mine, theirs) in pairs.items():
+        if mine != theirs:
+            raise OpError(f"layer '{layer.id}' cannot tie '{other.id}': {what} {mine} != {theirs}")

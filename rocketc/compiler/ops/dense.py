@@ -1,0 +1,127 @@
+"""Fully connected ops: linear, mlp, embedding."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from rocketc.compiler.ops.base import LayerBase, OpError, Port, TensorType, one_float, same_layout
+
+Activation = Literal["relu", "gelu", "tanh", "sigmoid"]
+
+
+class Linear(LayerBase):
+    """y = x W^T + b over the last feature dim."""
+
+    op: Literal["linear"]
+    out_features: int = Field(ge=1)
+    bias: bool = True
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        t = one_float(self, ins)
+        if len(t.shape) > 2:
+            # Legal in torch (it maps the last dim), but on a (C, H, W) map it is a missed flatten.
+            raise OpError(
+                f"layer '{self.id}' (linear) expects (B, features) or (B, L, features) "
+                f"but '{ins[0].name}' gives {t}; flatten it first"
+            )
+        return TensorType(t.shape[:-1] + (self.out_features,))
+
+    def num_params(self, ins: list[Port]) -> int:
+        fan_in = ins[0].type.shape[-1]
+        return fan_in * self.out_features + (self.out_features if self.bias else 0)
+
+    def init_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {
+            "in_features": ins[0].type.shape[-1],
+            "out_features": self.out_features,
+            "bias": self.bias,
+        }
+
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
+        assert isinstance(other, Linear)
+        same_layout(
+            self,
+            other,
+            in_features=(ins[0].type.shape[-1], other_ins[0].type.shape[-1]),
+            out_features=(self.out_features, other.out_features),
+            bias=(self.bias, other.bias),
+        )
+        fan_in = ins[0].type.shape[-1]
+        tied = [("weight", fan_in * self.out_features)]
+        return tied + [("bias", self.out_features)] if self.bias else tied
+
+
+class Mlp(LayerBase):
+    """A stack of Linear [→ norm] → activation [→ dropout] blocks, one per entry of `units`."""
+
+    op: Literal["mlp"]
+    units: list[int] = Field(min_length=1, description="Width of each hidden layer, in order.")
+    activation: Activation = "relu"
+    norm: Literal["none", "batchnorm", "layernorm"] = "none"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        t = one_float(self, ins)
+        if len(t.shape) != 1:
+            raise OpError(
+                f"layer '{self.id}' (mlp) expects (B, features) but "
+                f"'{ins[0].name}' gives {t}; flatten it first"
+            )
+        if any(u < 1 for u in self.units):
+            raise OpError(f"layer '{self.id}' (mlp) units must be positive, got {self.units}")
+        return TensorType((self.units[-1],))
+
+    def num_params(self, ins: list[Port]) -> int:
+        total, fan_in = 0, ins[0].type.shape[-1]
+        for width in self.units:
+            total += fan_in * width + width + (2 * width if self.norm != "none" else 0)
+            fan_in = width
+        return total
+
+    def init_args(self, ins: list[Port]) -> dict[str, Any]:
+        widths = [ins[0].type.shape[-1], *self.units]
+        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        return {
+            "pairs": pairs,
+            "activation": self.activation,
+            "norm": self.norm,
+            "dropout": self.dropout,
+        }
+
+
+class Embedding(LayerBase):
+    """Category ids → dense vectors: (B,) → (B, dim), or (B, L) → (B, L, dim)."""
+
+    op: Literal["embedding"]
+    dim: int = Field(ge=1)
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        (port,) = ins
+        if port.type.dtype != "index":
+            raise OpError(
+                f"layer '{self.id}' (embedding) needs category ids but "
+                f"'{port.name}' gives float features {port.type}"
+            )
+        return TensorType(port.type.shape + (self.dim,))
+
+    def num_params(self, ins: list[Port]) -> int:
+        return ins[0].type.vocab * self.dim
+
+    def init_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {"vocab": ins[0].type.vocab, "dim": self.dim}
+
+    def tie_paths(
+        self, ins: list[Port], other: LayerBase, other_ins: list[Port]
+    ) -> list[tuple[str, int]]:
+        assert isinstance(other, Embedding)
+        same_layout(
+            self,
+            other,
+            vocab=(ins[0].type.vocab, other_ins[0].type.vocab),
+            dim=(self.dim, other.dim),
+        )
+        return [("weight", ins[0].type.vocab * self.dim)]

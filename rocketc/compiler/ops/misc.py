@@ -1,0 +1,106 @@
+"""Ops without weights or with per-element behaviour: activation, dropout, flatten, add, concat."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from rocketc.compiler.ops.base import LayerBase, OpError, Port, TensorType, one_float
+
+# Python decides the exact call; the macro only prints it.
+_ACTIVATION_CALLS = {
+    "relu": "F.relu",
+    "gelu": "F.gelu",
+    "tanh": "torch.tanh",
+    "sigmoid": "torch.sigmoid",
+}
+
+
+class Activation(LayerBase):
+    """An element-wise nonlinearity."""
+
+    op: Literal["activation"]
+    fn: Literal["relu", "gelu", "tanh", "sigmoid"]
+
+    stateful = False
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        return one_float(self, ins)
+
+    def call_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {"fn": _ACTIVATION_CALLS[self.fn]}
+
+
+class Dropout(LayerBase):
+    """Zeroes features with probability p during training; identity at evaluation."""
+
+    op: Literal["dropout"]
+    p: float = Field(ge=0.0, lt=1.0)
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        return one_float(self, ins)
+
+    def init_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {"p": self.p}
+
+
+class Flatten(LayerBase):
+    """(B, d1, d2, ...) → (B, d1*d2*...)."""
+
+    op: Literal["flatten"]
+
+    stateful = False
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        t = one_float(self, ins)
+        size = 1
+        for d in t.shape:
+            size *= d
+        return TensorType((size,))
+
+
+class Add(LayerBase):
+    """Element-wise sum of inputs of identical shape (residual connections)."""
+
+    op: Literal["add"]
+
+    arity = (2, None)
+    stateful = False
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        first = ins[0]
+        for port in ins:
+            one_float(self, [port])
+            if port.type.shape != first.type.shape:
+                raise OpError(
+                    f"layer '{self.id}' (add) needs equal shapes but "
+                    f"'{first.name}' gives {first.type} and '{port.name}' gives "
+                    f"{port.type}"
+                )
+        return first.type
+
+
+class Concat(LayerBase):
+    """Joins inputs along the first feature dim (channels for maps, features for vectors)."""
+
+    op: Literal["concat"]
+
+    arity = (2, None)
+    stateful = False
+
+    def infer(self, ins: list[Port]) -> TensorType:
+        first = ins[0]
+        total = 0
+        for port in ins:
+            one_float(self, [port])
+            if len(port.type.shape) != len(first.type.shape) or (
+                port.type.shape[1:] != first.type.shape[1:]
+            ):
+                raise OpError(
+                    f"layer '{self.id}' (concat) needs inputs that differ only in "
+                    f"their first feature dim but '{first.name}' gives {first.type} "
+                    f"and '{port.name}' gives {port.type}"
+                )
+            total += port.type.shape[0]
+        return TensorType((total, *first.type.shape[1:]))

@@ -1,0 +1,67 @@
+"""Pass: every tensor's per-example shape, known at compile time.
+
+Sets `type` (TensorType) and `params` on every layer node and `tie_paths` on tied light layers,
+and checks that both heads give logits of the task's width. A layer whose input already failed
+is skipped, so one mistake gives one message rather than a cascade.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from rocketc.compiler.graph import head_ids, layers_in_order
+from rocketc.compiler.ops import OpError, Port, TensorType
+from rocketc.errors import Collector, ShapeError
+
+
+def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
+    errors = Collector(graph.graph["file"])
+    nodes = graph.nodes
+    for n in layers_in_order(graph):
+        ports = input_ports(graph, n)
+        if ports is None:
+            continue
+        layer = nodes[n]["layer"]
+        try:
+            nodes[n]["type"] = layer.infer(ports)
+            nodes[n]["params"] = layer.num_params(ports)
+        except OpError as exc:
+            errors.add(str(exc), nodes[n]["pos"])
+
+    for n in layers_in_order(graph):
+        layer = nodes[n]["layer"]
+        if layer.tie is None or "type" not in nodes[n] or "type" not in nodes[layer.tie]:
+            continue
+        try:
+            nodes[n]["tie_paths"] = layer.tie_paths(
+                input_ports(graph, n), nodes[layer.tie]["layer"], input_ports(graph, layer.tie)
+            )
+        except OpError as exc:
+            errors.add(str(exc), nodes[n]["pos"])
+
+    spec = graph.graph["spec"]
+    want = TensorType((spec.out_features,))
+    for which, head in zip(("light", "booster"), head_ids(graph), strict=True):
+        got = nodes[head].get("type")
+        if got is not None and got != want:
+            what = (
+                f"{spec.num_classes} classes" if spec.task == "multiclass" else "one logit (binary)"
+            )
+            errors.add(
+                f"{which} head '{head}' gives {got} but the task needs {want}: {what}",
+                graph.graph["head_pos"][which],
+            )
+    errors.raise_if_any(ShapeError)
+    return graph
+
+
+def input_ports(graph: nx.DiGraph, n: str) -> list[Port] | None:
+    """The typed inputs of layer `n` in argument order, or None if one is still unknown."""
+    preds = sorted(graph.in_edges(n, data="port"), key=lambda e: e[2])
+    ports = []
+    for u, _, _ in preds:
+        t = graph.nodes[u].get("type")
+        if t is None:
+            return None
+        ports.append(Port(u, t))
+    return ports

@@ -1,0 +1,61 @@
+"""The pipeline: load -> spec -> graph -> passes. Back ends (codegen, viz) take the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from rocketc.compiler.graph import build_graph, layers_in_order
+from rocketc.compiler.load import Source, load_file, load_text
+from rocketc.compiler.passes import run_passes
+from rocketc.compiler.spec import Spec, parse_spec
+
+
+@dataclass
+class Compiled:
+    """A checked spec and its annotated graph."""
+
+    spec: Spec
+    graph: nx.DiGraph
+    source: Source
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    def layers(self, role: str | None = None) -> list[str]:
+        order = layers_in_order(self.graph)
+        return [n for n in order if role is None or self.graph.nodes[n]["role"] == role]
+
+    def param_counts(self) -> dict[str, int]:
+        """Parameters per role (tied weights counted once, as shared), and per net."""
+        nodes = self.graph.nodes
+        by_role = {"shared": 0, "light": 0, "booster": 0}
+        for n in self.layers():
+            by_role[nodes[n]["role"]] += nodes[n]["params"]
+        tied = sum(size for n in self.layers("light") for _, size in nodes[n].get("tie_paths", []))
+        by_role["light"] -= tied
+        by_role["shared"] += tied
+        by_role["booster"] -= tied
+        return {
+            **by_role,
+            "light_net": by_role["shared"] + by_role["light"],
+            "booster_net": by_role["shared"] + by_role["booster"],
+            "total": sum(by_role.values()),
+        }
+
+
+def compile_source(source: Source) -> Compiled:
+    spec = parse_spec(source)
+    graph = run_passes(build_graph(spec, source.source_map))
+    return Compiled(spec, graph, source)
+
+
+def compile_file(path: str | Path) -> Compiled:
+    return compile_source(load_file(path))
+
+
+def compile_text(text: str, file: str = "<spec>") -> Compiled:
+    return compile_source(load_text(text, file))

@@ -1,0 +1,360 @@
+"""Stage 2: the spec schema (format version 1), validated with pydantic.
+
+`parse_spec` turns loaded YAML into a `Spec`, or raises one SpecError listing every problem with
+its YAML position. Graph-level rules (references, roles, shapes) are checked later by the passes.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from rocketc.compiler.load import Source
+from rocketc.compiler.ops import Layer
+from rocketc.compiler.ops.base import IDENT, RESERVED
+from rocketc.errors import Diagnostic, SpecError
+
+
+class _Model(BaseModel):
+    # No inf/nan: every number is printed into generated Python, where `inf` is a NameError.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# --- inputs --------------------------------------------------------------------------------
+class _InputBase(_Model):
+    name: str = Field(pattern=IDENT, description="Python identifier; the forward() argument.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if keyword.iskeyword(value) or value in RESERVED:
+            raise ValueError(f"'{value}' is reserved in generated Python; pick another name")
+        return value
+
+
+class DenseInput(_InputBase):
+    """Float features of a fixed per-example shape, e.g. [1, 28, 28] or [19]."""
+
+    kind: Literal["dense"]
+    shape: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+
+
+class CategoricalInput(_InputBase):
+    """One category id per example, in [0, vocab). Id 0 is kept for unseen values by loaders."""
+
+    kind: Literal["categorical"]
+    vocab: int = Field(ge=1, description="Number of distinct ids, including the unseen-value id.")
+
+
+Input = Annotated[DenseInput | CategoricalInput, Field(discriminator="kind")]
+
+
+# --- heads and losses ----------------------------------------------------------------------
+class Heads(_Model):
+    light: str = Field(description="Layer giving the light net's logits (the served output).")
+    booster: str = Field(description="Layer giving the booster net's logits.")
+
+
+class Hint(_Model):
+    """The paper's hint loss: squared error between the light and the booster logits."""
+
+    weight: float = Field(default=1.0, ge=0.0, description="lambda in the paper.")
+    on: Literal["logits", "probs"] = Field(
+        default="logits", description="logits (paper's default) or probabilities (its Table 3)."
+    )
+    reduction: Literal["mean", "sum"] = Field(
+        default="mean",
+        description="mean: average over batch and classes (F.mse_loss). "
+        "sum: sum over classes, average over batch (the paper's ||l(x) - z(x)||^2).",
+    )
+
+
+class KD(_Model):
+    """Online knowledge distillation from the booster: KL at temperature T, scaled by T^2."""
+
+    weight: float = Field(default=0.0, ge=0.0)
+    temperature: float = Field(default=4.0, gt=0.0)
+
+
+class Loss(_Model):
+    light: float = Field(default=1.0, ge=0.0, description="Weight of the light net's label loss.")
+    booster: float = Field(default=1.0, ge=0.0, description="Weight of the booster's label loss.")
+    hint: Hint = Hint()
+    kd: KD = KD()
+    gradient_block: Literal["booster", "shared", "none"] = Field(
+        default="booster",
+        description="booster: hint/KD never update booster-only weights (the paper). "
+        "shared: also the light branch reads the shared output detached (EasyRec style), "
+        "so only the booster trains the shared layers. none: no stop-gradient (ablation).",
+    )
+
+    @model_validator(mode="after")
+    def _light_learns(self) -> Loss:
+        # Without one of these the served net never trains (and with all weights 0 the
+        # generated compute_loss would have nothing to sum).
+        if not (self.light or self.hint.weight or self.kd.weight):
+            raise ValueError(
+                "the light net would learn nothing: give light, hint.weight or "
+                "kd.weight a weight above 0"
+            )
+        return self
+
+
+# --- training ------------------------------------------------------------------------------
+class Optimizer(_Model):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(default=0.1, gt=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="SGD only.")
+    nesterov: bool = Field(default=False, description="SGD only.")
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    betas: tuple[float, float] = Field(default=(0.9, 0.999), description="Adam/AdamW only.")
+
+
+class StepSchedule(_Model):
+    name: Literal["step"]
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    gamma: float = Field(default=0.2, gt=0.0, description="The paper: x0.2 at 60/120/160.")
+
+
+class CosineSchedule(_Model):
+    name: Literal["cosine"]
+    min_lr: float = Field(default=0.0, ge=0.0)
+
+
+class ConstantSchedule(_Model):
+    name: Literal["constant"]
+
+
+Schedule = Annotated[StepSchedule | CosineSchedule | ConstantSchedule, Field(discriminator="name")]
+
+
+class Train(_Model):
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    eval_batch_size: int = Field(default=1024, ge=1)
+    optimizer: Optimizer = Optimizer()
+    schedule: Schedule = ConstantSchedule(name="constant")
+    clip_grad_norm: float | None = Field(default=None, gt=0.0)
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: CUDA autocast.")
+
+
+# --- data ----------------------------------------------------------------------------------
+class _Split(_Model):
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+
+
+class DigitsData(_Split):
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes). Needs no download."""
+
+    source: Literal["digits"]
+    input: str = Field(default="image", description="Spec input fed with the pixels (/16).")
+
+
+class IdxData(_Model):
+    """IDX files (Fashion-MNIST, MNIST): train-images-idx3-ubyte[.gz] and friends."""
+
+    source: Literal["fashion-mnist", "idx"]
+    path: str | None = Field(
+        default=None,
+        description="Directory of IDX files; fashion-mnist defaults to Debian's "
+        "/usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist).",
+    )
+    input: str = "image"
+    val_size: int = Field(default=5000, ge=1, description="Held out from the train files.")
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N train rows.")
+
+
+class MovielensData(_Model):
+    """MovieLens-100k as CTR: label rating >= 4, split by time, GAUC grouped by user."""
+
+    source: Literal["movielens-100k"]
+    path: str | None = Field(
+        default=None, description="Directory holding ml-100k.inter/.user/.item (RecBole format)."
+    )
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    split: Literal["time", "user_time"] = Field(
+        default="time",
+        description="time: oldest ratings train, newest test (most test users are then new). "
+        "user_time: each user's newest ratings go to val/test (every user is seen in train).",
+    )
+
+
+class TabularData(_Split):
+    """CSV or Parquet rows; categorical columns get a vocabulary from the train split."""
+
+    source: Literal["csv", "parquet"]
+    path: str
+    label: str
+    group: str | None = Field(default=None, description="Column for GAUC (e.g. user id).")
+    categorical: list[str] = Field(
+        default_factory=list, description="Each column feeds the categorical input of its name."
+    )
+    dense: dict[str, list[str]] = Field(
+        default_factory=dict, description="Dense input name -> numeric columns (standardised)."
+    )
+    split_by: str | None = Field(default=None, description="Sort by this column before splitting.")
+
+
+class NpzData(_Split):
+    """A .npz archive: one array per spec input (by name) plus the label array."""
+
+    source: Literal["npz"]
+    path: str
+    label: str = "label"
+    group: str | None = None
+
+
+Data = Annotated[
+    DigitsData | IdxData | MovielensData | TabularData | NpzData,
+    Field(discriminator="source"),
+]
+
+
+# --- the spec ------------------------------------------------------------------------------
+class Spec(_Model):
+    """A Rocket Launching model: inputs, a DAG of layers with roles, two heads, losses."""
+
+    version: Literal[1] = Field(description="Spec format version.")
+    name: str = Field(pattern=IDENT, description="Identifier; default output generated/<name>/.")
+    description: str = ""
+    task: Literal["multiclass", "binary"]
+    num_classes: int | None = Field(default=None, ge=2, description="multiclass only.")
+    inputs: list[Input] = Field(min_length=1)
+    layers: list[Layer] = Field(min_length=1)
+    heads: Heads
+    loss: Loss = Loss()
+    train: Train = Train()
+    data: Data | None = None
+
+    @model_validator(mode="after")
+    def _classes_fit_task(self) -> Spec:
+        # `at` names the field the diagnostic points at (a model-level error has no location).
+        if self.task == "multiclass" and self.num_classes is None:
+            raise PydanticCustomError(
+                "task_classes", "'multiclass' needs num_classes", {"at": "task"}
+            )
+        if self.task == "binary" and self.num_classes not in (None, 2):
+            raise PydanticCustomError(
+                "task_classes",
+                "task 'binary' has one logit; leave num_classes out",
+                {"at": "num_classes"},
+            )
+        return self
+
+    @property
+    def out_features(self) -> int:
+        """Width of each head's logits."""
+        return self.num_classes if self.task == "multiclass" else 1  # type: ignore[return-value]
+
+
+def parse_spec(source: Source) -> Spec:
+    """Validate loaded YAML as a Spec; every pydantic error becomes a positioned diagnostic."""
+    if not isinstance(source.data, dict):
+        raise SpecError(
+            [
+                Diagnostic(
+                    "a spec is a YAML mapping (name:, inputs:, layers:, ...)",
+                    source.file,
+                    source.source_map.pos(()),
+                )
+            ]
+        )
+    try:
+        return Spec.model_validate(source.data)
+    except ValidationError as exc:
+        raise SpecError([_diagnostic(err, source) for err in exc.errors()]) from None
+
+
+def _diagnostic(err: Any, source: Source) -> Diagnostic:
+    ctx = err.get("ctx") or {}
+    loc = tuple(err["loc"])
+    if "at" in ctx:
+        loc += (ctx["at"],)
+    elif err["type"] == "union_tag_invalid":
+        loc += (str(ctx.get("discriminator", "")).strip("'"),)  # point at the bad `op:` value
+    path = _data_path(loc, source.data)
+    where = _dotted(path)
+    message = _message(err)
+    text = f"{where}: {message}" if where else message
+    pos = None
+    if err["type"] == "extra_forbidden":
+        pos = source.source_map.key_positions.get(path)
+    return Diagnostic(text, source.file, pos or source.source_map.pos(path))
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """Drop the union tags pydantic puts in error locations ('linear', 'dense', ...).
+
+    A tag comes right after the path of the union member and equals its discriminator value;
+    anything else is a real key, even one spelled like some value (`{id: units, op: mlp}`).
+    """
+    path: list = []
+    node = data
+    entered = True  # `node` was just reached, so a union tag may come next
+    for part in loc:
+        if (
+            entered
+            and isinstance(node, dict)
+            and part not in node
+            and any(node.get(key) == part for key in _TAG_FIELDS)
+        ):
+            entered = False
+            continue  # a discriminator tag such as 'linear'
+        entered = True
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        else:
+            path.append(part)  # a missing field: still worth naming
+            node = None
+    return tuple(path)
+
+
+# The discriminator fields of the spec's unions (layers, inputs, data, schedule).
+_TAG_FIELDS = ("op", "kind", "source", "name")
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return (
+            f"unknown {ctx.get('discriminator', 'tag').strip(chr(39))} "
+            f"{ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        )
+    if kind == "union_tag_not_found":
+        ctx = err.get("ctx", {})
+        return f"has no {ctx.get('discriminator', 'tag').strip(chr(39))!r} field"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} is not a Python identifier"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec file (by alias, so `in:` reads as users write it)."""
+    schema = Spec.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rocketc spec (format version 1)"
+    return schema

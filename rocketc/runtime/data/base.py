@@ -1,0 +1,145 @@
+"""What every loader returns (`Split`, `Dataset`) and the checks run on it before training.
+
+Loaders build plain numpy arrays; `check` then compares them with the spec so a wrong shape, an
+id past `vocab` or a stray label becomes one `DataError` listing every problem, not a CUDA
+assert or a shape error three layers deep in the first training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec
+from rocketc.errors import DataError, Diagnostic
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split as numpy arrays; the trainer wraps them in torch TensorDatasets."""
+
+    inputs: dict[str, np.ndarray]  # spec order; dense float32 (N, *shape), categorical int64 (N,)
+    target: np.ndarray  # multiclass: int64 (N,); binary: float32 (N,) in {0., 1.}
+    group: np.ndarray | None  # int64 (N,) group id for GAUC (e.g. user), or None
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass
+class Dataset:
+    train: Split
+    val: Split
+    test: Split
+    description: str  # one line, e.g. "digits: 1,257 train / 270 val / 270 test, 10 classes"
+
+
+def make_target(spec: Spec, labels: np.ndarray) -> np.ndarray:
+    """Cast labels to what the loss expects; range problems are left for `check` to report."""
+    if spec.task == "binary":
+        return np.asarray(labels, dtype=np.float32)
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        raise DataError(
+            f"multiclass labels must be whole numbers; got values like "
+            f"{labels[labels != np.round(labels)][0]}"
+        )
+    return np.asarray(labels, dtype=np.int64)
+
+
+def describe(source: str, spec: Spec, train: Split, val: Split, test: Split) -> str:
+    sizes = f"{len(train):,} train / {len(val):,} val / {len(test):,} test"
+    if spec.task == "multiclass":
+        return f"{source}: {sizes}, {spec.num_classes} classes"
+    rate = float(train.target.mean()) if len(train) else 0.0
+    return f"{source}: {sizes}, {rate:.1%} positive in train"
+
+
+def check(spec: Spec, dataset: Dataset) -> None:
+    """Raise one DataError listing every way the data does not fit the spec."""
+    problems: list[str] = []
+    for split_name in SPLITS:
+        split: Split = getattr(dataset, split_name)
+        problems += _check_split(spec, split_name, split)
+    if problems:
+        raise DataError([Diagnostic(p) for p in dict.fromkeys(problems)])
+
+
+def _check_split(spec: Spec, split_name: str, split: Split) -> list[str]:
+    n = len(split)
+    if n == 0:
+        return [f"the {split_name} split is empty; use more data or change the split fractions"]
+    problems = []
+    missing = [i.name for i in spec.inputs if i.name not in split.inputs]
+    if missing:
+        problems.append(
+            f"spec inputs {missing} are not provided by the data "
+            f"(it provides {sorted(split.inputs)})"
+        )
+    for item in spec.inputs:
+        if item.name in split.inputs:
+            problems += _check_input(item, split_name, split.inputs[item.name], n)
+    problems += _check_target(spec, split_name, split.target)
+    if split.group is not None and split.group.shape != (n,):
+        problems.append(f"{split_name}: group has shape {split.group.shape}, expected ({n},)")
+    return problems
+
+
+def _check_input(
+    item: DenseInput | CategoricalInput, split_name: str, array: np.ndarray, n: int
+) -> list[str]:
+    # Shape and dtype are the same in every split, so their messages leave the split out
+    # (and `check` prints them once); value problems say which split they were found in.
+    where = f"input '{item.name}'"
+    if isinstance(item, DenseInput):
+        expected = (n, *item.shape)
+        if array.shape != expected:
+            return [
+                f"{where}: dense shape mismatch: expected {_shape(expected)}, "
+                f"got {_shape(array.shape)}"
+            ]
+        if array.dtype != np.float32:
+            return [f"{where}: expected float32, got {array.dtype}"]
+        if not np.all(np.isfinite(array)):
+            return [f"{where} ({split_name}): has NaN or infinite values"]
+        return []
+    if array.shape != (n,):
+        return [
+            f"{where}: a categorical input has one id per row, expected shape (N,), "
+            f"got {_shape(array.shape)}"
+        ]
+    if array.dtype != np.int64:
+        return [f"{where}: expected int64 ids, got {array.dtype}"]
+    top, low = int(array.max()), int(array.min())
+    if top >= item.vocab:
+        return [
+            f"{where} ({split_name}): category id {top} >= vocab {item.vocab}; "
+            f"set vocab to at least {top + 1}"
+        ]
+    if low < 0:
+        return [f"{where} ({split_name}): category id {low} is negative; ids are in [0, vocab)"]
+    return []
+
+
+def _check_target(spec: Spec, split_name: str, target: np.ndarray) -> list[str]:
+    if spec.task == "binary":
+        bad = target[(target != 0) & (target != 1)]
+        if bad.size:
+            return [
+                f"{split_name}: binary labels must be 0 or 1; got {bad[0]:g} ({bad.size:,} rows)"
+            ]
+        return []
+    classes = spec.num_classes or 0
+    bad = target[(target < 0) | (target >= classes)]
+    if bad.size:
+        return [
+            f"{split_name}: multiclass label {int(bad[0])} is out of [0, {classes}) "
+            f"({bad.size:,} rows); check num_classes"
+        ]
+    return []
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["N", *map(str, shape[1:])]) + ")"

@@ -1,0 +1,137 @@
+"""Shared steps of the loaders: deterministic splits, train-only vocabularies, dense features.
+
+Splits are seeded with `spec.train.seed`: the same spec always sees the same rows in each split,
+and `--set train.seed=...` reshuffles data and weights together. Everything fitted on data
+(vocabularies, means, standard deviations) is fitted on the train split only, so val/test
+numbers are what serving on unseen rows would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec
+from rocketc.errors import DataError
+
+
+def data_seed(spec: Spec) -> int:
+    """The split seed: train.seed folded into numpy's non-negative 32-bit range."""
+    return spec.train.seed % 2**32
+
+
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) row counts; val and test are rounded, train takes the rest."""
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val <= 0 or n_test <= 0:
+        raise DataError(
+            f"val_fraction {val_fraction} and test_fraction {test_fraction} of "
+            f"{n:,} rows give {n_train:,} train / {n_val:,} val / {n_test:,} test; "
+            f"every split needs rows"
+        )
+    return n_train, n_val, n_test
+
+
+def ordered_split(n: int, val_fraction: float, test_fraction: float) -> list[np.ndarray]:
+    """Row indices [train, val, test] of already-sorted rows: oldest train, newest test."""
+    n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
+    rows = np.arange(n)
+    return [rows[:n_train], rows[n_train : n_train + n_val], rows[n_train + n_val :]]
+
+
+def group_ordered_split(
+    group: np.ndarray, val_fraction: float, test_fraction: float
+) -> list[np.ndarray]:
+    """Row indices [train, val, test] of time-sorted rows, split within each group.
+
+    Each group (user) keeps its oldest rows for training and its newest `test_fraction` (then
+    `val_fraction`) for testing (validation), rounded down, so every group is seen in training.
+    """
+    order = np.argsort(group, kind="stable")  # time order survives within each group
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    position = np.arange(len(group)) - np.repeat(starts, sizes)  # rank within the group
+    size = np.repeat(sizes, sizes)
+    n_test = np.floor(size * test_fraction).astype(np.int64)
+    n_val = np.floor(size * val_fraction).astype(np.int64)
+    part = np.zeros(len(group), dtype=np.int64)
+    part[position >= size - n_test - n_val] = 1
+    part[position >= size - n_test] = 2
+    where = np.empty(len(group), dtype=np.int64)
+    where[order] = part
+    rows = np.arange(len(group))
+    return [rows[where == k] for k in range(3)]
+
+
+def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> list[np.ndarray]:
+    """Row indices [train, val, test] of a seeded shuffle, each kept in file order."""
+    n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
+    rows = np.random.default_rng(seed).permutation(n)
+    parts = rows[:n_train], rows[n_train : n_train + n_val], rows[n_train + n_val :]
+    return [np.sort(p) for p in parts]
+
+
+def spec_input(spec: Spec, name: str, kind: type, source: str) -> DenseInput | CategoricalInput:
+    """The spec input `name`, which must exist and be of `kind` (DenseInput/CategoricalInput)."""
+    by_name = {i.name: i for i in spec.inputs}
+    wanted = "dense" if kind is DenseInput else "categorical"
+    if name not in by_name:
+        raise DataError(
+            f"{source} feeds input '{name}', which the spec does not declare "
+            f"(spec inputs: {sorted(by_name)})"
+        )
+    if not isinstance(by_name[name], kind):
+        raise DataError(f"{source} gives '{name}' {wanted} values; declare it kind: {wanted}")
+    return by_name[name]
+
+
+def fit_dense_shape(item: DenseInput, array: np.ndarray, source: str) -> np.ndarray:
+    """Reshape (N, ...) to (N, *item.shape) when the per-example element count matches."""
+    per_row = int(np.prod(array.shape[1:], dtype=np.int64))
+    if per_row != int(np.prod(item.shape)):
+        got = ", ".join(["N", *map(str, array.shape[1:])])
+        want = ", ".join(["N", *map(str, item.shape)])
+        raise DataError(
+            f"input '{item.name}': dense shape mismatch: expected ({want}), "
+            f"{source} gives ({got}) = {per_row} values per example"
+        )
+    return np.ascontiguousarray(array.reshape(len(array), *item.shape), dtype=np.float32)
+
+
+def standardise(parts: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Zero mean, unit std per column, fitted on parts[0] (train); a constant column keeps std 1."""
+    mean = parts[0].mean(axis=0, dtype=np.float64)
+    std = parts[0].std(axis=0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    return [((p - mean) / std).astype(np.float32) for p in parts]
+
+
+def encode_categorical(
+    item: CategoricalInput, parts: Sequence[np.ndarray], missing: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Map values to ids 1..K by the sorted vocabulary of parts[0] (train); unseen values get 0.
+
+    `missing` (one boolean mask per part) marks values that are absent (NaN, unknown year); they
+    also get id 0 and do not enter the vocabulary. Raises DataError when the spec's vocab is
+    smaller than the K + 1 ids needed.
+    """
+    masks = missing or [np.zeros(len(p), dtype=bool) for p in parts]
+    vocab = np.unique(parts[0][~masks[0]])
+    needed = len(vocab) + 1
+    if item.vocab < needed:
+        raise DataError(
+            f"input '{item.name}' needs vocab >= {needed} ({len(vocab):,} values in "
+            f"the train split + id 0 for unseen); the spec declares {item.vocab}"
+        )
+    ids = []
+    for values, mask in zip(parts, masks, strict=True):
+        out = np.zeros(len(values), dtype=np.int64)
+        if len(vocab):
+            known = values[~mask]
+            pos = np.minimum(np.searchsorted(vocab, known), len(vocab) - 1)
+            out[~mask] = np.where(vocab[pos] == known, pos + 1, 0)
+        ids.append(out)
+    return ids

@@ -1,0 +1,77 @@
+"""A .npz archive holding one array per spec input, by name, plus the labels (and groups).
+
+The arrays are taken as already prepared: dense arrays must have exactly the spec's per-example
+shape (no reshaping, which would hide an HWC/CHW mix-up) and categorical arrays are ids already,
+so no vocabulary is built; the shared checks still catch ids past `vocab`.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from rocketc.compiler.spec import DenseInput, NpzData, Spec
+from rocketc.errors import DataError
+from rocketc.runtime.data.base import Dataset, Split, describe, make_target
+from rocketc.runtime.data.encode import data_seed, random_split
+
+
+def load(spec: Spec, data: NpzData) -> Dataset:
+    arrays = _read(Path(data.path))
+    keys = [i.name for i in spec.inputs] + [data.label] + ([data.group] if data.group else [])
+    absent = [k for k in keys if k not in arrays]
+    if absent:
+        raise DataError(
+            f"{data.path}: no array(s) {absent} for the spec's inputs/label; "
+            f"the archive holds {sorted(arrays)}"
+        )
+    lengths = {k: len(arrays[k]) if arrays[k].ndim else 0 for k in keys}
+    if len(set(lengths.values())) != 1:
+        raise DataError(f"{data.path}: arrays have different numbers of rows: {lengths}")
+
+    features = {}
+    for item in spec.inputs:
+        array = arrays[item.name]
+        if isinstance(item, DenseInput):
+            features[item.name] = _cast(array, np.float32, item.name, "numeric", data.path)
+        else:
+            features[item.name] = _cast(array, np.int64, item.name, "integer", data.path)
+    labels = _cast(arrays[data.label], np.float64, data.label, "numeric", data.path)
+    group = None
+    if data.group:
+        group = np.unique(arrays[data.group], return_inverse=True)[1].reshape(-1).astype(np.int64)
+    parts = random_split(len(labels), data.val_fraction, data.test_fraction, data_seed(spec))
+    splits = [
+        Split(
+            {name: a[p] for name, a in features.items()},
+            make_target(spec, labels[p]),
+            None if group is None else group[p],
+        )
+        for p in parts
+    ]
+    return Dataset(*splits, describe(Path(data.path).name, spec, *splits))
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such .npz file (relative paths start from the current "
+            f"directory: {Path(path).resolve()})"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path}: cannot read as .npz (object arrays are not allowed): {exc}"
+        ) from None
+
+
+def _cast(array: np.ndarray, dtype, name: str, kind: str, path: str) -> np.ndarray:
+    """Cast to `dtype` only when it keeps the values: ints for ids, any number for dense."""
+    ok = array.dtype.kind in ("iub" if kind == "integer" else "iubf")
+    if not ok:
+        raise DataError(f"{path}: array '{name}' must be {kind}, got {array.dtype}")
+    return np.ascontiguousarray(array, dtype=dtype)

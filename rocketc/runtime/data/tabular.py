@@ -1,0 +1,141 @@
+"""CSV and Parquet tables: a label column, categorical columns and groups of dense columns.
+
+Fitted on the train split only: categorical vocabularies (sorted values get ids 1..K; id 0 is a
+value unseen in train, or a missing one) and the mean/std used to standardise dense columns.
+Missing values in label, dense, group or split_by columns are an error rather than silently
+filled: a fill value is a modelling choice the user should make in their own data pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec, TabularData
+from rocketc.errors import DataError, Diagnostic
+from rocketc.runtime.data.base import Dataset, Split, describe, make_target
+from rocketc.runtime.data.encode import (
+    data_seed,
+    encode_categorical,
+    fit_dense_shape,
+    ordered_split,
+    random_split,
+    spec_input,
+    standardise,
+)
+
+
+def load(spec: Spec, data: TabularData) -> Dataset:
+    import pandas as pd  # only when a table is asked for
+
+    frame = _read(data)
+    _check_columns(spec, data, list(frame.columns))
+    if data.split_by:
+        _no_missing(frame, [data.split_by], data.path)
+        frame = frame.sort_values(data.split_by, kind="stable", ignore_index=True)
+        parts = ordered_split(len(frame), data.val_fraction, data.test_fraction)
+    else:
+        parts = random_split(len(frame), data.val_fraction, data.test_fraction, data_seed(spec))
+
+    features: dict[str, list[np.ndarray]] = {}
+    problems: list[Diagnostic] = []
+    for name in data.categorical:
+        item = spec_input(spec, name, CategoricalInput, data.source)
+        column = frame[name]
+        missing = column.isna().to_numpy()
+        values = (
+            column.to_numpy()
+            if pd.api.types.is_numeric_dtype(column)
+            else column.astype(str).to_numpy()
+        )
+        try:
+            features[name] = encode_categorical(
+                item, [values[p] for p in parts], [missing[p] for p in parts]
+            )
+        except DataError as exc:
+            problems += exc.diagnostics
+    for name, columns in data.dense.items():
+        item = spec_input(spec, name, DenseInput, data.source)
+        _numeric(frame, columns, data.path)
+        _no_missing(frame, columns, data.path)
+        table = frame[columns].to_numpy(dtype=np.float64)  # (N, len(columns))
+        features[name] = [
+            fit_dense_shape(item, t, f"columns {columns}")
+            for t in standardise([table[p] for p in parts])
+        ]
+    if problems:
+        raise DataError(problems)
+
+    _numeric(frame, [data.label], data.path)
+    _no_missing(frame, [data.label], data.path)
+    labels = frame[data.label].to_numpy()
+    group = None
+    if data.group:
+        _no_missing(frame, [data.group], data.path)
+        group = pd.factorize(frame[data.group], sort=True)[0].astype(np.int64)
+    splits = [
+        Split(
+            {i.name: features[i.name][k] for i in spec.inputs},
+            make_target(spec, labels[p]),
+            None if group is None else group[p],
+        )
+        for k, p in enumerate(parts)
+    ]
+    return Dataset(*splits, describe(Path(data.path).name, spec, *splits))
+
+
+def _read(data: TabularData):
+    import pandas as pd
+
+    path = Path(data.path)
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such {data.source} file (relative paths start from the "
+            f"current directory: {Path(path).resolve()})"
+        )
+    try:
+        return pd.read_csv(path) if data.source == "csv" else pd.read_parquet(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise DataError(f"{path}: cannot read as {data.source}: {exc}") from None
+
+
+def _check_columns(spec: Spec, data: TabularData, available: list[str]) -> None:
+    """Every named column exists, and the feeds cover exactly the spec's inputs."""
+    wanted = [data.label, *data.categorical, *(c for cols in data.dense.values() for c in cols)]
+    wanted += [c for c in (data.group, data.split_by) if c]
+    problems = [
+        f"{data.path}: no column '{c}'; available: {available}"
+        for c in dict.fromkeys(wanted)
+        if c not in available
+    ]
+    fed = [*data.categorical, *data.dense]
+    problems += [
+        f"spec input '{i.name}' is not fed by the table; list it under data.categorical "
+        f"or data.dense (fed: {fed})"
+        for i in spec.inputs
+        if i.name not in fed
+    ]
+    if problems:
+        raise DataError([Diagnostic(p) for p in problems])
+
+
+def _numeric(frame, columns: list[str], path: str) -> None:
+    import pandas as pd
+
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise DataError(
+                f"{path}: column '{column}' must be numeric; it holds "
+                f"{frame[column].dtype} values like {frame[column].iloc[0]!r}"
+            )
+
+
+def _no_missing(frame, columns: list[str], path: str) -> None:
+    for column in columns:
+        count = int(frame[column].isna().sum())
+        if count:
+            raise DataError(
+                f"{path}: column '{column}' has {count:,} missing values; "
+                "fill or drop them before training"
+            )
