@@ -18,6 +18,13 @@ from rocketc.errors import Diagnostic, LoadError, Position
 
 PathKey = tuple[Any, ...]
 
+# Limits on what a spec file may make rocketc do. A real spec is a few kilobytes and a few
+# levels deep (the 36-field CTR spec is 9 KB, depth 5); these bounds are far above that and keep
+# hostile input (alias-expansion bombs, megabytes of text, deep nesting) linear and small.
+MAX_SPEC_BYTES = 1 << 20  # 1 MiB of text
+MAX_NODES = 100_000  # values after expanding YAML aliases and merge keys
+MAX_DEPTH = 32  # nested mappings/lists
+
 
 @dataclass
 class SourceMap:
@@ -49,7 +56,23 @@ class Source:
 
 
 def load_text(text: str, file: str = "<spec>") -> Source:
-    """Parse YAML text; a syntax error becomes a LoadError pointing at the offending character."""
+    """Parse YAML text; a syntax error becomes a LoadError pointing at the offending character.
+
+    Size, nesting and alias expansion are capped (`MAX_*` above), each with a positioned error.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_SPEC_BYTES:
+        raise LoadError(
+            [
+                Diagnostic(
+                    f"spec is {size:,} bytes; the limit is {MAX_SPEC_BYTES:,} (a spec describes "
+                    "a model, not data: put tables in the data section's files)",
+                    file,
+                    Position(1, 1),
+                )
+            ]
+        )
+    _check_flow_depth(text, file)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -59,12 +82,16 @@ def load_text(text: str, file: str = "<spec>") -> Source:
         pos = Position(mark.line + 1, mark.column + 1) if mark is not None else None
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise LoadError([Diagnostic(f"invalid YAML: {problem}", file, pos)]) from None
+    except RecursionError:
+        message = f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
+        raise LoadError([Diagnostic(message, file, Position(1, 1))]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (e.g. bad tags)
         raise LoadError([Diagnostic(f"invalid YAML: {exc}", file, None)]) from None
     # The document starts at its first key or item, past any header comment.
     start = Position(raw.lc.line + 1, raw.lc.col + 1) if _is_container(raw) else Position(1, 1)
     source_map = SourceMap(file, {(): start})
-    data = _plain(raw, (), source_map)
+    walk = _Walk(file, source_map)
+    data = walk.plain(raw, (), start)
     return Source(data, source_map)
 
 
@@ -79,29 +106,87 @@ def load_file(path: str | Path) -> Source:
     return load_text(text, str(path))
 
 
-def _plain(node: Any, path: PathKey, source_map: SourceMap) -> Any:
-    """Turn ruamel's commented containers into dicts/lists, recording each child's position."""
-    if isinstance(node, CommentedMap):
-        out = {}
-        for key in node:
-            # Scalars point at their value, containers at their key.
-            pos = _mark(node, key, value=_is_scalar(node[key]))
-            if pos is not None:
-                source_map.positions[path + (key,)] = pos
-            key_pos = _mark(node, key, value=False)
-            if key_pos is not None:
-                source_map.key_positions[path + (key,)] = key_pos
-            out[_scalar(key)] = _plain(node[key], path + (key,), source_map)
-        return out
-    if isinstance(node, CommentedSeq):
-        out = []
-        for i, item in enumerate(node):
-            pos = _mark(node, i, value=False)
-            if pos is not None:
-                source_map.positions[path + (i,)] = pos
-            out.append(_plain(item, path + (i,), source_map))
-        return out
-    return _scalar(node)
+class _Walk:
+    """Turns ruamel's commented containers into dicts/lists, recording each child's position.
+
+    Counts every value it produces, so an alias-expansion bomb (each alias expanded here is a new
+    copy) stops at `MAX_NODES` instead of exhausting memory, and caps nesting at `MAX_DEPTH`.
+    """
+
+    def __init__(self, file: str, source_map: SourceMap):
+        self.file = file
+        self.source_map = source_map
+        self.nodes = 0
+
+    def _count(self, path: PathKey, pos: Position | None) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise LoadError(
+                [
+                    Diagnostic(
+                        f"spec expands to more than {MAX_NODES:,} values (YAML aliases "
+                        "repeated inside each other?)",
+                        self.file,
+                        pos,
+                    )
+                ]
+            )
+        if len(path) > MAX_DEPTH:
+            message = f"nested more than {MAX_DEPTH} levels deep"
+            raise LoadError([Diagnostic(message, self.file, pos)])
+
+    def plain(self, node: Any, path: PathKey, pos: Position | None) -> Any:
+        self._count(path, pos)
+        positions, key_positions = self.source_map.positions, self.source_map.key_positions
+        if isinstance(node, CommentedMap):
+            out = {}
+            for key in node:
+                # Scalars point at their value, containers at their key.
+                child = _mark(node, key, value=_is_scalar(node[key]))
+                if child is not None:
+                    positions[path + (key,)] = child
+                key_pos = _mark(node, key, value=False)
+                if key_pos is not None:
+                    key_positions[path + (key,)] = key_pos
+                out[_scalar(key)] = self.plain(node[key], path + (key,), child or pos)
+            return out
+        if isinstance(node, CommentedSeq):
+            out = []
+            for i, item in enumerate(node):
+                child = _mark(node, i, value=False)
+                if child is not None:
+                    positions[path + (i,)] = child
+                out.append(self.plain(item, path + (i,), child or pos))
+            return out
+        return _scalar(node)
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse deeply nested flow collections (`[[[[...`) before the recursive YAML parser sees
+    them. One linear pass; brackets inside quotes or comments are skipped."""
+    depth, quote, line, col = 0, "", 1, 0
+    comment = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, comment, quote = line + 1, 0, False, ""
+            continue
+        if comment:
+            continue
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                raise LoadError([Diagnostic(message, file, Position(line, col))])
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
 
 
 def _mark(node: CommentedMap | CommentedSeq, key: Any, value: bool) -> Position | None:
