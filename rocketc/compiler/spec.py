@@ -131,6 +131,26 @@ class ConstantSchedule(_Model):
 Schedule = Annotated[StepSchedule | CosineSchedule | ConstantSchedule, Field(discriminator="name")]
 
 
+# Validation metrics of the light net, by task; `select.metric` picks one of them.
+SELECT_METRICS = {"multiclass": ("accuracy", "error", "ce"), "binary": ("gauc", "auc", "logloss")}
+
+
+class Select(_Model):
+    """Which epoch's weights the run ships: the best on the light net's validation metric."""
+
+    metric: Literal["accuracy", "error", "ce", "gauc", "auc", "logloss"] | None = Field(
+        default=None,
+        description="Light net's validation metric to select on (error, ce and logloss: lower "
+        "is better). Default: the task's headline, accuracy, or for binary GAUC when the data "
+        "has groups, else AUC.",
+    )
+    patience: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop after this many epochs without improvement; null: train every epoch.",
+    )
+
+
 class Train(_Model):
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=128, ge=1)
@@ -141,6 +161,7 @@ class Train(_Model):
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: CUDA autocast.")
+    select: Select = Select()
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -246,6 +267,18 @@ class Spec(_Model):
                 "task 'binary' has one logit; leave num_classes out",
                 {"at": "num_classes"},
             )
+        metric = self.train.select.metric
+        if metric is not None and metric not in SELECT_METRICS[self.task]:
+            raise PydanticCustomError(
+                "select_metric",
+                "'{metric}' is not a {task} metric; choose from {choices}",
+                {
+                    "metric": metric,
+                    "task": self.task,
+                    "choices": ", ".join(SELECT_METRICS[self.task]),
+                    "at": ("train", "select", "metric"),
+                },
+            )
         return self
 
     @property
@@ -276,7 +309,8 @@ def _diagnostic(err: Any, source: Source) -> Diagnostic:
     ctx = err.get("ctx") or {}
     loc = tuple(err["loc"])
     if "at" in ctx:
-        loc += (ctx["at"],)
+        at = ctx["at"]
+        loc += tuple(at) if isinstance(at, (tuple, list)) else (at,)
     elif err["type"] == "union_tag_invalid":
         loc += (str(ctx.get("discriminator", "")).strip("'"),)  # point at the bad `op:` value
     path = _data_path(loc, source.data)
