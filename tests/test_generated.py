@@ -1,0 +1,53 @@
+"""Importing generated code leaves `sys.modules` as it found it, and the code still works."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+import sys
+import types
+import typing
+
+import pytest
+import torch
+
+from rocketc.cli import _load_with_overrides
+from rocketc.runtime.generated import load_generated
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return _load_with_overrides(None, [])
+
+
+def test_loading_neither_leaks_nor_clobbers_sys_modules(compiled, tmp_path, monkeypatch):
+    users_model = types.ModuleType("model")  # a user's own `model` module must stay in place
+    monkeypatch.setitem(sys.modules, "model", users_model)
+    load_generated(compiled, tmp_path / "warm")  # first use imports rocketc's own helpers
+    before = dict(sys.modules)
+    first = load_generated(compiled, tmp_path / "a")
+    second = load_generated(compiled, tmp_path / "b")
+    assert sys.modules == before
+    assert sys.modules["model"] is users_model
+    # train.py's `from model import ...` got its own model.py, not the user's or the other's.
+    assert first.train.RocketNet is first.model.RocketNet
+    assert second.train.RocketNet is second.model.RocketNet
+    assert first.model.RocketNet is not second.model.RocketNet
+
+
+def test_generated_dataclasses_copies_and_pickles_work(compiled, tmp_path):
+    gen = load_generated(compiled, tmp_path)
+    settings = gen.train.Settings()
+    assert dataclasses.replace(settings, epochs=2).epochs == 2
+    assert typing.get_type_hints(gen.train.Settings)["epochs"] is int
+    model = gen.model.RocketNet()
+    twin = copy.deepcopy(model)
+    x = gen.model.example_inputs(4)
+    model.eval(), twin.eval()
+    torch.testing.assert_close(model(*x), twin(*x))
+    with gen.importable():
+        assert pickle.loads(pickle.dumps(settings)) == settings
+    assert gen.train.__name__ not in sys.modules
+    with pytest.raises((pickle.PicklingError, AttributeError, ModuleNotFoundError)):
+        pickle.dumps(settings)  # outside the block the module is not findable by name
