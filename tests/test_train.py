@@ -18,9 +18,19 @@ from typer.testing import CliRunner
 
 from rocketc.cli import _load_with_overrides, app
 from rocketc.errors import TrainError
-from rocketc.runtime.train import train_run
+from rocketc.runtime.train import TrainRecipe, train_run
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 (lives for the session)
+
+
+class Killed(Exception):
+    """Stands in for a kill: nothing after the raise runs."""
+
+
+class KilledAfterFirstEpoch(TrainRecipe):
+    def end_epoch(self, epoch, train_losses):
+        super().end_epoch(epoch, train_losses)
+        raise Killed
 
 
 def quickstart(*sets: str):
@@ -123,9 +133,9 @@ def test_same_seed_same_metrics_and_resume_equals_uninterrupted(tmp_path):
     again = train_run(quickstart(), tmp_path / "again", console=QUIET, launch=False)
     assert [r["val"] for r in full.history] == [r["val"] for r in again.history]
 
-    killed = train_run(
-        quickstart(), tmp_path / "killed", console=QUIET, launch=False, stop_after_epoch=1
-    )
+    killed = KilledAfterFirstEpoch(quickstart(), tmp_path / "killed", console=QUIET)
+    with pytest.raises(Killed):
+        killed.run(launch=False)
     assert len(killed.history) == 1
     resumed = train_run(quickstart(), tmp_path / "killed", console=QUIET, launch=False, resume=True)
     assert [r["val"] for r in resumed.history] == [r["val"] for r in full.history]

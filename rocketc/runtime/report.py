@@ -1,9 +1,10 @@
 """Launch the light net: export it without the booster, verify the export, measure its cost.
 
-Writes `light.pt2` (a torch.export program; torch names these .pt2), `light.onnx` (checked
-against PyTorch on real validation rows with onnxruntime), `light_state_dict.pt` (for
-`LightNet().load_state_dict`), and report.json / report.md with parameter counts,
-multiply-accumulates per example and latencies.
+The model it is given carries the weights of the epoch `train.select` chose. Writes `light.pt2`
+(a torch.export program; torch names these .pt2), `light.onnx` (checked against PyTorch on real
+validation rows with onnxruntime), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
+report.json / report.md with parameter counts, multiply-accumulates per example, latencies, the
+test metrics, and which epoch was shipped and why.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rich.console import Console
 from rocketc.compiler import Compiled
 from rocketc.errors import Diagnostic, TrainError
 from rocketc.runtime.data import Dataset, Split
-from rocketc.runtime.generated import Generated
+from rocketc.runtime.result import RunResult
 
 ONNX_TOLERANCE = 1e-5
 LATENCY_BATCHES = (1, 100)
@@ -33,12 +34,12 @@ LATENCY_BATCHES = (1, 100)
 
 def launch_light_net(
     compiled: Compiled,
-    gen: Generated,
     model: torch.nn.Module,
     data: Dataset,
-    result: Any,
+    result: RunResult,
     console: Console,
 ) -> dict[str, Any]:
+    """Export the light net of `model`, verify and measure it, write report.json/md."""
     out_dir = result.out_dir
     model.eval()
     light = model.light_net().eval()
@@ -72,6 +73,7 @@ def launch_light_net(
         "spec": compiled.spec.name,
         "task": compiled.spec.task,
         "epochs": len(result.history),
+        "selection": result.selection,
         "train_seconds": round(result.seconds, 2),
         "params": counts,
         "macs_per_example": {"light": macs(light, data.val), "booster": macs(booster, data.val)},
@@ -243,6 +245,25 @@ def _audit_line(audit: dict[str, Any]) -> str:
     )
 
 
+def _selection_line(sel: dict[str, Any]) -> str:
+    if not sel:
+        return "The last epoch's weights are shipped."
+    value = "n/a" if sel["value"] is None else f"{sel['value']:.4f}"
+    if sel["patience"] is None:
+        stop = "early stopping off"
+    elif sel["stopped_early"]:
+        stop = (
+            f"stopped early after epoch {sel['epochs_trained']} of {sel['epochs']}: no better "
+            f"value in {sel['patience']} epochs"
+        )
+    else:
+        stop = f"patience {sel['patience']} not reached, all {sel['epochs']} epochs trained"
+    return (
+        f"Shipped: epoch {sel['selected_epoch']}'s weights, chosen by {sel['why']}: "
+        f"{value}; {stop}. The test metrics below are that epoch's."
+    )
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     p, m, lat = r["params"], r["macs_per_example"], r["latency_ms"]
     lines = [
@@ -250,6 +271,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"Trained {r['epochs']} epochs in {r['train_seconds']:.1f} s. Serve `light.onnx` or "
         "`light.pt2` (`torch.export.load(...).module()`); neither holds a booster weight.",
+        "",
+        _selection_line(r.get("selection") or {}),
         "",
         "| | light (served) | booster |",
         "|---|---:|---:|",

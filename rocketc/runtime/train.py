@@ -1,17 +1,18 @@
 """`rocketc train`: co-train the generated twins on the spec's data, then launch the light net.
 
-The run directory holds everything needed to ship and to judge the light net: per-epoch metrics
-(JSONL, CSV, curves.png), an atomic per-epoch checkpoint for `--resume`, the exported light net
-(torch.export `light.pt`, verified `light.onnx`) and report.json/report.md.
+`TrainRecipe.run` reads top to bottom: data -> model -> optimizer -> resume -> epoch loop (each
+epoch: validate, select, checkpoint) -> test with the selected weights -> export. The run
+directory holds everything needed to ship and to judge the light net: per-epoch metrics (JSONL,
+CSV, curves.png), an atomic per-epoch `checkpoint.pt` for `--resume`, `best.pt` (the weights of
+the epoch `train.select` chose), the exported light net of that epoch (torch.export `light.pt2`,
+verified `light.onnx`) and report.json/report.md.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +20,27 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from rocketc.compiler import Compiled
 from rocketc.errors import TrainError
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
-from rocketc.runtime.metrics import evaluate, headline
+from rocketc.runtime.history import (
+    NETS,
+    final_table,
+    plot,
+    read_history,
+    summary_line,
+    write_history,
+)
+from rocketc.runtime.metrics import evaluate
+from rocketc.runtime.report import launch_light_net
+from rocketc.runtime.result import RunResult
+from rocketc.runtime.select import selection_for
 
-NETS = ("light", "booster")
+__all__ = ["RunResult", "TrainRecipe", "batch_loader", "evaluate_nets", "predict_nets", "train_run"]
 
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    history: list[dict[str, Any]]
-    test: dict[str, dict[str, float]]
-    seconds: float
-    audit: dict[str, Any] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
+CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 
 
 def train_run(
@@ -48,109 +51,242 @@ def train_run(
     data: Dataset | None = None,
     console: Console | None = None,
     launch: bool = True,
-    stop_after_epoch: int | None = None,
 ) -> RunResult:
-    """Train, evaluate and (if `launch`) export + report. `stop_after_epoch` simulates a kill."""
-    console = console or Console(stderr=True)
-    spec = compiled.spec
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = data if data is not None else load_data(spec)
-    gen = load_generated(compiled, out_dir / "code")
-    audit = _audit(compiled, out_dir)
-    settings = gen.train.Settings()
-    device = _device(gen, settings)
-    seed = spec.train.seed
+    """Train, select the best epoch, test it and (if `launch`) export it with its report."""
+    return TrainRecipe(compiled, out_dir, resume=resume, data=data, console=console).run(launch)
 
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    model = gen.model.RocketNet().to(device)
-    optimizer = gen.train.build_optimizer(model, settings)
-    scheduler = gen.train.build_scheduler(optimizer, settings)
-    shuffle = torch.Generator().manual_seed(seed)
-    train_loader = batch_loader(data.train, settings.batch_size, shuffle=shuffle)
 
-    ckpt_path = out_dir / "checkpoint.pt"
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    if resume and ckpt_path.exists():
-        start_epoch = _restore(ckpt_path, model, optimizer, scheduler, shuffle)
-        history = [r for r in _read_jsonl(out_dir / "metrics.jsonl") if r["epoch"] <= start_epoch]
-        console.print(f"resuming {spec.name} after epoch {start_epoch}/{settings.epochs}")
-    elif not resume:
-        for stale in ("metrics.jsonl", "metrics.csv", "checkpoint.pt"):
-            (out_dir / stale).unlink(missing_ok=True)
-    _write_history(out_dir, history)
+class TrainRecipe:
+    """One training run, one method per phase. Tests subclass it to script or interrupt a phase."""
 
-    console.print(f"[bold]{spec.name}[/]: {data.description}; device {device}")
-    started = time.perf_counter()
-    epoch_started = [time.perf_counter()]
-    progress = Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    task = progress.add_task("train", total=len(train_loader), epoch="", rate="")
-    seen = [0]
+    def __init__(
+        self,
+        compiled: Compiled,
+        out_dir: str | Path,
+        *,
+        resume: bool = False,
+        data: Dataset | None = None,
+        console: Console | None = None,
+    ):
+        self.compiled, self.spec = compiled, compiled.spec
+        self.out_dir = Path(out_dir)
+        self.resume_requested = resume
+        self.data = data
+        self.console = console or Console(stderr=True)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
 
-    def on_step(step: int, n: int) -> None:
-        seen[0] += n
-        rate = seen[0] / max(time.perf_counter() - epoch_started[0], 1e-9)
-        progress.update(task, completed=step + 1, rate=f"{rate:,.0f} ex/s")
+    def run(self, launch: bool = True) -> RunResult:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.setup_data()
+        self.setup_model()
+        self.setup_optimizer()
+        self.resume()
+        started = time.perf_counter()
+        self.train()
+        seconds = time.perf_counter() - started
+        self.load_selected()
+        selection = self.selection.summary(self.settings.epochs)
+        test = self.evaluate(self.data.test)
+        result = RunResult(self.out_dir, self.history, test, seconds, self.audit, selection)
+        plot(self.out_dir / "curves.png", self.spec.task, self.history, selection["selected_epoch"])
+        self.console.print(final_table(test, selection["selected_epoch"]))
+        if launch:
+            result.report = self.export(result)
+        return result
 
-    def on_epoch_end(epoch: int, train_losses: dict[str, float]) -> None:
-        record = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - epoch_started[0], 3),
-            "train_loss": train_losses,
-            "val": evaluate_nets(spec.task, gen, model, data.val, settings.eval_batch_size, device),
-        }
-        history.append(record)
-        _write_history(out_dir, history)
-        _save(ckpt_path, model, optimizer, scheduler, shuffle, epoch + 1)
-        console.print(_summary_line(spec.task, record, settings.epochs), soft_wrap=True)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            raise _Stop
-        epoch_started[0] = time.perf_counter()
-        seen[0] = 0
-        progress.reset(task, total=len(train_loader), epoch=f"{epoch + 2}/{settings.epochs}")
+    # --- setup ---------------------------------------------------------------------------------
+    def setup_data(self) -> None:
+        """The splits, the batch order (its own generator, so a resume replays it) and the
+        selection metric (its default depends on the data: GAUC needs groups)."""
+        if self.data is None:
+            self.data = load_data(self.spec)
+        self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
+        self.train_loader = batch_loader(self.data.train, self.spec.train.batch_size, self.shuffle)
+        self.selection = selection_for(self.compiled, self.data.val.group is not None)
 
-    progress.update(task, epoch=f"{start_epoch + 1}/{settings.epochs}")
-    try:
-        with progress:
-            gen.train.fit(
-                model,
-                train_loader,
-                settings,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                start_epoch=start_epoch,
-                on_epoch_end=on_epoch_end,
-                on_step=on_step,
+    def setup_model(self) -> None:
+        """Import the generated code, prove its gradient block, build the twins (seeded)."""
+        self.gen = load_generated(self.compiled, self.out_dir / "code")
+        self.audit = _audit(self.compiled, self.out_dir)
+        self.settings = self.gen.train.Settings()
+        self.device = _device(self.gen, self.settings)
+        torch.manual_seed(self.settings.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = self.gen.model.RocketNet().to(self.device)
+
+    def setup_optimizer(self) -> None:
+        self.optimizer = self.gen.train.build_optimizer(self.model, self.settings)
+        self.scheduler = self.gen.train.build_scheduler(self.optimizer, self.settings)
+
+    def resume(self) -> None:
+        """With `--resume`, continue after checkpoint.pt's epoch; otherwise start clean."""
+        checkpoint = self.out_dir / CHECKPOINT
+        if self.resume_requested and checkpoint.exists():
+            state = _restore(checkpoint, self.model, self.optimizer, self.scheduler, self.shuffle)
+            self.start_epoch = int(state["epoch"])
+            self.selection.load_state_dict(state["selection"])
+            self.history = [r for r in read_history(self.out_dir) if r["epoch"] <= self.start_epoch]
+            self._repair_best()
+            self.console.print(
+                f"resuming {self.spec.name} after epoch {self.start_epoch}/{self.settings.epochs}"
+                f"; best so far: epoch {self.selection.best_epoch}"
             )
-    except _Stop:
-        return RunResult(out_dir, history, {}, time.perf_counter() - started, audit)
-    except FloatingPointError as exc:
-        epoch = len(history) + 1
-        kept = f"; last good checkpoint: {ckpt_path} (epoch {epoch - 1})" if history else ""
-        raise TrainError(f"training stopped in epoch {epoch}: {exc}{kept}") from None
-    seconds = time.perf_counter() - started
+        elif not self.resume_requested:
+            for stale in ("metrics.jsonl", "metrics.csv", CHECKPOINT, BEST):
+                (self.out_dir / stale).unlink(missing_ok=True)
+        write_history(self.out_dir, self.history)
 
-    test = evaluate_nets(spec.task, gen, model, data.test, settings.eval_batch_size, device)
-    result = RunResult(out_dir, history, test, seconds, audit)
-    _plot(out_dir / "curves.png", spec.task, history)
-    console.print(_final_table(spec.task, test))
-    if launch:
-        from rocketc.runtime.report import launch_light_net
+    # --- the loop ------------------------------------------------------------------------------
+    def train(self) -> None:
+        """The generated `fit`, with this recipe's hooks after every step and every epoch."""
+        s = self.settings
+        if self.selection.patience_spent:
+            self.console.print(f"already stopped early after epoch {self.start_epoch}")
+            return
+        self.console.print(
+            f"[bold]{self.spec.name}[/]: {self.data.description}; device {self.device}"
+        )
+        self.progress = _Progress(self.console, len(self.train_loader), s.epochs)
+        self.progress.start(self.start_epoch + 1)
+        try:
+            with self.progress:
+                self.gen.train.fit(
+                    self.model,
+                    self.train_loader,
+                    s,
+                    optimizer=self.optimizer,
+                    scheduler=self.scheduler,
+                    start_epoch=self.start_epoch,
+                    on_epoch_end=self._on_epoch_end,
+                    on_step=self.progress.step,
+                )
+        except _EarlyStop:
+            sel = self.selection
+            self.console.print(
+                f"early stop after epoch {sel.last_epoch}: no better validation {sel.metric} "
+                f"in {sel.patience} epochs (best: epoch {sel.best_epoch})"
+            )
+        except FloatingPointError as exc:
+            epoch = len(self.history) + 1
+            kept = f"; last good checkpoint: {self.out_dir / CHECKPOINT}" if self.history else ""
+            raise TrainError(f"training stopped in epoch {epoch}: {exc}{kept}") from None
 
-        result.report = launch_light_net(compiled, gen, model.cpu(), data, result, console)
-    return result
+    def _on_epoch_end(self, epoch: int, train_losses: dict[str, float]) -> None:
+        self.end_epoch(epoch + 1, train_losses)
+        if self.selection.patience_spent and epoch + 1 < self.settings.epochs:
+            raise _EarlyStop
+        self.progress.start(epoch + 2)
+
+    def end_epoch(self, epoch: int, train_losses: dict[str, float]) -> None:
+        """After epoch `epoch` (1-based): validate both nets, select, checkpoint, log."""
+        record = {
+            "epoch": epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": round(self.progress.elapsed(), 3),
+            "train_loss": train_losses,
+            "val": self.validate(),
+        }
+        self.history.append(record)
+        write_history(self.out_dir, self.history)
+        improved = self.selection.update(epoch, record["val"]["light"][self.selection.metric])
+        self.save_checkpoint(epoch)
+        if improved:
+            self.save_best()
+        line = summary_line(self.spec.task, record, self.settings.epochs, improved)
+        self.console.print(line, soft_wrap=True)
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        return self.evaluate(self.data.val)
+
+    def evaluate(self, split: Split) -> dict[str, dict[str, float]]:
+        bs = self.settings.eval_batch_size
+        return evaluate_nets(self.spec.task, self.gen, self.model, split, bs, self.device)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "selection": self.selection.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self.shuffle.get_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        _atomic_save(state, self.out_dir / CHECKPOINT)
+
+    def save_best(self) -> None:
+        """best.pt: the selected epoch's weights. Written after checkpoint.pt, which records the
+        selection, so a kill in between leaves a checkpoint whose own weights are the best."""
+        sel = self.selection
+        state = {"epoch": sel.best_epoch, "metric": sel.metric, "value": sel.best_value}
+        _atomic_save({**state, "model": self.model.state_dict()}, self.out_dir / BEST)
+
+    def _repair_best(self) -> None:
+        best_epoch = self.selection.best_epoch
+        if best_epoch is None or _best_epoch_on_disk(self.out_dir / BEST) == best_epoch:
+            return
+        if best_epoch != self.start_epoch:
+            raise TrainError(
+                f"cannot resume: {self.out_dir / BEST} does not hold epoch {best_epoch}, the best "
+                "so far; train again without --resume"
+            )
+        self.save_best()  # killed between checkpoint.pt and best.pt: the weights just loaded
+
+    def load_selected(self) -> None:
+        """Put the selected epoch's weights in the model (test, plot and export use them)."""
+        if self.selection.best_epoch is None:
+            return  # no finite validation value in any epoch: keep the last weights
+        state = torch.load(self.out_dir / BEST, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+
+    # --- export --------------------------------------------------------------------------------
+    def export(self, result: RunResult) -> dict[str, Any]:
+        return launch_light_net(self.compiled, self.model.cpu(), self.data, result, self.console)
+
+
+class _EarlyStop(Exception):
+    """Raised from the epoch hook when `train.select.patience` epochs passed without a gain."""
+
+
+class _Progress:
+    """The transient per-epoch progress bar (terminals only) and the epoch's stopwatch."""
+
+    def __init__(self, console: Console, steps: int, epochs: int):
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.task = self.bar.add_task("train", total=steps, epoch="", rate="")
+        self.steps, self.epochs = steps, epochs
+
+    def start(self, epoch: int) -> None:
+        self.started, self.seen = time.perf_counter(), 0
+        self.bar.reset(self.task, total=self.steps, epoch=f"{epoch}/{self.epochs}")
+
+    def step(self, step: int, n: int) -> None:
+        self.seen += n
+        rate = self.seen / max(self.elapsed(), 1e-9)
+        self.bar.update(self.task, completed=step + 1, rate=f"{rate:,.0f} ex/s")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
 
 
 def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
@@ -165,10 +301,6 @@ def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
     return summary
 
 
-class _Stop(Exception):
-    """Raised by the epoch hook to end a run early, as a kill would (tests of --resume)."""
-
-
 def _device(gen: Generated, settings: Any) -> torch.device:
     device = gen.train.resolve_device(settings.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -180,6 +312,7 @@ def _device(gen: Generated, settings: Any) -> torch.device:
     return device
 
 
+# --- batches and evaluation (ablate and tune use these too) ---------------------------------
 def tensors(split: Split) -> list[torch.Tensor]:
     """A split's inputs in spec order, then the target."""
     return [torch.from_numpy(np.ascontiguousarray(a)) for a in split.inputs.values()] + [
@@ -227,25 +360,15 @@ def evaluate_nets(
     return {net: evaluate(task, logits[net], split.target, split.group) for net in NETS}
 
 
-# --- checkpoints ---------------------------------------------------------------------------
-def _save(path: Path, model, optimizer, scheduler, shuffle: torch.Generator, epoch: int) -> None:
-    """Write-then-rename, so a kill mid-write never leaves a torn checkpoint."""
-    state = {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "shuffle_rng": shuffle.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+# --- checkpoint files ----------------------------------------------------------------------
+def _atomic_save(state: dict[str, Any], path: Path) -> None:
+    """Write-then-rename, so a kill mid-write never leaves a torn file."""
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def _restore(path: Path, model, optimizer, scheduler, shuffle: torch.Generator) -> int:
+def _restore(path: Path, model, optimizer, scheduler, shuffle: torch.Generator) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -253,82 +376,18 @@ def _restore(path: Path, model, optimizer, scheduler, shuffle: torch.Generator) 
         scheduler.load_state_dict(state["scheduler"])
     except (RuntimeError, KeyError, ValueError) as exc:
         raise TrainError(f"cannot resume from {path}: {exc}") from None
+    if "selection" not in state:
+        raise TrainError(
+            f"cannot resume from {path}: it predates best-epoch selection; train without --resume"
+        )
     torch.set_rng_state(state["torch_rng"])
     shuffle.set_state(state["shuffle_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["epoch"])
+    return state
 
 
-# --- metrics files -------------------------------------------------------------------------
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
-    row = {"epoch": record["epoch"], "lr": record["lr"], "seconds": record["seconds"]}
-    row.update({f"train_{k}": v for k, v in record["train_loss"].items()})
-    for net, metrics in record["val"].items():
-        row.update({f"val_{net}_{k}": v for k, v in metrics.items()})
-    return row
-
-
-def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    with open(out_dir / "metrics.jsonl", "w", encoding="utf-8") as f:
-        for record in history:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-    rows = [_flat(r) for r in history]
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(out_dir / "metrics.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _best_epoch_on_disk(path: Path) -> int | None:
     if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _summary_line(task: str, record: dict[str, Any], epochs: int) -> str:
-    metric = headline(task, grouped=False)  # AUC first for CTR; GAUC follows when grouped
-    losses = record["train_loss"]
-    terms = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k != "total")
-    val = record["val"]
-    extra = ""
-    if task == "binary" and "gauc" in val["light"]:
-        extra = f" gauc {val['light']['gauc']:.4f}/{val['booster']['gauc']:.4f}"
-    return (
-        f"epoch {record['epoch']:>3}/{epochs}  loss {losses['total']:.4f} ({terms})  "
-        f"val {metric} light {val['light'][metric]:.4f} booster {val['booster'][metric]:.4f}"
-        f"{extra}  lr {record['lr']:.2e}  {record['seconds']:.1f}s"
-    )
-
-
-def _final_table(task: str, test: dict[str, dict[str, float]]) -> Table:
-    table = Table(title="test split")
-    table.add_column("metric")
-    for net in NETS:
-        table.add_column(net, justify="right")
-    for metric in test["light"]:
-        table.add_row(metric, *(f"{test[net][metric]:.4f}" for net in NETS))
-    return table
-
-
-def _plot(path: Path, task: str, history: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = headline(task, grouped=bool(history) and "gauc" in history[0]["val"]["light"])
-    epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for net, style in (("light", "-o"), ("booster", "--s")):
-        left.plot(epochs, [r["val"][net][metric] for r in history], style, label=net, ms=3)
-    left.set(xlabel="epoch", ylabel=f"val {metric}", title=f"validation {metric}")
-    left.legend()
-    for term in history[0]["train_loss"] if history else []:
-        right.plot(epochs, [r["train_loss"][term] for r in history], label=term)
-    right.set(xlabel="epoch", ylabel="train loss", title="training loss by term", yscale="log")
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
