@@ -13,6 +13,7 @@ import numpy as np
 
 from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec
 from rocketc.errors import DataError, Diagnostic
+from rocketc.runtime.data.preprocess import Preprocessor
 
 SPLITS = ("train", "val", "test")
 
@@ -24,6 +25,9 @@ class Split:
     inputs: dict[str, np.ndarray]  # spec order; dense float32 (N, *shape), categorical int64 (N,)
     target: np.ndarray  # multiclass: int64 (N,); binary: float32 (N,) in {0., 1.}
     group: np.ndarray | None  # int64 (N,) group id for GAUC (e.g. user), or None
+    # The same rows before preprocessing, as `predict` and `serve` take them (field -> column);
+    # `inputs` is `preprocess.encode(raw)`. None for hand-made splits.
+    raw: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -35,6 +39,8 @@ class Dataset:
     val: Split
     test: Split
     description: str  # one line, e.g. "digits: 1,257 train / 270 val / 270 test, 10 classes"
+    # Raw rows -> inputs, fitted on the train split; saved as the run's preprocess.json.
+    preprocess: Preprocessor | None = None
 
 
 def make_target(spec: Spec, labels: np.ndarray) -> np.ndarray:

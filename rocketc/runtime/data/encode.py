@@ -1,9 +1,9 @@
-"""Shared steps of the loaders: deterministic splits, train-only vocabularies, dense features.
+"""Shared steps of the loaders: deterministic splits and the checks before preprocessing.
 
 Splits are seeded with `spec.train.seed`: the same spec always sees the same rows in each split,
 and `--set train.seed=...` reshuffles data and weights together. Everything fitted on data
-(vocabularies, means, standard deviations) is fitted on the train split only, so val/test
-numbers are what serving on unseen rows would give.
+(vocabularies, means, standard deviations) is fitted on the train split only, by the run's
+`Preprocessor` (preprocess.py), so val/test numbers are what serving on unseen rows would give.
 """
 
 from __future__ import annotations
@@ -88,50 +88,12 @@ def spec_input(spec: Spec, name: str, kind: type, source: str) -> DenseInput | C
     return by_name[name]
 
 
-def fit_dense_shape(item: DenseInput, array: np.ndarray, source: str) -> np.ndarray:
-    """Reshape (N, ...) to (N, *item.shape) when the per-example element count matches."""
-    per_row = int(np.prod(array.shape[1:], dtype=np.int64))
+def check_size(item: DenseInput, per_row: int, source: str, got: Sequence[int]) -> None:
+    """The source gives `per_row` values per example (shaped `got`); the input needs as many."""
     if per_row != int(np.prod(item.shape)):
-        got = ", ".join(["N", *map(str, array.shape[1:])])
+        have = ", ".join(["N", *map(str, got)])
         want = ", ".join(["N", *map(str, item.shape)])
         raise DataError(
             f"input '{item.name}': dense shape mismatch: expected ({want}), "
-            f"{source} gives ({got}) = {per_row} values per example"
+            f"{source} gives ({have}) = {per_row} values per example"
         )
-    return np.ascontiguousarray(array.reshape(len(array), *item.shape), dtype=np.float32)
-
-
-def standardise(parts: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Zero mean, unit std per column, fitted on parts[0] (train); a constant column keeps std 1."""
-    mean = parts[0].mean(axis=0, dtype=np.float64)
-    std = parts[0].std(axis=0, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    return [((p - mean) / std).astype(np.float32) for p in parts]
-
-
-def encode_categorical(
-    item: CategoricalInput, parts: Sequence[np.ndarray], missing: Sequence[np.ndarray] | None = None
-) -> list[np.ndarray]:
-    """Map values to ids 1..K by the sorted vocabulary of parts[0] (train); unseen values get 0.
-
-    `missing` (one boolean mask per part) marks values that are absent (NaN, unknown year); they
-    also get id 0 and do not enter the vocabulary. Raises DataError when the spec's vocab is
-    smaller than the K + 1 ids needed.
-    """
-    masks = missing or [np.zeros(len(p), dtype=bool) for p in parts]
-    vocab = np.unique(parts[0][~masks[0]])
-    needed = len(vocab) + 1
-    if item.vocab < needed:
-        raise DataError(
-            f"input '{item.name}' needs vocab >= {needed} ({len(vocab):,} values in "
-            f"the train split + id 0 for unseen); the spec declares {item.vocab}"
-        )
-    ids = []
-    for values, mask in zip(parts, masks, strict=True):
-        out = np.zeros(len(values), dtype=np.int64)
-        if len(vocab):
-            known = values[~mask]
-            pos = np.minimum(np.searchsorted(vocab, known), len(vocab) - 1)
-            out[~mask] = np.where(vocab[pos] == known, pos + 1, 0)
-        ids.append(out)
-    return ids

@@ -1,9 +1,11 @@
 """MNIST-style IDX files (Fashion-MNIST, MNIST), parsed with numpy alone.
 
 Train and val come from the train-* files (a seeded shuffle; the last `val_size` rows are held
-out), test is the t10k-* files as published. Pixels are scaled to [0, 1], then normalised with
-one mean and one std over all pixels of the (possibly `limit`ed) train split, so val/test see
-exactly the transform serving would apply.
+out), test is the t10k-* files as published. A raw row is one image's pixel values as stored
+(0-255 for Fashion-MNIST, row by row), the field named after the spec input: a JSON list of
+28 x 28 = 784 numbers (or nested rows), or CSV columns image_0 ... image_783. Preprocessing
+standardises with one mean and one std over all pixels of the (possibly `limit`ed) train split,
+so val/test see exactly the transform serving applies.
 """
 
 from __future__ import annotations
@@ -16,9 +18,23 @@ import numpy as np
 from rocketc.compiler.spec import DenseInput, IdxData, Spec
 from rocketc.errors import DataError
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
-from rocketc.runtime.data.encode import data_seed, fit_dense_shape, spec_input
+from rocketc.runtime.data.encode import check_size, data_seed, spec_input
+from rocketc.runtime.data.preprocess import Dense, Preprocessor, label_info
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+# Label names in class order (github.com/zalandoresearch/fashion-mnist, "Labels").
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 # IDX type byte -> big-endian numpy dtype (yann.lecun.com/exdb/mnist, "THE IDX FILE FORMAT").
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -77,6 +93,8 @@ def load(spec: Spec, data: IdxData) -> Dataset:
             f"val_size {data.val_size:,} leaves no train rows out of "
             f"{len(images):,}; lower data.val_size"
         )
+    per_row = int(np.prod(images.shape[1:], dtype=np.int64))
+    check_size(item, per_row, str(directory), images.shape[1:])
     rows = np.random.default_rng(data_seed(spec)).permutation(len(images))
     train_rows, val_rows = rows[: len(rows) - data.val_size], rows[len(rows) - data.val_size :]
     train_rows = train_rows[: data.limit]
@@ -85,17 +103,21 @@ def load(spec: Spec, data: IdxData) -> Dataset:
         (images[val_rows], labels[val_rows]),
         (arrays["test_images"], arrays["test_labels"]),
     ]
-    scaled = [(x.astype(np.float32) / 255.0, y) for x, y in parts]
-    mean, std = float(scaled[0][0].mean()), float(scaled[0][0].std()) or 1.0
+    raws = [{item.name: x.reshape(len(x), per_row)} for x, _ in parts]  # pixels as stored, flat
+    pixels = Dense(item.name, tuple(item.shape), field=item.name).fit(raws[0], per_column=False)
+    classes = FASHION_CLASSES if data.source == "fashion-mnist" and spec.num_classes == 10 else None
+    preprocess = Preprocessor(
+        data.source,
+        f"one image: '{item.name}', its {per_row} pixel values as stored in the IDX file, "
+        "row by row",
+        [pixels],
+        label_info(spec, "the class of the image", classes),
+    )
     splits = [
-        Split(
-            {item.name: fit_dense_shape(item, (x - mean) / std, str(directory))},
-            make_target(spec, y),
-            None,
-        )
-        for x, y in scaled
+        Split(preprocess.encode_split(raw, data.source), make_target(spec, y), None, raw)
+        for raw, (_, y) in zip(raws, parts, strict=True)
     ]
-    return Dataset(*splits, describe(data.source, spec, *splits))
+    return Dataset(*splits, describe(data.source, spec, *splits), preprocess)
 
 
 def _find_files(directory: Path, data: IdxData) -> dict[str, Path]:

@@ -4,6 +4,11 @@ recbole 1.2.1 ships ml-100k.inter/.user/.item in `recbole/dataset_example/ml-100
 package with importlib and read the files by path, never importing recbole (its heavy
 dependencies need not be installed). Label: rating >= 4. Split by time (oldest rows train, newest
 test), as a served CTR model only ever predicts the future. GAUC groups by user.
+
+A raw row is one (user, movie) pair as the files describe it (see RAW_ROW): user_id, item_id,
+age, gender, occupation, zip_code (text), release_year (a number, null when unknown) and class
+(the movie's genres, space-separated). Preprocessing derives the age band, the zip code's first
+character and the release decade, then looks each field up in its train-split vocabulary.
 """
 
 from __future__ import annotations
@@ -17,7 +22,18 @@ import numpy as np
 from rocketc.compiler.spec import CategoricalInput, DenseInput, MovielensData, Spec
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
-from rocketc.runtime.data.encode import encode_categorical, group_ordered_split, ordered_split
+from rocketc.runtime.data.encode import group_ordered_split, ordered_split
+from rocketc.runtime.data.preprocess import (
+    Bucket,
+    Categorical,
+    Dense,
+    Floor,
+    Prefix,
+    Preprocessor,
+    Strip,
+    label_info,
+    take,
+)
 
 # The 19 ml-100k genres in u.genre order; RecBole's `class` column holds them as space-separated
 # tokens, which works because no genre name contains a space ("Children's", "Film-Noir").
@@ -45,6 +61,20 @@ GENRES = (
 # Lower edges of the MovieLens-1M age bands: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+.
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
 CATEGORICAL = ("user", "item", "age", "gender", "occupation", "zipcode", "decade")
+# spec input -> (raw field, its type, derive step); ids' types are fixed when the files are read.
+_FEATURES = {
+    "user": ("user_id", None, None),
+    "item": ("item_id", None, None),
+    "age": ("age", "number", Bucket(AGE_EDGES)),
+    "gender": ("gender", "str", Strip()),
+    "occupation": ("occupation", "str", Strip()),
+    "zipcode": ("zip_code", "str", Prefix(1)),
+    "decade": ("release_year", "number", Floor(10)),
+}
+RAW_ROW = (
+    "one (user, movie) pair: user_id, item_id, age (years), gender (M/F), occupation, zip_code "
+    "(text), release_year (null when unknown), class (the movie's genres, space-separated)"
+)
 _INSTALL = "pip install --no-deps recbole==1.2.1"
 
 
@@ -57,33 +87,34 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
     else:
         parts = ordered_split(len(rows), data.val_fraction, data.test_fraction)
 
-    values, missing = _categorical_values(rows)
-    encoded: dict[str, list[np.ndarray]] = {}
+    raw = raw_rows(rows)
+    features: list = []
     problems: list[Diagnostic] = []
-    by_name = {i.name: i for i in spec.inputs}
-    for name in CATEGORICAL:
-        item = by_name[name]
-        assert isinstance(item, CategoricalInput)
+    for item in spec.inputs:
+        if isinstance(item, DenseInput):  # genre, as _check_inputs made sure
+            features.append(Dense(item.name, (len(GENRES),), field="class", tokens=list(GENRES)))
+            continue
+        column, kind, derive = _FEATURES[item.name]
+        kind = kind or ("int" if raw[column].dtype.kind == "i" else "str")
+        feature = Categorical(item.name, item.vocab, column, kind, derive)
         try:
-            encoded[name] = encode_categorical(
-                item, [values[name][p] for p in parts], [missing[name][p] for p in parts]
-            )
+            features.append(feature.fit(take(raw, parts[0])))
         except DataError as exc:
             problems += exc.diagnostics
     if problems:
         raise DataError(problems)
+    preprocess = Preprocessor(
+        "movielens-100k", RAW_ROW, features, label_info(spec, "the user rates the movie 4 or 5")
+    )
 
-    genre = _genre_flags(rows["class"].fillna("").to_numpy())
     labels = (_numbers(rows["rating"], "ml-100k.inter rating") >= 4).astype(np.float32)
-    group = _tokens(rows["user_id"].to_numpy())
-    group = np.unique(group, return_inverse=True)[1].astype(np.int64)
+    group = np.unique(raw["user_id"], return_inverse=True)[1].astype(np.int64)
     splits = []
-    for k, p in enumerate(parts):
-        inputs = {
-            i.name: (genre[p] if i.name == "genre" else encoded[i.name][k]) for i in spec.inputs
-        }
-        splits.append(Split(inputs, make_target(spec, labels[p]), group[p]))
-    return Dataset(*splits, describe("movielens-100k", spec, *splits))
+    for name, p in zip(("train", "val", "test"), parts, strict=True):
+        rows_raw = take(raw, p)
+        inputs = preprocess.encode_split(rows_raw, f"movielens-100k {name} split")
+        splits.append(Split(inputs, make_target(spec, labels[p]), group[p], rows_raw))
+    return Dataset(*splits, describe("movielens-100k", spec, *splits), preprocess)
 
 
 def _check_inputs(spec: Spec) -> None:
@@ -178,42 +209,23 @@ def _tokens(values: np.ndarray) -> np.ndarray:
         return values.astype(str)
 
 
-def _categorical_values(rows) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Raw value and missing-mask per categorical field, before vocabularies."""
+def raw_rows(rows) -> dict[str, np.ndarray]:
+    """The raw fields of every row, typed as a served request gives them."""
     import pandas as pd
 
     def text(col: str) -> np.ndarray:
-        return rows[col].fillna("").astype(str).str.strip().to_numpy()
+        return rows[col].fillna("").astype(str).to_numpy(dtype=object)
 
-    age = pd.to_numeric(rows["age"], errors="coerce").to_numpy()
-    year = pd.to_numeric(rows["release_year"], errors="coerce").to_numpy()  # "unkonwn" -> NaN
-    zipcode = np.array([z[:1].upper() for z in text("zip_code")], dtype=object)
-    values = {
-        "user": _tokens(rows["user_id"].to_numpy()),
-        "item": _tokens(rows["item_id"].to_numpy()),
-        "age": np.searchsorted(AGE_EDGES, np.nan_to_num(age), side="right").astype(np.int64),
+    def number(col: str) -> np.ndarray:  # "unkonwn" (sic, in ml-100k) -> NaN, i.e. missing
+        return pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=np.float64)
+
+    return {
+        "user_id": _tokens(rows["user_id"].to_numpy()),
+        "item_id": _tokens(rows["item_id"].to_numpy()),
+        "age": number("age"),
         "gender": text("gender"),
         "occupation": text("occupation"),
-        "zipcode": zipcode.astype(str),
-        "decade": (np.nan_to_num(year) // 10 * 10).astype(np.int64),
+        "zip_code": text("zip_code"),
+        "release_year": number("release_year"),
+        "class": text("class"),
     }
-    missing = {name: np.zeros(len(rows), dtype=bool) for name in values}
-    missing["age"], missing["decade"] = np.isnan(age), np.isnan(year)
-    for name in ("gender", "occupation", "zipcode"):
-        missing[name] = values[name] == ""
-    return values, missing
-
-
-def _genre_flags(classes: np.ndarray) -> np.ndarray:
-    """Multi-hot genres (N, 19), computed once per distinct `class` string."""
-    index = {g: k for k, g in enumerate(GENRES)}
-    distinct, inverse = np.unique(classes.astype(str), return_inverse=True)
-    table = np.zeros((len(distinct), len(GENRES)), dtype=np.float32)
-    for row, text in enumerate(distinct):
-        for token in text.split():
-            if token not in index:
-                raise DataError(
-                    f"ml-100k.item: unknown genre {token!r}; expected one of {list(GENRES)}"
-                )
-            table[row, index[token]] = 1.0
-    return table[inverse.reshape(-1)]

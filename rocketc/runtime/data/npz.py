@@ -2,7 +2,9 @@
 
 The arrays are taken as already prepared: dense arrays must have exactly the spec's per-example
 shape (no reshaping, which would hide an HWC/CHW mix-up) and categorical arrays are ids already,
-so no vocabulary is built; the shared checks still catch ids past `vocab`.
+so no vocabulary is built and an id outside [0, vocab) is an error. A raw row is therefore one
+field per spec input, by its name: the example's values (a JSON list, flattened row-major) for a
+dense input, its id for a categorical one; preprocessing only casts.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from rocketc.compiler.spec import DenseInput, NpzData, Spec
-from rocketc.errors import DataError
+from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
 from rocketc.runtime.data.encode import data_seed, random_split
+from rocketc.runtime.data.preprocess import identity, label_info, take
 
 
 def load(spec: Spec, data: NpzData) -> Dataset:
@@ -31,27 +34,53 @@ def load(spec: Spec, data: NpzData) -> Dataset:
     if len(set(lengths.values())) != 1:
         raise DataError(f"{data.path}: arrays have different numbers of rows: {lengths}")
 
-    features = {}
+    raw, problems = {}, []
     for item in spec.inputs:
         array = arrays[item.name]
         if isinstance(item, DenseInput):
-            features[item.name] = _cast(array, np.float32, item.name, "numeric", data.path)
+            array = _cast(array, np.float32, item.name, "numeric", data.path)
+            if array.shape[1:] != tuple(item.shape):
+                problems.append(_shape_mismatch(item.name, item.shape, array.shape[1:]))
+                continue
+            raw[item.name] = array.reshape(len(array), -1)
         else:
-            features[item.name] = _cast(array, np.int64, item.name, "integer", data.path)
+            array = _cast(array, np.int64, item.name, "integer", data.path)
+            raw[item.name] = array
+            top = int(array.max()) if array.ndim == 1 and len(array) else 0
+            if top >= item.vocab:
+                problems.append(
+                    f"input '{item.name}': category id {top} >= vocab {item.vocab} (npz ids are "
+                    f"used as given); set vocab to at least {top + 1}"
+                )
+    if problems:
+        raise DataError([Diagnostic(p) for p in problems])
+    preprocess = identity(spec)
+    preprocess.source = "npz"
+    preprocess.label = label_info(spec, f"the label array '{data.label}'")
     labels = _cast(arrays[data.label], np.float64, data.label, "numeric", data.path)
     group = None
     if data.group:
         group = np.unique(arrays[data.group], return_inverse=True)[1].reshape(-1).astype(np.int64)
     parts = random_split(len(labels), data.val_fraction, data.test_fraction, data_seed(spec))
-    splits = [
-        Split(
-            {name: a[p] for name, a in features.items()},
-            make_target(spec, labels[p]),
-            None if group is None else group[p],
+    splits = []
+    for name, p in zip(("train", "val", "test"), parts, strict=True):
+        rows = take(raw, p)
+        splits.append(
+            Split(
+                preprocess.encode_split(rows, f"{Path(data.path).name} {name} split"),
+                make_target(spec, labels[p]),
+                None if group is None else group[p],
+                rows,
+            )
         )
-        for p in parts
-    ]
-    return Dataset(*splits, describe(Path(data.path).name, spec, *splits))
+    return Dataset(*splits, describe(Path(data.path).name, spec, *splits), preprocess)
+
+
+def _shape_mismatch(name: str, want, got) -> str:
+    return (
+        f"input '{name}': dense shape mismatch: expected ({', '.join(['N', *map(str, want)])}), "
+        f"got ({', '.join(['N', *map(str, got)])})"
+    )
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

@@ -1,9 +1,14 @@
 """CSV and Parquet tables: a label column, categorical columns and groups of dense columns.
 
-Fitted on the train split only: categorical vocabularies (sorted values get ids 1..K; id 0 is a
-value unseen in train, or a missing one) and the mean/std used to standardise dense columns.
-Missing values in label, dense, group or split_by columns are an error rather than silently
-filled: a fill value is a modelling choice the user should make in their own data pipeline.
+A raw row is a table row: each categorical input reads the column of its name, each dense input
+its listed numeric columns. Fitted on the train split only: categorical vocabularies (sorted
+values get ids 1..K; id 0 is a value unseen in train, or a missing one) and the mean/std used to
+standardise dense columns. Missing values in label, dense, group or split_by columns are an
+error rather than silently filled: a fill value is a modelling choice the user should make in
+their own data pipeline.
+
+`raw_columns` turns a pandas frame into raw fields; `rocketc predict` reads its files through
+the same function, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec, TabularDat
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
 from rocketc.runtime.data.encode import (
+    check_size,
     data_seed,
-    encode_categorical,
-    fit_dense_shape,
     ordered_split,
     random_split,
     spec_input,
-    standardise,
 )
+from rocketc.runtime.data.fields import Field
+from rocketc.runtime.data.preprocess import Categorical, Dense, Preprocessor, label_info, take
 
 
 def load(spec: Spec, data: TabularData) -> Dataset:
@@ -38,34 +43,35 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     else:
         parts = random_split(len(frame), data.val_fraction, data.test_fraction, data_seed(spec))
 
-    features: dict[str, list[np.ndarray]] = {}
+    features: dict[str, Categorical | Dense] = {}
     problems: list[Diagnostic] = []
     for name in data.categorical:
         item = spec_input(spec, name, CategoricalInput, data.source)
-        column = frame[name]
-        missing = column.isna().to_numpy()
-        values = (
-            column.to_numpy()
-            if pd.api.types.is_numeric_dtype(column)
-            else column.astype(str).to_numpy()
-        )
+        kind = frame[name].to_numpy().dtype.kind
+        kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
+        feature = Categorical(name, item.vocab, name, kind)
         try:
-            features[name] = encode_categorical(
-                item, [values[p] for p in parts], [missing[p] for p in parts]
-            )
+            features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
         except DataError as exc:
             problems += exc.diagnostics
     for name, columns in data.dense.items():
         item = spec_input(spec, name, DenseInput, data.source)
         _numeric(frame, columns, data.path)
         _no_missing(frame, columns, data.path)
-        table = frame[columns].to_numpy(dtype=np.float64)  # (N, len(columns))
-        features[name] = [
-            fit_dense_shape(item, t, f"columns {columns}")
-            for t in standardise([table[p] for p in parts])
-        ]
+        check_size(item, len(columns), f"columns {columns}", [len(columns)])
+        feature = Dense(name, tuple(item.shape), columns=list(columns))
+        features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
     if problems:
         raise DataError(problems)
+    ordered = [features[i.name] for i in spec.inputs if i.name in features]
+    meaning = f"'{data.label}' is 1" if spec.task == "binary" else f"the class in '{data.label}'"
+    preprocess = Preprocessor(
+        data.source,
+        f"one table row: {_columns_text(ordered)}",
+        ordered,
+        label_info(spec, meaning),
+    )
+    raw = raw_columns(frame, [f for feature in ordered for f in feature.fields()])
 
     _numeric(frame, [data.label], data.path)
     _no_missing(frame, [data.label], data.path)
@@ -74,15 +80,61 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     if data.group:
         _no_missing(frame, [data.group], data.path)
         group = pd.factorize(frame[data.group], sort=True)[0].astype(np.int64)
-    splits = [
-        Split(
-            {i.name: features[i.name][k] for i in spec.inputs},
-            make_target(spec, labels[p]),
-            None if group is None else group[p],
+    splits = []
+    for name, p in zip(("train", "val", "test"), parts, strict=True):
+        rows = take(raw, p)
+        inputs = preprocess.encode_split(rows, f"{Path(data.path).name} {name} split")
+        splits.append(
+            Split(inputs, make_target(spec, labels[p]), None if group is None else group[p], rows)
         )
-        for k, p in enumerate(parts)
-    ]
-    return Dataset(*splits, describe(Path(data.path).name, spec, *splits))
+    return Dataset(*splits, describe(Path(data.path).name, spec, *splits), preprocess)
+
+
+def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
+    """The raw fields held by a pandas frame, typed for `fields.parse`.
+
+    Text stays text (a missing cell becomes None). A number column pandas could not read as
+    numbers keeps each unreadable cell as its text, so parsing names the row and the value. A
+    vector is its columns name_0 ... name_{k-1}, or one column `name` of lists (Parquet).
+    """
+    out = {}
+    for field in fields:
+        if field.type == "vector" and field.name not in frame.columns:
+            parts = [_numbers(frame[c]) for c in field.columns()]
+            out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
+        elif field.type in ("int", "number"):
+            out[field.name] = _numbers(frame[field.name])
+        else:
+            column = frame[field.name]
+            out[field.name] = np.where(
+                column.isna().to_numpy(), None, column.to_numpy(dtype=object)
+            )
+    return out
+
+
+def _numbers(column) -> np.ndarray:
+    """A numeric column as numpy; a mixed one as objects: numbers, None, and unreadable text."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_object_dtype(column):
+        if pd.api.types.is_integer_dtype(column) and not column.isna().any():
+            return column.to_numpy(dtype=np.int64)
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = pd.to_numeric(column, errors="coerce")
+    out = numbers.to_numpy(dtype=object, na_value=None)
+    unreadable = (numbers.isna() & column.notna()).to_numpy()
+    out[unreadable] = column.to_numpy(dtype=object)[unreadable]
+    return out
+
+
+def _columns_text(features: list[Categorical | Dense]) -> str:
+    parts = []
+    for f in features:
+        if isinstance(f, Dense):
+            parts.append(f"{', '.join(f.columns)} (numbers)")
+        else:
+            parts.append(f"{f.column} ({f.type})")
+    return "; ".join(parts)
 
 
 def _read(data: TabularData):

@@ -1,0 +1,174 @@
+"""The raw row: the fields a served net reads, their types, and parsing one column of them.
+
+A raw row is what a user holds before any rocketc preprocessing: one CSV or Parquet row, one
+JSON object of a `/v1/score` request, one record of a data source. Each field has a type:
+
+- `int`: a whole number, such as an id (3.0 is read as 3; 3.5 is an error);
+- `number`: any real number;
+- `str`: text;
+- `vector`: a fixed count of real numbers, such as an image's pixels: a JSON list (nested
+  lists are flattened row-major), in CSV/Parquet the columns `name_0 ... name_{k-1}` or one
+  Parquet list column `name`.
+
+`parse` turns one column of values, as numpy, pandas or JSON give them, into a typed numpy array,
+a mask of missing values (None, NaN, an empty cell) and the rows whose value has the wrong type.
+JSON is typed, so text where a number belongs is a wrong type, never silently converted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TYPES = ("int", "number", "str", "vector")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # one of TYPES
+    size: int = 1  # values per row; more than 1 only for vectors
+
+    def describe(self) -> str:
+        return f"vector[{self.size}]" if self.type == "vector" else self.type
+
+    def columns(self) -> list[str]:
+        """Its columns in a CSV or Parquet file: a vector spreads over name_0 ... name_{k-1}."""
+        if self.type == "vector":
+            return [f"{self.name}_{k}" for k in range(self.size)]
+        return [self.name]
+
+
+@dataclass
+class Parsed:
+    values: np.ndarray  # int: int64 (n,); number: float64 (n,); str: object (n,); vector (n, k)
+    missing: np.ndarray  # bool (n,): absent values (wrong-typed rows are not missing)
+    wrong: dict[int, str]  # row -> what is wrong with its value; its slot in `values` is filler
+
+
+def parse(field: Field, column) -> Parsed:
+    """Parse one column (numpy array, list, or anything numpy takes) of `field`'s values."""
+    array = column if isinstance(column, np.ndarray) else _as_array(column, field)
+    return _PARSERS[field.type](array, field)
+
+
+def _as_array(column, field: Field) -> np.ndarray:
+    values = list(column)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values  # never let numpy turn a list of lists into a 2-D array (or fail on ragged)
+    return out
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _name(value) -> str:
+    """A value as the user wrote it, for messages (short, JSON-like)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return repr(value)
+
+
+def _parse_int(array: np.ndarray, field: Field) -> Parsed:
+    n = len(array)
+    if array.dtype.kind in "iub":
+        return Parsed(array.astype(np.int64, copy=False), np.zeros(n, bool), {})
+    if array.dtype.kind == "f":
+        missing = np.isnan(array)
+        fine = np.isfinite(array) & (array == np.floor(array))
+        bad = ~missing & ~fine
+        wrong = {int(r): f"expected a whole number, got {array[r]!r}" for r in np.flatnonzero(bad)}
+        return Parsed(np.where(fine, array, 0).astype(np.int64), missing, wrong)
+    values, missing, wrong = np.zeros(n, np.int64), np.zeros(n, bool), {}
+    for row, value in enumerate(array):
+        if _is_missing(value):
+            missing[row] = True
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            values[row] = value
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            values[row] = int(value)
+        else:
+            wrong[row] = f"expected a whole number, got {_name(value)}"
+    return Parsed(values, missing, wrong)
+
+
+def _parse_number(array: np.ndarray, field: Field) -> Parsed:
+    if array.dtype.kind in "iubf":
+        values = array.astype(np.float64, copy=False)
+        return Parsed(values, np.isnan(values), {})
+    n = len(array)
+    values, missing, wrong = np.zeros(n), np.zeros(n, bool), {}
+    for row, value in enumerate(array):
+        if _is_missing(value):
+            missing[row] = True
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        ):
+            values[row] = value
+        else:
+            wrong[row] = f"expected a number, got {_name(value)}"
+    return Parsed(values, missing, wrong)
+
+
+def _parse_str(array: np.ndarray, field: Field) -> Parsed:
+    n = len(array)
+    if array.dtype.kind in "US":
+        return Parsed(array.astype(str).astype(object), np.zeros(n, bool), {})
+    values, missing, wrong = np.full(n, "", dtype=object), np.zeros(n, bool), {}
+    for row, value in enumerate(array):
+        if isinstance(value, str):
+            values[row] = value
+        elif _is_missing(value):
+            missing[row] = True
+        else:
+            wrong[row] = f"expected text, got {_name(value)}"
+    return Parsed(values, missing, wrong)
+
+
+def _parse_vector(array: np.ndarray, field: Field) -> Parsed:
+    n, k = len(array), field.size
+    if array.dtype.kind in "iuf" and array.ndim >= 2 and np.prod(array.shape[1:]) == k:
+        flat = array.reshape(n, k).astype(np.float64, copy=False)
+        return Parsed(flat, np.zeros(n, bool), {})
+    if array.dtype == object and array.ndim == 1 and n:
+        try:  # the fast path: every row a well-formed list of numbers
+            dense = np.array(array.tolist())
+        except (ValueError, TypeError):
+            dense = None
+        if dense is not None and dense.dtype.kind in "iuf" and dense.size == n * k:
+            return Parsed(dense.reshape(n, k).astype(np.float64), np.zeros(n, bool), {})
+    values, missing, wrong = np.zeros((n, k)), np.zeros(n, bool), {}
+    for row, value in enumerate(array if array.ndim == 1 else list(array)):
+        if _is_missing(value):
+            missing[row] = True
+            continue
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            wrong[row] = f"expected a list of {k} numbers, got {_name(value)}"
+            continue
+        try:
+            item = np.array(value)
+        except (ValueError, TypeError):
+            item = None
+        if item is None or item.dtype.kind not in "iuf":
+            wrong[row] = f"expected a list of {k} numbers, got a list holding other values"
+        elif item.size != k:
+            wrong[row] = f"expected a list of {k} numbers, got {item.size}"
+        else:
+            values[row] = item.reshape(-1)
+    return Parsed(values, missing, wrong)
+
+
+_PARSERS = {
+    "int": _parse_int,
+    "number": _parse_number,
+    "str": _parse_str,
+    "vector": _parse_vector,
+}
