@@ -73,7 +73,11 @@ def compile_(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", file_okay=False, help="Output directory [default: generated/<name>/]."
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Output directory.",
+            show_default="generated/<name>/",
         ),
     ] = None,
 ) -> None:
@@ -150,12 +154,15 @@ def train(
             exists=True,
             dir_okay=False,
             readable=True,
-            help="Spec YAML file [default: the embedded quickstart].",
+            help="Spec YAML file.",
+            show_default="the embedded quickstart",
         ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", file_okay=False, help="Run directory [default: runs/<name>/]."),
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Run directory.", show_default="runs/<name>/"
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
@@ -193,7 +200,8 @@ def ablate(
             "--out",
             "-o",
             file_okay=False,
-            help="Where ablation.md/json go [default: runs/<name>/ablation/].",
+            help="Where ablation.md/json go.",
+            show_default="runs/<name>/ablation/",
         ),
     ] = None,
     only: Annotated[
@@ -303,7 +311,8 @@ def viz(
             "--out",
             "-o",
             dir_okay=False,
-            help="Output file; .svg, .png, .pdf or .dot by suffix [default: <name>.svg].",
+            help="Output file; .svg, .png, .pdf or .dot by suffix.",
+            show_default="<name>.svg",
         ),
     ] = None,
     audit: Annotated[

@@ -149,3 +149,44 @@ def test_python_dash_m_rocketc_help(repo_root):
     assert proc.returncode == 0, proc.stderr
     for command in ("check", "compile", "schema"):
         assert command in proc.stdout
+
+
+def _commands():
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_help_shows_every_default_and_every_help_text(runner, command):
+    """rich reads `[default: x]` inside a help string as markup and drops it: defaults that are
+    not plain values go in `show_default`, and every help text is printed whole."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())
+    for param in _commands()[command].params:
+        help_text = " ".join((getattr(param, "help", None) or "").split())
+        assert "[" not in help_text, f"{command} {param.name}: a bracket in help is rich markup"
+        assert help_text in text, (command, param.name)
+        if isinstance(param.show_default, str):
+            assert f"[default: ({param.show_default})]" in text, (command, param.name)
+        elif param.default not in (None, False) and param.name != "help":
+            assert f"[default: {param.default}]" in text, (command, param.name)
+
+
+def test_a_set_mistake_names_the_set_and_file_mistakes_keep_positions(runner, monkeypatch):
+    monkeypatch.chdir(FIXTURES / "spec")
+    result = runner.invoke(
+        app,
+        ["audit", "extra_field.yaml", "--set", "nope.x=1", "--set", "layers.0.out_features=0"],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "--set layers.0.out_features=0: layers[0].out_features: Input should be greater than or "
+        "equal to 1",
+        "--set nope.x=1: nope: unknown field",
+        *(FIXTURES / "spec" / "extra_field.expected").read_text().splitlines(),
+        "3 errors",
+    ]
+    bad_syntax = runner.invoke(app, ["audit", "extra_field.yaml", "--set", "loss.hint"])
+    assert bad_syntax.stderr.startswith("--set loss.hint: expected PATH=VALUE")

@@ -34,6 +34,8 @@ class SourceMap:
     positions: dict[PathKey, Position] = field(default_factory=dict)
     # Where each mapping key itself is written (an unknown field is reported at its key).
     key_positions: dict[PathKey, Position] = field(default_factory=dict)
+    # Values written from outside the file, by path: what wrote them (`--set a.b=1`).
+    overrides: dict[PathKey, str] = field(default_factory=dict)
 
     def pos(self, path: PathKey) -> Position | None:
         path = tuple(path)
@@ -43,6 +45,17 @@ class SourceMap:
             if not path:
                 return None
             path = path[:-1]
+
+    def where(self, path: PathKey) -> tuple[str, Position | None]:
+        """What to blame for the value at `path`: the override that wrote it or a key it added
+        (no position: it is not in the file), else the file and the nearest position."""
+        path = tuple(path)
+        for key, origin in reversed(self.overrides.items()):  # the last --set of a path wins
+            inside = path[: len(key)] == key
+            added = key[: len(path)] == path and path not in self.positions
+            if inside or added:
+                return origin, None
+        return self.file, self.pos(path)
 
 
 @dataclass

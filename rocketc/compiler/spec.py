@@ -317,10 +317,10 @@ def _diagnostic(err: Any, source: Source) -> Diagnostic:
     where = _dotted(path)
     message = _message(err)
     text = f"{where}: {message}" if where else message
-    pos = None
-    if err["type"] == "extra_forbidden":
-        pos = source.source_map.key_positions.get(path)
-    return Diagnostic(text, source.file, pos or source.source_map.pos(path))
+    file, pos = source.source_map.where(path)  # the file, or the --set that wrote the value
+    if err["type"] == "extra_forbidden" and pos is not None:
+        pos = source.source_map.key_positions.get(path) or pos
+    return Diagnostic(text, file, pos)
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:

@@ -85,15 +85,7 @@ def selection_for(compiled: Compiled, grouped: bool) -> Selection:
     select = compiled.spec.train.select
     metric = select.metric or headline(compiled.spec.task, grouped)
     if metric == "gauc" and not grouped:
-        pos = compiled.source.source_map.pos(("train", "select", "metric"))
-        raise TrainError(
-            [
-                Diagnostic(
-                    "train.select.metric: gauc needs data with groups (e.g. a `group` column); "
-                    "use auc or logloss",
-                    compiled.file,
-                    pos,
-                )
-            ]
-        )
+        file, pos = compiled.source.source_map.where(("train", "select", "metric"))
+        message = "train.select.metric: gauc needs data with groups (a group column); use auc"
+        raise TrainError([Diagnostic(message, file, pos)])
     return Selection(metric, select.patience)
