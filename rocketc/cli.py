@@ -356,5 +356,83 @@ def audit(
     _audit_or_fail(compiled, batch_size, seed)
 
 
+@app.command()
+def tune(
+    spec: SpecArg,
+    trials: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Finished trials the study should hold; a resumed study runs the rest."
+        ),
+    ] = 30,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per trial (objective: mean).")] = 2,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Start no new trial after this many seconds.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL [default: sqlite:///DIR/study.db]; a shared database "
+            "(postgresql://...) lets several machines work on one study."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name [default: the spec's name].")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Output directory [default: runs/<name>/tune/]."
+        ),
+    ] = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, readable=True, help="YAML overriding the search space."
+        ),
+    ] = None,
+    verdict_seeds: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Paired seeds for the test verdict (0: none, e.g. on extra workers)."
+        ),
+    ] = 5,
+    assignments: SetOption = None,
+) -> None:
+    """Search the loss recipe (Optuna); judge the best against light-alone on the test split."""
+    if verdict_seeds == 1:
+        raise typer.BadParameter(
+            "needs 2 or more paired seeds (or 0)", param_hint="--verdict-seeds"
+        )
+    sets = list(assignments or []) + ([f"train.epochs={epochs}"] if epochs is not None else [])
+    try:
+        compiled = _load_with_overrides(spec, sets)
+        from rich.console import Console
+
+        from rocketc.runtime.tune import TuneOptions
+        from rocketc.runtime.tune import tune as run_tune
+
+        out_dir = out if out is not None else Path("runs") / compiled.spec.name / "tune"
+        options = TuneOptions(
+            trials=trials,
+            seeds=seeds,
+            timeout=timeout,
+            storage=storage,
+            study=study,
+            space=space,
+            verdict_seeds=verdict_seeds,
+            overrides=sets,
+        )
+        result = run_tune(compiled, out_dir, options, Console(stderr=True, soft_wrap=True))
+    except RocketcError as exc:
+        _fail(exc)
+    if result.verdict is not None:
+        typer.echo(result.verdict.text)
+    elif result.best is None:
+        typer.echo("no trial completed: nothing to judge")
+    typer.echo(f"wrote {', '.join(str(p) for p in result.files)}")
+
+
 def main() -> None:
     app()

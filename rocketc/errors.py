@@ -75,6 +75,10 @@ class VizError(RocketcError):
     """The diagram could not be rendered (e.g. Graphviz's `dot` is not installed)."""
 
 
+class TuneError(RocketcError):
+    """`rocketc tune` cannot run: a bad --space file, storage URL or study to resume."""
+
+
 class Collector:
     """Gathers diagnostics during a pass so all of them are reported together."""
 

@@ -1,0 +1,402 @@
+"""What `rocketc tune` leaves in its directory: best.yaml, trials.csv, report.md, plots, tune.json.
+
+`best.yaml` is the user's own spec text (ruamel round trip: comments and layout kept) with the
+`--set` overrides applied and the `loss:` section replaced by the best recipe; its header
+comment carries the evidence, so the file explains itself wherever it is copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from rocketc.runtime.tune.space import (
+    UNSET,
+    Recipe,
+    apply_recipe,
+    schema_default,
+    set_path,
+    written,
+)
+
+if TYPE_CHECKING:
+    from rocketc.runtime.tune.tuner import Tuner, TuneResult
+
+
+def brief(recipe: Recipe) -> str:
+    """`hint.weight=0.12 hint.on=logits gradient_block=none` (paths without `loss.`)."""
+    parts = []
+    for path, value in recipe.items():
+        shown = _short(value)
+        parts.append(f"{path.removeprefix('loss.')}={shown}")
+    return " ".join(parts)
+
+
+def write_all(tuner: Tuner, result: TuneResult) -> list[Path]:
+    from rocketc.runtime.tune.tuner import recipe_of
+
+    out = result.out_dir
+    files = [_write_trials_csv(tuner, result, out / "trials.csv")]
+    if result.best is not None:
+        loss = _best_loss(tuner, recipe_of(result.best))
+        path = out / "best.yaml"
+        path.write_text(best_spec_text(tuner, result, loss), encoding="utf-8")
+        files.append(path)
+    plots = _plots(tuner, result)
+    files += plots
+    files.append(out / "report.md")
+    (out / "report.md").write_text(_report_md(tuner, result, plots), encoding="utf-8")
+    files.append(out / "tune.json")
+    (out / "tune.json").write_text(
+        json.dumps(_summary(tuner, result), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return files
+
+
+def _best_loss(tuner: Tuner, recipe: Recipe) -> dict[str, Any]:
+    """The spec's loss section with the recipe applied; a default the spec did not spell out
+    stays unwritten (no `temperature: 1.0` on every hint)."""
+    data = tuner.compiled.source.data
+    shown = {
+        path: value
+        for path, value in recipe.items()
+        if written(data, path) or value != schema_default(tuner.spec, path)
+    }
+    return apply_recipe({"loss": data.get("loss") or {}}, shown)["loss"]
+
+
+# --- trials.csv ----------------------------------------------------------------------------
+def _write_trials_csv(tuner: Tuner, result: TuneResult, path: Path) -> Path:
+    from rocketc.runtime.tune.tuner import recipe_of
+
+    trials = result.study.get_trials(deepcopy=False)
+    order = [d.path for d in tuner.space]
+    paths = list(dict.fromkeys(order + [p for t in trials for p in t.user_attrs.get("recipe", {})]))
+    seeds = list(dict.fromkeys(s for t in trials for s in t.user_attrs.get("seeds", [])))
+    columns = ["trial", "state", "value", *paths, *(f"seed_{s}" for s in seeds)]
+    columns += ["best_epochs", "seconds", "note"]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for t in trials:
+            recipe = recipe_of(t)
+            per_seed = dict(
+                zip(t.user_attrs.get("seeds", []), t.user_attrs.get("values", []), strict=True)
+            )
+            note = t.user_attrs.get("error") or t.user_attrs.get("pruned_at") or ""
+            writer.writerow(
+                [t.number, t.state.name.lower(), _num(t.value)]
+                + [_cell(recipe.get(p)) for p in paths]
+                + [_num(per_seed.get(s)) for s in seeds]
+                + [" ".join(str(e) for e in t.user_attrs.get("best_epochs", []))]
+                + [f"{t.duration.total_seconds():.1f}" if t.duration else ""]
+                + [" ".join(note.split())]
+            )
+    return path
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))  # lossless: the CSV is the record
+
+
+def _short(value: Any) -> str:
+    """For people: 4 significant digits."""
+    if value is UNSET:
+        return "unset"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is UNSET:
+        return "unset"
+    return _num(value) if isinstance(value, float) else str(value)
+
+
+# --- best.yaml -----------------------------------------------------------------------------
+def best_spec_text(tuner: Tuner, result: TuneResult, loss: dict[str, Any]) -> str:
+    """The spec as the user wrote it, overrides applied, loss replaced, evidence on top."""
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never re-wrap the user's long flow-style layer lines
+    yaml.preserve_quotes = True
+    file = Path(tuner.compiled.file)
+    if file.is_file():
+        doc = yaml.load(file.read_text(encoding="utf-8"))
+        safe = YAML(typ="safe")
+        for assignment in tuner.options.overrides:
+            key, _, raw = assignment.partition("=")
+            set_path(doc, key.strip().split("."), safe.load(raw) if raw.strip() else "")
+    else:  # compiled from text: no comments to keep
+        doc = _commented(tuner.compiled.source.data)
+    keys = list(doc)
+    doc["loss"] = _commented_loss(loss)
+    if "loss" not in keys:
+        keys.append("loss")
+    best = result.best
+    doc.yaml_set_comment_before_after_key(
+        "loss",
+        before=f"Loss recipe from rocketc tune: trial {best.number} of study "
+        f"'{tuner.study_name}' (see the header).",
+    )
+    following = keys[keys.index("loss") + 1 :]
+    if following:
+        doc.yaml_set_comment_before_after_key(following[0], before="\n")
+    stream = io.StringIO()
+    yaml.dump(doc, stream)
+    return _header(tuner, result) + stream.getvalue()
+
+
+def _commented(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = CommentedMap()
+        for k, v in value.items():
+            out[k] = _commented(v)
+        return out
+    if isinstance(value, list):
+        return CommentedSeq([_commented(v) for v in value])
+    return value
+
+
+def _commented_loss(loss: dict[str, Any]) -> CommentedMap:
+    """Block mapping for the section, flow style for hint/kd/feature hints, as specs are written."""
+    out = _commented(loss)
+    for key, value in out.items():
+        if isinstance(value, CommentedMap):
+            value.fa.set_flow_style()
+        elif isinstance(value, CommentedSeq):
+            for item in value:
+                if isinstance(item, CommentedMap):
+                    item.fa.set_flow_style()
+        out[key] = value
+    return out
+
+
+def _header(tuner: Tuner, result: TuneResult) -> str:
+    best, metric = result.best, result.metric
+    states = _states(result.study)
+    lines = [
+        f"best.yaml: the loss recipe `rocketc tune` found for {tuner.spec.name} "
+        f"(from {tuner.compiled.file}).",
+        "",
+        f"Evidence: study '{tuner.study_name}' ({states}), {tuner.epochs} epochs per run, "
+        f"best validation epoch of each run. Trial {best.number}: validation {metric} "
+        f"{best.value:.4f} (mean over seeds {tuner.seeds}) against light alone "
+        f"{result.baseline['mean']:.4f} with the same seeds.",
+    ]
+    if result.verdict is not None:
+        lines.append(
+            f"Verdict on the test split, paired seeds {result.verdict.seeds}: {result.verdict.text}"
+        )
+    else:
+        lines.append("No test verdict was run (--verdict-seeds 0).")
+    if tuner.options.overrides:
+        lines.append("Applied: " + " ".join(f"--set {o}" for o in tuner.options.overrides) + ".")
+    lines += ["", f"Train: rocketc train {result.out_dir / 'best.yaml'}", ""]
+    out = []
+    for line in lines:
+        wrapped = textwrap.wrap(line, 96, break_on_hyphens=False) or [""]
+        out += [f"# {w}".rstrip() for w in wrapped]
+    return "\n".join(out) + "\n"
+
+
+def _states(study: optuna.Study) -> str:
+    from rocketc.runtime.tune.tuner import counts
+
+    by_state = counts(study)
+    total = sum(by_state.values())
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+    return f"{total} trials: {parts}"
+
+
+# --- plots ---------------------------------------------------------------------------------
+def _plots(tuner: Tuner, result: TuneResult) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rocketc.runtime.tune.space import spec_value
+    from rocketc.runtime.tune.tuner import State, recipe_of
+
+    files = []
+    complete = result.study.get_trials(deepcopy=False, states=(State.COMPLETE,))
+    if complete:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        default = spec_value(tuner.spec, "loss.hint.weight") or 0.0
+        by_block: dict[str, list[tuple[float, float]]] = {}
+        for t in complete:
+            recipe = recipe_of(t)
+            x = recipe.get("loss.hint.weight", default)
+            block = str(recipe.get("loss.gradient_block", tuner.spec.loss.gradient_block))
+            by_block.setdefault(block, []).append((x, t.value))
+        for block, points in sorted(by_block.items()):
+            ax.scatter(*zip(*points, strict=True), label=f"gradient_block: {block}", alpha=0.8)
+        if result.best is not None:
+            x = recipe_of(result.best).get("loss.hint.weight", default)
+            ax.scatter([x], [result.best.value], marker="*", s=250, c="gold", ec="k", zorder=3)
+        ax.axhline(result.baseline["mean"], ls="--", c="grey", label="light alone")
+        ax.set_xscale("symlog", linthresh=0.01)
+        highs = [d.high for d in tuner.space if d.path == "loss.hint.weight" and d.high]
+        xs = [x for points in by_block.values() for x, _ in points]
+        ax.set_xlim(-0.004, 1.3 * max(highs + xs + [0.01]))  # 0 (no hint) stays in view
+        ax.set(
+            xlabel="hint weight λ (0 = no hint)",
+            ylabel=f"validation {result.metric} (mean over seeds)",
+            title=f"{tuner.spec.name}: objective vs hint weight ({len(complete)} complete trials)",
+        )
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        files.append(result.out_dir / "objective_vs_hint.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    importances = param_importances(result.study)
+    if importances:
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(importances) + 1.2))
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names])
+        ax.set(xlabel="importance (fANOVA, normalised)", title="parameter importances")
+        fig.tight_layout()
+        files.append(result.out_dir / "importances.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importances once two complete trials vary some parameter; else empty."""
+    from rocketc.runtime.tune.tuner import State
+
+    complete = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
+    if len(complete) < 2:
+        return {}
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        return optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError):  # no parameter common to all trials, or none varies
+        return {}
+
+
+# --- report.md and tune.json ---------------------------------------------------------------
+def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
+    from rocketc.runtime.tune.tuner import State, recipe_of
+
+    metric, base = result.metric, result.baseline
+    lines = [
+        f"# rocketc tune: {tuner.spec.name}",
+        "",
+        f"Study `{tuner.study_name}` in `{result.storage}`: {_states(result.study)}. "
+        f"Objective: the light net's validation {metric} at its best epoch, mean over seeds "
+        f"{tuner.seeds}, {tuner.epochs} epochs per run; median pruning per epoch.",
+        "",
+        f"Light alone (labels only, same seeds): validation {metric} {base['mean']:.4f} "
+        f"(per seed {', '.join(f'{v:.4f}' for v in base['values'])}).",
+        "",
+        "## Verdict on the test split",
+        "",
+    ]
+    verdict = result.verdict
+    if verdict is None:
+        why = "no trial completed." if result.best is None else "--verdict-seeds 0."
+        lines.append(f"No verdict: {why}")
+    else:
+        lines += [f"**{verdict.text}**", ""]
+        lines += [
+            "| seed | light alone | best recipe | difference | best epochs (alone / recipe) |",
+            "|---:|---:|---:|---:|---|",
+        ]
+        for i, seed in enumerate(verdict.seeds):
+            lines.append(
+                f"| {seed} | {verdict.alone[i]:.4f} | {verdict.rocket[i]:.4f} | "
+                f"{verdict.diffs[i]:+.4f} | {verdict.alone_epochs[i]} / "
+                f"{verdict.rocket_epochs[i]} |"
+            )
+        mean, low, high = verdict.interval
+        lines += [
+            "",
+            f"Mean paired difference {mean:+.4f}, 95% t-interval [{low:+.4f}, {high:+.4f}].",
+        ]
+    if result.best is not None:
+        best = result.best
+        lines += [
+            "",
+            f"## Best recipe: trial {best.number}",
+            "",
+            f"Validation {metric} {best.value:.4f} ({best.value - base['mean']:+.4f} against "
+            f"light alone); per seed "
+            f"{', '.join(f'{v:.4f}' for v in best.user_attrs.get('values', []))}; best epochs "
+            f"{best.user_attrs.get('best_epochs')}. Written to `best.yaml`.",
+            "",
+            "| setting | value |",
+            "|---|---|",
+        ]
+        lines += [f"| `{p}` | {_short(v)} |" for p, v in recipe_of(best).items()]
+    lines += ["", "## Search space", "", "| path | searched |", "|---|---|"]
+    lines += [f"| `{d.path}` | {d.describe()} |" for d in tuner.space]
+    complete = sorted(
+        result.study.get_trials(deepcopy=False, states=(State.COMPLETE,)),
+        key=lambda t: (-t.value, t.number),
+    )
+    lines += ["", f"## Trials (top {min(10, len(complete))} of {len(complete)} complete)", ""]
+    lines += [f"| trial | validation {metric} | recipe |", "|---:|---:|---|"]
+    lines += [f"| {t.number} | {t.value:.4f} | {brief(recipe_of(t))} |" for t in complete[:10]]
+    lines += ["", "Every trial, with its per-seed values: `trials.csv`.", ""]
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    importances = param_importances(result.study)
+    if importances:
+        lines += ["| parameter | importance |", "|---|---:|"]
+        lines += [f"| `{k}` | {v:.3f} |" for k, v in importances.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _summary(tuner: Tuner, result: TuneResult) -> dict[str, Any]:
+    from rocketc.runtime.tune.tuner import counts, recipe_of
+
+    best = result.best
+    return {
+        "spec": tuner.spec.name,
+        "study": tuner.study_name,
+        "storage": result.storage,
+        "metric": result.metric,
+        "epochs": tuner.epochs,
+        "seeds": tuner.seeds,
+        "trials": counts(result.study),
+        "light_alone": result.baseline,
+        "best": None
+        if best is None
+        else {
+            "trial": best.number,
+            "value": best.value,
+            "recipe": {k: _json(v) for k, v in recipe_of(best).items()},
+            "values": best.user_attrs.get("values"),
+            "best_epochs": best.user_attrs.get("best_epochs"),
+        },
+        "verdict": None if result.verdict is None else _finite(result.verdict.to_json()),
+    }
+
+
+def _json(value: Any) -> Any:
+    return None if value is UNSET else value
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,128 @@
+"""One training run inside `rocketc tune`: a recipe (or light-alone) with one seed.
+
+Runs the generated `fit`, scores the light net alone on the validation split after every epoch,
+and keeps the best epoch (not the last), as `train.select` does for `rocketc train`. The score
+is the task's headline metric: accuracy, or GAUC (AUC without groups) for binary.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rocketc.compiler import Compiled, compile_source
+from rocketc.compiler.load import Source
+from rocketc.runtime.ablate import VARIANTS
+from rocketc.runtime.data import Dataset, Split
+from rocketc.runtime.generated import Generated
+from rocketc.runtime.metrics import evaluate
+from rocketc.runtime.train import batch_loader
+
+# on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
+EpochHook = Callable[[int, float], None]
+
+
+class Diverged(Exception):
+    """The loss went non-finite: the recipe cannot train this net."""
+
+
+@dataclass
+class RunOutcome:
+    seed: int
+    values: list[float]  # the light net's validation metric after each epoch
+    best_epoch: int  # 1-based; 0 when no epoch gave a finite value
+    state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def best(self) -> float:
+        return self.values[self.best_epoch - 1] if self.best_epoch else float("nan")
+
+
+def light_alone_compiled(compiled: Compiled) -> Compiled:
+    """The spec trained as light-alone: labels only, booster weight 0 (ablate's `light_alone`).
+
+    The whole RocketNet still runs, so both arms of a paired comparison start from the same
+    weights and draw the same random numbers; with no loss term reading the booster, only the
+    light net's weights (shared + light) move, as if it were trained on its own.
+    """
+    data = copy.deepcopy(compiled.source.data)
+    {v.name: v for v in VARIANTS}["light_alone"].edit(data)
+    loss = data["loss"]
+    loss["gradient_block"] = "booster"  # `shared` would leave the shared layers untrained
+    loss.pop("feature_hints", None)
+    return compile_source(Source(data, compiled.source.source_map))
+
+
+def train_once(
+    gen: Generated,
+    data: Dataset,
+    seed: int,
+    metric: str,
+    on_epoch: EpochHook | None = None,
+    keep_best: bool = False,
+) -> RunOutcome:
+    """Train from scratch with `seed`; score the light net on validation after each epoch."""
+    settings = gen.train.Settings(seed=seed)
+    device = gen.train.resolve_device(settings.device)
+    torch.manual_seed(seed)
+    model = gen.model.RocketNet().to(device)
+    optimizer = gen.train.build_optimizer(model, settings)
+    loader = batch_loader(data.train, settings.batch_size, torch.Generator().manual_seed(seed))
+    out = RunOutcome(seed, [], 0)
+    task = gen.compiled.spec.task
+
+    def on_epoch_end(epoch: int, _losses: dict[str, float]) -> None:
+        value = score(task, gen, model, data.val, metric, settings.eval_batch_size, device)
+        out.values.append(value)
+        if math.isfinite(value) and (not out.best_epoch or value > out.best):
+            out.best_epoch = epoch + 1
+            if keep_best:
+                out.state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            on_epoch(epoch, out.best)
+
+    try:
+        gen.train.fit(model, loader, settings, optimizer=optimizer, on_epoch_end=on_epoch_end)
+    except FloatingPointError as exc:
+        raise Diverged(f"epoch {len(out.values) + 1}: {exc}") from None
+    return out
+
+
+def score(
+    task: str,
+    gen: Generated,
+    model: torch.nn.Module,
+    split: Split,
+    metric: str,
+    batch_size: int,
+    device: torch.device,
+) -> float:
+    """The light net's `metric` on `split`, evaluated without running the booster."""
+    logits = gen.train.predict(model.light_net(), batch_loader(split, batch_size), device)
+    return float(evaluate(task, logits.numpy(), split.target, split.group)[metric])
+
+
+def score_on_test(gen: Generated, data: Dataset, run: RunOutcome, metric: str) -> float:
+    """The light net of `run`'s best epoch, scored on the test split."""
+    settings = gen.train.Settings(seed=run.seed)
+    device = gen.train.resolve_device(settings.device)
+    model = gen.model.RocketNet().to(device)
+    if run.state is not None:
+        model.load_state_dict(run.state)
+    return score(
+        gen.compiled.spec.task, gen, model, data.test, metric, settings.eval_batch_size, device
+    )
+
+
+def describe_runs(runs: list[RunOutcome]) -> dict[str, Any]:
+    """What a trial records per seed: best value and the epoch it came from."""
+    return {
+        "seeds": [r.seed for r in runs],
+        "values": [r.best for r in runs],
+        "best_epochs": [r.best_epoch for r in runs],
+    }

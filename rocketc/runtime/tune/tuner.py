@@ -1,0 +1,402 @@
+"""`rocketc tune`: search loss recipes with Optuna, then judge the best one on the test split.
+
+A recipe with visible phases: open (or resume) the study, train light-alone with the search
+seeds as the baseline, search, give the verdict, write the files. A trial compiles the spec
+with its recipe, trains it with each seed through the generated `fit`, and scores the light
+net alone on validation at its best epoch; the objective is the mean over seeds. After each
+epoch the running mean is reported to Optuna as step `seed_index * epochs + epoch`, so the
+median pruner stops a recipe that trails the other trials at the same point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rocketc.compiler import Compiled, compile_source
+from rocketc.compiler.load import Source
+from rocketc.errors import RocketcError, TuneError
+from rocketc.runtime.data import load_data
+from rocketc.runtime.generated import Generated, load_generated
+from rocketc.runtime.metrics import headline
+from rocketc.runtime.tune.runs import (
+    Diverged,
+    RunOutcome,
+    describe_runs,
+    light_alone_compiled,
+    train_once,
+)
+from rocketc.runtime.tune.space import (
+    UNSET,
+    Recipe,
+    apply_recipe,
+    default_space,
+    load_space,
+    sample_recipe,
+    spec_params,
+)
+from rocketc.runtime.tune.verdict import Verdict, run_verdict
+
+State = optuna.trial.TrialState
+
+
+@dataclass
+class TuneOptions:
+    trials: int = 30  # finished trials the study should hold (a resumed study runs the rest)
+    seeds: int = 2  # seeds per trial; the objective is their mean
+    timeout: float | None = None  # start no new trial after this many seconds
+    storage: str | None = None  # Optuna storage URL; default sqlite:///<out>/study.db
+    study: str | None = None  # study name; default the spec's name
+    space: Path | None = None  # YAML file overriding the default search space
+    verdict_seeds: int = 5  # paired seeds for the test verdict; 0 skips it
+    overrides: list[str] = field(default_factory=list)  # the --set values, for the record
+
+
+@dataclass
+class TuneResult:
+    out_dir: Path
+    study: optuna.Study
+    storage: str
+    metric: str
+    baseline: dict[str, Any]  # light-alone on validation: seeds, values, best_epochs, mean
+    best: optuna.trial.FrozenTrial | None
+    verdict: Verdict | None
+    files: list[Path] = field(default_factory=list)
+
+
+class _BadRecipe(Exception):
+    """The spec rejects this trial's recipe (recorded on the trial, which then fails)."""
+
+
+def recipe_of(trial: optuna.trial.FrozenTrial) -> Recipe:
+    """A trial's recipe as stored (JSON null stands for a key the recipe removes)."""
+    return {k: UNSET if v is None else v for k, v in trial.user_attrs.get("recipe", {}).items()}
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state, lower case (complete, pruned, fail, running, waiting)."""
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+    return out
+
+
+class Tuner:
+    def __init__(self, compiled: Compiled, out_dir: Path, options: TuneOptions, console: Console):
+        self.compiled, self.spec = compiled, compiled.spec
+        self.out_dir, self.options, self.console = Path(out_dir), options, console
+        self.epochs = self.spec.train.epochs
+        base = self.spec.train.seed
+        self.seeds = [base + k for k in range(options.seeds)]
+        self.verdict_seeds = [base + options.seeds + i for i in range(options.verdict_seeds)]
+        self.space = (
+            load_space(str(options.space), self.spec, self.epochs)
+            if options.space is not None
+            else default_space(self.spec, self.epochs)
+        )
+        self.storage_url = options.storage or f"sqlite:///{(self.out_dir / 'study.db').resolve()}"
+        self.study_name = options.study or self.spec.name
+
+    def run(self) -> TuneResult:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        storage = self._connect()  # a bad URL fails before any data is read
+        self._setup_data()
+        self._open_study(storage)
+        with tempfile.TemporaryDirectory(prefix=f"rocketc-tune-{self.spec.name}-") as tmp:
+            self.code_dir = Path(tmp)
+            self._baseline()
+            interrupted = self._search()
+            verdict = None if interrupted else self._verdict()
+        result = self._write(verdict)
+        if interrupted:
+            raise TuneError(
+                f"interrupted; {result.out_dir} has the trials so far. Run the same command "
+                "again to continue the study."
+            )
+        return result
+
+    # --- phases ------------------------------------------------------------------------------
+    def _setup_data(self) -> None:
+        self.data = load_data(self.spec)  # once per study: every run slices the same arrays
+        self.metric = headline(self.spec.task, self.data.val.group is not None)
+        self.console.print(
+            f"[bold]tune {self.spec.name}[/]: {self.data.description}; objective: light net's "
+            f"validation {self.metric} at its best epoch, mean over seeds {self.seeds}, "
+            f"{self.epochs} epochs per run"
+        )
+
+    def _connect(self) -> optuna.storages.RDBStorage:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                self.storage_url,
+                heartbeat_interval=60,  # a killed worker's trial is failed and retried once
+                grace_period=180,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+            )
+        except Exception as exc:  # sqlalchemy/driver errors: a bad URL, no server, no driver
+            raise TuneError(
+                f"--storage {self.storage_url}: cannot open the study: {_first_line(exc)}"
+            ) from None
+
+    def _open_study(self, storage: optuna.storages.RDBStorage) -> None:
+        try:
+            study = optuna.create_study(
+                storage=storage,
+                study_name=self.study_name,
+                direction="maximize",
+                load_if_exists=True,
+                pruner=optuna.pruners.MedianPruner(
+                    n_startup_trials=5, n_warmup_steps=self.epochs // 2
+                ),
+            )
+        except Exception as exc:  # the database went away, or refuses writes
+            raise TuneError(
+                f"--storage {self.storage_url}: cannot open study '{self.study_name}': "
+                f"{_first_line(exc)}"
+            ) from None
+        self.study = study
+        self._check_config()
+        existing = len(study.get_trials(deepcopy=False))
+        # Seeded by the trial count, so a resumed study does not redraw its first trials; with
+        # a shared --storage also by the process, so parallel workers draw different ones.
+        seed = self.spec.train.seed + existing + (os.getpid() if self.options.storage else 0)
+        study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        if existing == 0:
+            study.enqueue_trial(spec_params(self.space, self.spec), user_attrs={"origin": "spec"})
+        self.console.print(
+            f"study '{self.study_name}' in {self.storage_url}: {existing} trial(s) so far"
+        )
+
+    def _check_config(self) -> None:
+        """A resumed study must keep what makes its objective comparable across trials."""
+        data = {k: v for k, v in self.compiled.source.data.items() if k != "loss"}
+        config = {
+            "spec": self.spec.name,
+            "metric": self.metric,
+            "epochs": self.epochs,
+            "seeds": self.seeds,
+            "fingerprint": hashlib.sha256(
+                json.dumps(data, sort_keys=True, default=str).encode()
+            ).hexdigest()[:16],
+        }
+        stored = self.study.user_attrs.get("config")
+        if stored is None:
+            self.study.set_user_attr("config", config)
+            return
+        changed = [
+            f"{k} {stored.get(k)!r} there, {config[k]!r} here"
+            for k in config
+            if stored.get(k) != config[k]
+        ]
+        if changed:
+            raise TuneError(
+                f"study '{self.study_name}' in {self.storage_url} ran with other settings "
+                f"({'; '.join(changed)}; fingerprint covers the spec outside `loss:`): resume "
+                "with the same spec, --set, --epochs and --seeds, or name a new --study"
+            )
+
+    def _baseline(self) -> None:
+        self.alone_gen = self._load(light_alone_compiled(self.compiled), "light_alone")
+        stored = self.study.user_attrs.get("light_alone")
+        if stored is not None and stored["seeds"] == self.seeds:
+            self.baseline = stored
+        else:
+            runs = []
+            for seed in self.seeds:
+                self.console.print(f"light alone, seed {seed} ...", end=" ")
+                runs.append(train_once(self.alone_gen, self.data, seed, self.metric))
+                self.console.print(f"{self.metric} {runs[-1].best:.4f}")
+            self.baseline = describe_runs(runs)
+            self.baseline["mean"] = statistics.fmean(self.baseline["values"])
+            self.study.set_user_attr("light_alone", self.baseline)
+        self.console.print(
+            f"light alone: validation {self.metric} {self.baseline['mean']:.4f} (mean over "
+            f"seeds {self.baseline['seeds']})"
+        )
+
+    def _search(self) -> bool:
+        """Run the missing trials; True when interrupted (Ctrl-C)."""
+        target, done = self.options.trials, self._finished()
+        if done >= target:
+            self.console.print(
+                f"the study holds {done} finished trials (--trials {target}): nothing to search; "
+                "raise --trials to add more"
+            )
+            return False
+        self.progress = Progress(
+            TextColumn("[bold]trials[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            disable=not self.console.is_terminal,
+        )
+        self.task = self.progress.add_task("trials", total=target, completed=done, status="")
+        try:
+            with self.progress:
+                self.study.optimize(
+                    self._objective,
+                    n_trials=target - done,
+                    timeout=self.options.timeout,
+                    callbacks=[self._after_trial],
+                    catch=(_BadRecipe,),
+                )
+        except KeyboardInterrupt:
+            return True
+        return False
+
+    def _verdict(self) -> Verdict | None:
+        best = self._best()
+        if best is None or not self.verdict_seeds:
+            return None
+        cached = self.study.user_attrs.get("verdict")
+        if (
+            cached is not None
+            and cached["trial"] == best.number
+            and cached["seeds"] == self.verdict_seeds
+            and cached["metric"] == self.metric
+        ):
+            return Verdict.from_json(cached)
+        self.console.print(
+            f"verdict: trial {best.number} against light alone on the test split, paired seeds "
+            f"{self.verdict_seeds}"
+        )
+        gen = self._load(self._compile(recipe_of(best)), "verdict_best")
+        verdict = run_verdict(
+            best.number,
+            gen,
+            self.alone_gen,
+            self.data,
+            self.verdict_seeds,
+            self.metric,
+            progress=lambda text: self.console.print(f"  {text}"),
+        )
+        self.study.set_user_attr("verdict", verdict.to_json())
+        return verdict
+
+    def _write(self, verdict: Verdict | None) -> TuneResult:
+        from rocketc.runtime.tune import report
+
+        result = TuneResult(
+            self.out_dir,
+            self.study,
+            self.storage_url,
+            self.metric,
+            self.baseline,
+            self._best(),
+            verdict,
+        )
+        result.files = report.write_all(self, result)
+        return result
+
+    # --- one trial -----------------------------------------------------------------------------
+    def _objective(self, trial: optuna.Trial) -> float:
+        recipe = sample_recipe(self.space, trial, self.spec, self.compiled.source.data)
+        trial.set_user_attr("recipe", {k: None if v is UNSET else v for k, v in recipe.items()})
+        try:
+            compiled = self._compile(recipe)
+        except RocketcError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise _BadRecipe(str(exc)) from None
+        gen = self._load(compiled, f"trial_{trial.number}")
+        runs: list[RunOutcome] = []
+        for k, seed in enumerate(self.seeds):
+            hook = self._report_hook(trial, k, sum(r.best for r in runs))
+            try:
+                runs.append(train_once(gen, self.data, seed, self.metric, hook))
+            except Diverged as exc:
+                trial.set_user_attr("error", f"seed {seed} diverged in {exc}")
+                raise optuna.TrialPruned() from None
+        for key, value in describe_runs(runs).items():
+            trial.set_user_attr(key, value)
+        return statistics.fmean(r.best for r in runs)
+
+    def _report_hook(self, trial: optuna.Trial, k: int, finished: float):
+        """Per epoch of seed number `k`: report the running mean over seeds, maybe prune."""
+        seed = self.seeds[k]
+
+        def on_epoch(epoch: int, best: float) -> None:
+            value = (finished + best) / (k + 1)
+            self._status(f"trial {trial.number} seed {seed} epoch {epoch + 1}/{self.epochs}")
+            if value == value:  # NaN: no finite value yet, nothing to compare
+                trial.report(value, k * self.epochs + epoch)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at", f"seed {seed}, epoch {epoch + 1}")
+                raise optuna.TrialPruned()
+
+        return on_epoch
+
+    def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from rocketc.runtime.tune.report import brief
+
+        self.progress.update(self.task, advance=1, status="")
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
+        note = trial.user_attrs.get("error") or trial.user_attrs.get("pruned_at") or ""
+        self.console.print(
+            f"trial {trial.number} {trial.state.name.lower()}: val {self.metric} {value} "
+            f"(light alone {self.baseline['mean']:.4f})  {brief(recipe_of(trial))}"
+            + (f"  [{note}]" if note else ""),
+            soft_wrap=True,
+            markup=False,
+        )
+        if self._finished() >= self.options.trials:
+            study.stop()  # other workers on a shared study may have filled it already
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _compile(self, recipe: Recipe) -> Compiled:
+        data = apply_recipe(self.compiled.source.data, recipe)
+        return compile_source(Source(data, self.compiled.source.source_map))
+
+    def _load(self, compiled: Compiled, name: str) -> Generated:
+        return load_generated(compiled, self.code_dir / name)
+
+    def _status(self, text: str) -> None:
+        self.progress.update(self.task, status=text)
+
+    def _finished(self) -> int:
+        """Trials that count toward --trials: complete, pruned, or failed on a bad recipe.
+
+        A trial failed by a crash or Ctrl-C does not count: resuming runs it again.
+        """
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state in (State.COMPLETE, State.PRUNED)
+            or (t.state == State.FAIL and "error" in t.user_attrs)
+        )
+
+    def _best(self) -> optuna.trial.FrozenTrial | None:
+        complete = self.study.get_trials(deepcopy=False, states=(State.COMPLETE,))
+        return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def tune(
+    compiled: Compiled,
+    out_dir: str | Path,
+    options: TuneOptions | None = None,
+    console: Console | None = None,
+) -> TuneResult:
+    """Search, judge and write `best.yaml`, `trials.csv`, `report.md` (see the module doc)."""
+    console = console or Console(stderr=True)
+    return Tuner(compiled, Path(out_dir), options or TuneOptions(), console).run()

@@ -1,0 +1,120 @@
+"""The verdict: does the best recipe's light net beat light-alone on the test split?
+
+Both arms train with the same seeds (paired: the same initial weights, the same batches), each
+keeping its best validation epoch; the test metrics are then compared seed by seed. The mean
+paired difference and its 95% Student-t interval decide, and anything short of an interval
+entirely above 0 says plainly to train the light net alone. The verdict seeds follow the
+search's seeds, so none of them helped to pick the recipe.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scipy import stats
+
+from rocketc.runtime.data import Dataset
+from rocketc.runtime.generated import Generated
+from rocketc.runtime.tune.runs import Diverged, score_on_test, train_once
+
+
+@dataclass
+class Verdict:
+    metric: str
+    trial: int  # the Optuna trial whose recipe was tested
+    seeds: list[int]
+    rocket: list[float]  # test metric of the best recipe's light net, per seed
+    alone: list[float]  # test metric of light-alone, per seed
+    rocket_epochs: list[int]  # best validation epoch per seed (1-based)
+    alone_epochs: list[int]
+
+    @property
+    def diffs(self) -> list[float]:
+        return [r - a for r, a in zip(self.rocket, self.alone, strict=True)]
+
+    @property
+    def interval(self) -> tuple[float, float, float]:
+        return paired_interval(self.diffs)
+
+    @property
+    def beats(self) -> bool:
+        """Rocket wins only when the whole 95% interval of the difference lies above 0."""
+        low = self.interval[1]
+        return math.isfinite(low) and low > 0
+
+    @property
+    def text(self) -> str:
+        mean, low, high = self.interval
+        n = len(self.seeds)
+        what = (
+            f"test {self.metric} {mean:+.4f} on average over {n} paired seeds "
+            f"(95% interval [{low:+.4f}, {high:+.4f}])"
+        )
+        if not all(math.isfinite(v) for v in self.rocket + self.alone):
+            return (
+                f"undecided: a run did not train (non-finite loss) with some of {n} paired "
+                "seeds. Train the light net alone."
+            )
+        if self.beats:
+            return f"rocket beats light-alone: {what}. Train with best.yaml."
+        if math.isfinite(high) and high < 0:
+            return f"rocket is worse than light-alone: {what}. Train the light net alone."
+        return (
+            f"no evidence that rocket beats light-alone: {what}, an interval that includes 0. "
+            "Train the light net alone."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        mean, low, high = self.interval
+        out = asdict(self)
+        out.update(mean_diff=mean, ci95=[low, high], beats=self.beats, text=self.text)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the paired differences and its two-sided Student-t interval."""
+    n = len(diffs)
+    if not all(math.isfinite(d) for d in diffs):  # a run that did not train: no estimate
+        return float("nan"), float("nan"), float("nan")
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return mean, float("-inf"), float("inf")
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def run_verdict(
+    trial: int,
+    rocket: Generated,
+    alone: Generated,
+    data: Dataset,
+    seeds: list[int],
+    metric: str,
+    progress: Callable[[str], None] | None = None,
+) -> Verdict:
+    """Train both arms with every seed; score each best-epoch light net on the test split."""
+    out = Verdict(metric, trial, list(seeds), [], [], [], [])
+    for seed in seeds:
+        for gen, values, epochs, arm in (
+            (rocket, out.rocket, out.rocket_epochs, "best recipe"),
+            (alone, out.alone, out.alone_epochs, "light alone"),
+        ):
+            if progress is not None:
+                progress(f"verdict: {arm}, seed {seed}")
+            try:
+                run = train_once(gen, data, seed, metric, keep_best=True)
+            except Diverged:
+                values.append(float("nan"))
+                epochs.append(0)
+                continue
+            values.append(score_on_test(gen, data, run, metric))
+            epochs.append(run.best_epoch)
+    return out

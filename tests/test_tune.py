@@ -1,0 +1,288 @@
+"""`rocketc tune`: a real (tiny) study on digits, resume, the space, the verdict, the errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from scipy import stats
+from typer.testing import CliRunner
+
+from rocketc.cli import _load_with_overrides, app
+from rocketc.compiler import compile_file, compile_source, compile_text
+from rocketc.compiler.load import Source
+from rocketc.compiler.spec import KD, Hint, Loss
+from rocketc.errors import SpecError, TuneError
+from rocketc.runtime.tune import TuneOptions, tune
+from rocketc.runtime.tune.space import (
+    UNSET,
+    apply_recipe,
+    default_space,
+    load_space,
+    sample_recipe,
+)
+from rocketc.runtime.tune.verdict import Verdict, paired_interval
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+runner = CliRunner()
+
+
+def quickstart(*sets: str):
+    return _load_with_overrides(None, ["train.epochs=1", *sets])
+
+
+def options(**changes) -> TuneOptions:
+    base = {"trials": 2, "seeds": 1, "verdict_seeds": 2, "overrides": ["train.epochs=1"]}
+    return TuneOptions(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """A 2-trial, 1-epoch, 1-seed study on digits with a 2-seed verdict (a few seconds)."""
+    out = tmp_path_factory.mktemp("tune")
+    result = tune(quickstart(), out, options(), QUIET)
+    return out, result
+
+
+def rows(out) -> list[dict[str, str]]:
+    with open(out / "trials.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_study_writes_every_file_and_a_verdict(study_dir):
+    out, result = study_dir
+    for name in ("best.yaml", "trials.csv", "report.md", "tune.json", "objective_vs_hint.png"):
+        assert (out / name).is_file(), name
+    table = rows(out)
+    assert [r["trial"] for r in table] == ["0", "1"]
+    assert all(r["state"] == "complete" for r in table)
+    # The first trial is the spec's own recipe (enqueued), so the report shows where it stands.
+    assert table[0]["loss.hint.on"] == "probs" and float(table[0]["loss.hint.weight"]) == 1.0
+    best = result.best
+    assert best.value == max(float(r["value"]) for r in table)
+    assert float(table[best.number]["seed_0"]) == pytest.approx(best.value)
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["best"]["trial"] == best.number
+    assert summary["light_alone"]["seeds"] == [0]
+    verdict = summary["verdict"]
+    assert verdict["seeds"] == [1, 2]  # after the search's seeds: none picked the recipe
+    report = (out / "report.md").read_text()
+    assert "## Verdict on the test split" in report and verdict["text"] in report
+    assert "train with best.yaml" in verdict["text"].lower() or (
+        "Train the light net alone." in verdict["text"]
+    )
+
+
+def test_the_verdict_is_a_paired_t_interval(study_dir):
+    verdict = study_dir[1].verdict
+    diffs = [r - a for r, a in zip(verdict.rocket, verdict.alone, strict=True)]
+    mean, low, high = verdict.interval
+    half = stats.t.ppf(0.975, 1) * statistics.stdev(diffs) / math.sqrt(2)
+    assert mean == pytest.approx(statistics.fmean(diffs))
+    assert (low, high) == pytest.approx((mean - half, mean + half))
+    assert all(e == 1 for e in verdict.rocket_epochs + verdict.alone_epochs)
+
+
+def test_each_epoch_is_reported_for_pruning(study_dir):
+    for trial in study_dir[1].study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        assert list(trial.intermediate_values) == [0]  # 1 seed x 1 epoch
+        assert trial.intermediate_values[0] == pytest.approx(trial.value)
+
+
+def test_best_yaml_is_the_spec_with_the_best_recipe_and_trains(study_dir, tmp_path):
+    out, result = study_dir
+    text = (out / "best.yaml").read_text()
+    assert text.startswith("# best.yaml: the loss recipe")
+    assert "Verdict on the test split" in text and "Applied: --set train.epochs=1." in text
+    # The user's own comments survive the round trip.
+    assert "# shared bottom: computed once per step, trained by both nets" in text
+    assert "# quickstart: the smallest Rocket Launching pair" in text
+    compiled = compile_file(out / "best.yaml")
+    assert compiled.spec.train.epochs == 1
+    recipe = result.best.user_attrs["recipe"]
+    assert compiled.spec.loss.gradient_block == recipe["loss.gradient_block"]
+    assert compiled.spec.loss.hint.weight == pytest.approx(recipe["loss.hint.weight"])
+    from rocketc.runtime.train import train_run
+
+    run = train_run(compiled, tmp_path / "run", console=QUIET, launch=False)
+    assert len(run.history) == 1
+
+
+def test_resume_adds_trials_to_the_same_study(study_dir, tmp_path_factory):
+    out, first = study_dir
+    copy = tmp_path_factory.mktemp("resume")
+    (copy / "study.db").write_bytes((out / "study.db").read_bytes())
+    result = tune(quickstart(), copy, options(trials=3), QUIET)
+    assert [t.number for t in result.study.trials] == [0, 1, 2]
+    assert result.baseline == first.baseline  # stored in the study, not trained again
+    assert len(rows(copy)) == 3
+    # Asking for no more trials than the study holds runs none.
+    again = tune(quickstart(), copy, options(trials=2), QUIET)
+    assert len(again.study.trials) == 3
+
+
+def test_resume_refuses_other_settings(study_dir, tmp_path_factory):
+    out, _ = study_dir
+    copy = tmp_path_factory.mktemp("resume_other")
+    (copy / "study.db").write_bytes((out / "study.db").read_bytes())
+    with pytest.raises(TuneError, match="seeds"):
+        tune(quickstart(), copy, options(seeds=2), QUIET)
+    with pytest.raises(TuneError, match="fingerprint"):
+        tune(quickstart("data.val_fraction=0.2"), copy, options(), QUIET)
+
+
+# --- the search space ----------------------------------------------------------------------
+def paths(space) -> list[str]:
+    return [d.path for d in space]
+
+
+def test_space_includes_the_hint_fields_the_schema_has():
+    spec = quickstart().spec
+    got = paths(default_space(spec, epochs=4))
+    for name in ("weight", "on", "normalize", "temperature", "warmup_epochs"):
+        assert (f"loss.hint.{name}" in got) == (name in Hint.model_fields), name
+    assert ("loss.kd.warmup_epochs" in got) == ("warmup_epochs" in KD.model_fields)
+    assert {"loss.gradient_block", "loss.kd.weight", "loss.kd.temperature"} <= set(got)
+    # One epoch leaves no room for a warm-up.
+    assert "loss.hint.warmup_epochs" not in paths(default_space(spec, epochs=1))
+
+
+def test_space_has_no_zscore_for_one_logit(repo_root):
+    ctr = compile_file(repo_root / "specs" / "ctr_movielens.yaml").spec
+    assert "loss.hint.normalize" not in paths(default_space(ctr, epochs=4))
+
+
+def test_space_searches_each_feature_hint_weight(spec_text, edit):
+    if "feature_hints" not in Loss.model_fields:
+        pytest.skip("this schema has no feature hints")
+    text = edit(
+        spec_text("quickstart"),
+        "  kd: {weight: 0.0}\n",
+        "  kd: {weight: 0.0}\n  feature_hints:\n"
+        "    - {light: light_hidden, booster: booster_hidden, weight: 0.5}\n",
+    )
+    spec = compile_text(text).spec
+    assert "loss.feature_hints.0.weight" in paths(default_space(spec, epochs=4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), which=st.sampled_from(["quickstart", "temperature", "ctr"]))
+def test_every_recipe_of_the_default_space_is_a_valid_spec(seed, which, spec_text, edit):
+    text = spec_text("ctr_movielens" if which == "ctr" else "quickstart")
+    if which == "temperature" and "temperature" in Hint.model_fields:
+        text = edit(
+            text, "on: probs, reduction: mean}", "on: probs, reduction: mean, temperature: 2}"
+        )
+    compiled = compile_text(text)
+    space = default_space(compiled.spec, epochs=6)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    recipe = sample_recipe(space, study.ask(), compiled.spec, compiled.source.data)
+    data = apply_recipe(compiled.source.data, recipe)
+    try:
+        tuned = compile_source(Source(data, compiled.source.source_map)).spec
+    except SpecError as exc:
+        pytest.fail(f"recipe {recipe} gives an invalid spec: {exc}")
+    if recipe.get("loss.hint.temperature") is UNSET:
+        assert tuned.loss.hint.on == "logits"
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "space.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_space_file_overrides_the_default(tmp_path):
+    spec = quickstart().spec
+    path = write(
+        tmp_path,
+        "loss.hint.on: logits                 # fixed\n"
+        "loss.gradient_block: [booster, none]\n"
+        "loss.kd.weight: null                 # not searched\n"
+        "loss.booster: {low: 0.5, high: 2}    # a new dimension\n"
+        "loss.hint.weight: {low: 0.03, high: 3, log: true}\n",
+    )
+    space = {d.path: d for d in load_space(str(path), spec, epochs=4)}
+    assert space["loss.hint.on"].kind == "fixed" and space["loss.hint.on"].value == "logits"
+    assert space["loss.gradient_block"].choices == ("booster", "none")
+    assert "loss.kd.weight" not in space
+    assert (space["loss.booster"].kind, space["loss.booster"].low) == ("float", 0.5)
+    hint = space["loss.hint.weight"]
+    assert (hint.low, hint.high, hint.log, hint.zero) == (0.03, 3, True, False)
+
+
+def test_space_file_errors_are_positioned_and_all_reported(tmp_path):
+    path = write(
+        tmp_path,
+        "loss.hint.weight: {low: 0.1, high: 1}\n"
+        "loss.hint.colour: [red]\n"
+        "loss.hint.on: [logits, softmax]\n"
+        "train.epochs: [1, 2]\n"
+        "loss.kd.weight: {low: 0, high: 1, log: true}\n",
+    )
+    with pytest.raises(TuneError) as info:
+        load_space(str(path), quickstart().spec, epochs=4)
+    lines = [str(d) for d in info.value.diagnostics]
+    assert len(lines) == 4
+    assert lines[0].startswith(f"{path}:2:1: loss.hint.colour: unknown loss field")
+    assert lines[1].startswith(f"{path}:3:1: loss.hint.on: 'softmax'")
+    assert lines[2].startswith(f"{path}:4:1: train.epochs: a search dimension is a path into")
+    assert lines[3].startswith(f"{path}:5:1: loss.kd.weight: a log-scale range needs low > 0")
+
+
+# --- the verdict ---------------------------------------------------------------------------
+def verdict(rocket, alone) -> Verdict:
+    n = len(rocket)
+    return Verdict("accuracy", 0, list(range(n)), rocket, alone, [1] * n, [1] * n)
+
+
+def test_verdict_says_plainly_when_rocket_does_not_beat_light_alone():
+    win = verdict([0.91, 0.92, 0.93, 0.92, 0.91], [0.90, 0.90, 0.91, 0.90, 0.90])
+    assert win.beats and win.text.startswith("rocket beats light-alone")
+    tie = verdict([0.91, 0.89, 0.93, 0.88, 0.91], [0.90, 0.90, 0.91, 0.90, 0.90])
+    assert not tie.beats and tie.text.endswith("Train the light net alone.")
+    assert "includes 0" in tie.text
+    loss = verdict([0.80, 0.81, 0.80, 0.82, 0.80], [0.90, 0.90, 0.91, 0.90, 0.90])
+    assert loss.text.startswith("rocket is worse") and "Train the light net alone." in loss.text
+    diverged = verdict([float("nan"), 0.9], [0.9, 0.9])
+    assert not diverged.beats and "Train the light net alone." in diverged.text
+
+
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=8), st.floats(-1, 1))
+def test_paired_interval_holds_the_mean_and_shifts_with_the_data(diffs, shift):
+    mean, low, high = paired_interval(diffs)
+    assert low <= mean + 1e-12 and mean <= high + 1e-12
+    moved = paired_interval([d + shift for d in diffs])
+    assert moved == pytest.approx((mean + shift, low + shift, high + shift), abs=1e-9)
+
+
+# --- the command line ----------------------------------------------------------------------
+def test_cli_bad_storage_is_one_line_not_a_traceback(repo_root, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(repo_root / "specs" / "quickstart.yaml"),
+            "--storage",
+            "nosuchdb://nowhere/x",
+            "-o",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--storage nosuchdb://nowhere/x: cannot open the study" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_cli_one_verdict_seed_is_a_usage_error(repo_root):
+    spec = str(repo_root / "specs" / "quickstart.yaml")
+    result = runner.invoke(app, ["tune", spec, "--verdict-seeds", "1"])
+    assert result.exit_code == 2
+    assert "--verdict-seeds" in result.stderr
