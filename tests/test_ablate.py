@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from rocketc.cli import _load_with_overrides
 from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
+from rocketc.errors import SpecError
 from rocketc.runtime.ablate import VARIANTS, ablate, variant_compiled
+from rocketc.runtime.variants import overridden_sets, tuned_variant
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
@@ -80,3 +84,112 @@ def test_variant_specs(quickstart):
     assert probs.spec.loss.hint.on == "probs" and rocket.spec.loss.hint.on == "logits"
     kd = variant_compiled(quickstart, variants["rocket_kd"], None)
     assert kd.spec.loss.kd.weight > 0 and kd.spec.loss.hint.weight > 0
+
+
+def test_every_row_says_what_it_sets(result):
+    rows = by_name(result)
+    assert rows["rocket"]["sets"].items() >= {
+        "loss.hint.weight": 1.0,
+        "loss.hint.on": "logits",
+        "loss.kd.weight": 0.0,
+        "loss.gradient_block": "booster",
+    }.items()
+    assert rows["rocket_no_block"]["sets"]["loss.gradient_block"] == "none"
+    assert "layers" in rows["rocket_no_sharing"]["sets"]
+    assert rows["light_alone"]["sets"]["loss.booster"] == 0.0
+    assert all(row["overrides"] == [] for row in rows.values())  # no --set given
+    md = (result[1] / "ablation.md").read_text()
+    assert "- `rocket`: `loss.hint.weight=1.0`, `loss.hint.on=logits`" in md
+
+
+def test_a_variant_that_replaces_a_set_says_so():
+    compiled = _load_with_overrides(None, ["loss.kd.weight=1", "loss.hint.weight=0"])
+    variants = {v.name: v for v in VARIANTS}
+    rocket = variants["rocket"]
+    assert overridden_sets(compiled, rocket) == [
+        "--set loss.kd.weight=1",
+        "--set loss.hint.weight=0",
+    ]
+    assert overridden_sets(compiled, variants["rocket_kd"]) == ["--set loss.hint.weight=0"]
+    # A value the variant keeps is not replaced: rocket trains with the user's hint weight.
+    kept = _load_with_overrides(None, ["loss.hint.weight=0.3", "train.epochs=2"])
+    assert overridden_sets(kept, rocket) == []
+    assert variant_compiled(kept, rocket, None).spec.loss.hint.weight == 0.3
+
+
+def test_cli_prints_the_keys_and_warns_about_a_replaced_set(tmp_path):
+    from typer.testing import CliRunner
+
+    from rocketc.cli import app
+
+    spec = Path(_load_with_overrides(None, []).file)
+    args = ["ablate", str(spec), "--variant", "rocket", "--seeds", "1", "--epochs", "1"]
+    args += ["--set", "loss.kd.weight=1", "--set", "loss.hint.weight=0", "-o", str(tmp_path)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    assert "rocket sets loss.hint.weight=1.0 loss.hint.on=logits " in run.stderr
+    assert " loss.kd.weight=0.0 loss.gradient_block=booster" in run.stderr
+    assert "warning: rocket replaces your --set loss.kd.weight=1" in run.stderr
+    row = json.loads((tmp_path / "ablation.json").read_text())["variants"][0]
+    assert row["overrides"] == ["--set loss.kd.weight=1", "--set loss.hint.weight=0"]
+    assert "**replaces your `--set loss.kd.weight=1`**" in (tmp_path / "ablation.md").read_text()
+
+
+def test_a_tuned_recipe_is_one_more_row(quickstart, tmp_path, spec_text, edit):
+    recipe = tmp_path / "best.yaml"
+    text = edit(
+        spec_text("quickstart"),
+        "hint: {weight: 1.0, on: probs, reduction: mean}",
+        "hint: {weight: 0.3, on: logits, reduction: sum}",
+    )
+    recipe.write_text(edit(text, "gradient_block: booster", "gradient_block: none"))
+    out = ablate(
+        quickstart,
+        seeds=1,
+        epochs=1,
+        out_dir=tmp_path / "out",
+        variants=["light_alone"],
+        console=QUIET,
+        recipe=recipe,
+    )
+    rows = {row["variant"]: row for row in out["variants"]}
+    assert list(rows) == ["light_alone", "tuned"]
+    tuned = rows["tuned"]
+    assert (
+        tuned["sets"]["loss.hint.weight"] == 0.3 and tuned["sets"]["loss.gradient_block"] == "none"
+    )
+    assert tuned["hint_reaches_booster"] is True  # gradient_block none, measured
+    assert "light" in tuned and "booster" in tuned
+    compiled = variant_compiled(quickstart, tuned_variant(recipe), None)
+    assert compiled.spec.loss.hint.reduction == "sum"
+
+
+def test_a_broken_recipe_is_reported_at_its_own_line(tmp_path, spec_text, edit):
+    recipe = tmp_path / "best.yaml"
+    recipe.write_text(edit(spec_text("quickstart"), "kd: {weight: 0.0}", "kd: {weight: -1}"))
+    with pytest.raises(SpecError, match=rf"^{recipe}:\d+:\d+: loss.kd.weight"):
+        tuned_variant(recipe)
+
+
+class _Recorder:
+    """Stands in for the generated `predict`: records the device it is asked to run on."""
+
+    def __init__(self):
+        self.devices = []
+
+    def predict(self, net, loader, device):
+        self.devices.append(device)
+        return torch.zeros(len(loader.dataset), 10)
+
+
+def test_evaluation_runs_on_the_device_fit_left_the_net_on(quickstart, tmp_path):
+    from types import SimpleNamespace
+
+    from rocketc.runtime.ablate import _evaluate
+    from rocketc.runtime.data import load_data
+
+    recorder = _Recorder()
+    gen = SimpleNamespace(train=recorder)
+    net = torch.nn.Linear(64, 10, device="meta")  # wherever fit put it, not the CPU
+    _evaluate("multiclass", gen, net, load_data(quickstart.spec))
+    assert recorder.devices == [torch.device("meta")]

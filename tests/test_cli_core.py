@@ -170,8 +170,9 @@ def test_help_shows_every_default_and_every_help_text(runner, command):
         assert help_text in text, (command, param.name)
         if isinstance(param.show_default, str):
             assert f"[default: ({param.show_default})]" in text, (command, param.name)
-        elif param.default not in (None, False) and param.name != "help":
-            assert f"[default: {param.default}]" in text, (command, param.name)
+        elif param.default is not None and not isinstance(param.default, bool):
+            default = getattr(param.default, "value", param.default)  # an Enum shows its value
+            assert f"[default: {default}]" in text, (command, param.name)
 
 
 def test_a_set_mistake_names_the_set_and_file_mistakes_keep_positions(runner, monkeypatch):
