@@ -17,7 +17,6 @@ from torch.nn import functional as F
 
 from rocketc.backends.codegen import render, write
 from rocketc.backends.templating import environment
-from rocketc.compiler import compile_file
 from rocketc.compiler.ops.base import MODULE_ATTRS
 
 TINY = """\
@@ -110,21 +109,6 @@ def test_detach_goes_exactly_where_the_mode_says(compile_spec_text, mode):
     shared_read = "return self.light(body_act.detach()), self.booster(body_act)"
     assert (shared_read in text) == (mode == "shared")
     assert len(detaches) == (2 if mode == "shared" else 1)
-
-
-def test_ties_are_printed_once_per_tied_weight(repo_root):
-    compiled = compile_file(repo_root / "specs" / "wrn16_1_interval.yaml")
-    text = render(compiled)["model.py"]
-    ties = re.findall(r"^        self\.light\.(\S+) = self\.booster\.(\S+)$", text, flags=re.M)
-    want = [
-        (n, path)
-        for n in compiled.layers("light")
-        for path, _ in compiled.graph.nodes[n].get("tie_paths", [])
-    ]
-    assert len(ties) == len(want) == 14  # 3 groups x 2 blocks x 2 convs + 2 shortcuts (g2, g3)
-    for (lhs, rhs), (n, path) in zip(ties, want, strict=True):
-        target = compiled.graph.nodes[n]["layer"].tie
-        assert lhs == f"{n}{path}" and rhs == f"{target}{path}"
 
 
 def _expected_losses(task, on, reduction, light, booster, target):

@@ -6,8 +6,9 @@ refresh the committed files with either command and review `git diff generated/`
     ROCKETC_UPDATE_GOLDEN=1 .venv/bin/pytest -q tests/test_golden.py
     for s in specs/*.yaml; do .venv/bin/rocketc compile $s; done
 
-The rendered files must also be deterministic, lint and format clean under the pinned ruff, and
-import nothing but torch, the standard library and (train.py) the sibling `model`.
+The rendered files must also be deterministic, lint and format clean under the pinned ruff with
+the project's own configuration (the rules `ruff check .` applies to generated/ in CI), and import
+nothing but torch, the standard library and (train.py) the sibling `model`.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def test_generated_files_are_ruff_clean(rendered, tmp_path):
         for name, text in files.items():
             (tmp_path / spec).mkdir(exist_ok=True)
             (tmp_path / spec / name).write_text(text, encoding="utf-8")
-    args = ["--isolated", "--line-length", "100", str(tmp_path)]
+    args = ["--config", str(ROOT / "pyproject.toml"), str(tmp_path)]
     check = subprocess.run([*_ruff(), "check", *args], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     fmt = subprocess.run([*_ruff(), "format", "--check", *args], capture_output=True, text=True)

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from rocketc.backends.codegen import render
 from rocketc.compiler import compile_text
 from rocketc.compiler.load import load_text
+from rocketc.compiler.ops import registered_ops
+from rocketc.compiler.ops.base import ACTIVATIONS
 from rocketc.errors import CodegenError, RocketcError, ShapeError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,9 +98,7 @@ SCALARS = (
     | st.text(max_size=12)
     | st.sampled_from(
         [
-            "linear",
-            "mlp",
-            "conv2d",
+            *registered_ops(),
             "shared",
             "light",
             "booster",
@@ -149,12 +149,8 @@ NASTY = (
     | st.text(max_size=10)
     | st.sampled_from(
         [
+            *registered_ops(),
             "linearr",
-            "wrn_group",
-            "concat",
-            "add",
-            "embedding",
-            "pool",
             "ünïcödé",
             "λ",
             "变量",
@@ -261,9 +257,9 @@ def dense_layers(draw, prefix: str, role: str, source: str, count: int) -> list[
         elif kind == "mlp":
             layer["units"] = draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))
             layer["norm"] = draw(st.sampled_from(["none", "batchnorm", "layernorm"]))
-            layer["activation"] = draw(st.sampled_from(["relu", "gelu", "tanh", "sigmoid"]))
+            layer["activation"] = draw(st.sampled_from(sorted(ACTIVATIONS)))
         elif kind == "activation":
-            layer["fn"] = draw(st.sampled_from(["relu", "gelu", "tanh", "sigmoid"]))
+            layer["fn"] = draw(st.sampled_from(sorted(ACTIVATIONS)))
         elif kind == "dropout":
             layer["p"] = draw(st.sampled_from([0.0, 0.25]))
         layers.append(layer)

@@ -7,7 +7,7 @@ checkpoints and export; `python train.py` runs a short smoke run on random data.
 from dataclasses import dataclass
 
 import torch
-from model import RocketNet, compute_loss, example_inputs, example_targets
+from model import RocketNet, compute_loss, example_inputs, example_targets, loss_weights
 
 
 @dataclass
@@ -63,16 +63,22 @@ def build_scheduler(optimizer: torch.optim.Optimizer, s: Settings):
     raise ValueError(f"unknown schedule {s.schedule!r}")
 
 
-def train_one_epoch(model, loader, optimizer, s: Settings, device, on_step=None) -> dict:
-    """One pass over `loader` (batches of (*inputs, target)); returns mean loss per term."""
+def train_one_epoch(
+    model, loader, optimizer, s: Settings, device, epoch: int, on_step=None
+) -> dict:
+    """One pass over `loader` (batches of (*inputs, target)); returns mean loss per term.
+
+    `epoch` (0-based) picks the loss weights: `loss_weights` in model.py.
+    """
     model.train()
+    weights = loss_weights(epoch)
     sums, count = {}, 0
     for step, batch in enumerate(loader):
         *inputs, target = (t.to(device) for t in batch)
         with torch.autocast(device.type, torch.bfloat16, enabled=s.precision == "bf16"):
             light_logits, booster_logits = model(*inputs)
         # Losses in fp32 whatever the forward ran in.
-        losses = compute_loss(light_logits.float(), booster_logits.float(), target)
+        losses = compute_loss(light_logits.float(), booster_logits.float(), target, weights)
         if not torch.isfinite(losses["total"]):
             raise FloatingPointError(f"non-finite loss at step {step}: {losses['total'].item()}")
         optimizer.zero_grad(set_to_none=True)
@@ -98,7 +104,7 @@ def predict(net: torch.nn.Module, loader, device) -> torch.Tensor:
         *inputs, _ = (t.to(device) for t in batch)
         outs.append(net(*inputs))
     if isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts).float().cpu() for parts in zip(*outs))
+        return tuple(torch.cat(parts).float().cpu() for parts in zip(*outs, strict=True))
     return torch.cat(outs).float().cpu()
 
 
@@ -122,7 +128,7 @@ def fit(
     optimizer = optimizer or build_optimizer(model, s)
     scheduler = scheduler or build_scheduler(optimizer, s)
     for epoch in range(start_epoch, s.epochs):
-        train_losses = train_one_epoch(model, train_loader, optimizer, s, device, on_step)
+        train_losses = train_one_epoch(model, train_loader, optimizer, s, device, epoch, on_step)
         scheduler.step()
         if on_epoch_end is not None:
             on_epoch_end(epoch, train_losses)

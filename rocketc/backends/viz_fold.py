@@ -26,8 +26,6 @@ from rocketc.compiler import Compiled
 # Below this a fan is narrow enough to draw box by box; quickstart, the CNN and the WRN specs have
 # no fan at all, and ctr_movielens's 7 embeddings fold.
 FOLD_MIN = 4
-# Header nouns; other ops read "<n> <op> layers".
-_PLURALS = {"embedding": "embeddings", "mlp": "MLPs"}
 _GREY = "#595959"  # column names, as the input boxes' border
 _STRIPE = "#ffffff80"  # every other row, on any role's fill: the eye keeps to its row
 
@@ -90,12 +88,13 @@ def find_folds(c: Compiled) -> list[Fold]:
 def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
     """The folded node's HTML label: a header, column names, then one row per layer.
 
-    `op_text(g, layer)` is the diagram's one-line op description; the rows drop its leading op
-    name, which heads the column instead.
+    `op_text(g, n)` is the diagram's one-line op description of layer `n`; the rows drop its
+    leading op name, which heads the column instead. The header names the layers by their op's
+    `plural` ("embeddings"), or "<op> layers".
     """
     nodes = g.nodes
     total = sum(nodes[n]["params"] for n in fold.layers)
-    noun = _PLURALS.get(fold.op, f"{fold.op} layers")
+    noun = nodes[fold.layers[0]]["layer"].plural or f"{fold.op} layers"
     types = {str(nodes[n]["type"]) for n in fold.layers}
     each = f"  ·  each {types.pop()}" if len(types) == 1 else ""
     head = [
@@ -107,7 +106,7 @@ def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
     ]
     rows = [_row(head, color=_GREY)]
     for inp, n in zip(fold.inputs, fold.layers, strict=True):
-        sizes = op_text(g, nodes[n]["layer"]).removeprefix(fold.op + " ")
+        sizes = op_text(g, n).removeprefix(fold.op + " ")
         if len(types) > 1:
             sizes += f"  {nodes[n]['type']}"
         rows.append(

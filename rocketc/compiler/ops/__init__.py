@@ -1,35 +1,30 @@
-"""The op catalogue: a pydantic union discriminated on `op`.
+"""The op catalogue: every module in this package registers its ops with `@register_op`.
 
-Adding an op: write its model (shape rule, parameter count, macro arguments) in one of these
-modules, list it in `OPS`, and add its macro to `templates/ops.jinja2`.
+Adding an op: write its model (fields, shape rule, parameter count, macro arguments, diagram
+label; see `base.LayerBase`) in any module here, decorated with `@register_op`, and its macros in
+`templates/ops.jinja2`. Nothing else lists ops: the spec's layer union (`Layer`), the diagram and
+the tests all read the registry. Modules are imported in name order, so the catalogue's order
+(error messages, JSON Schema) is stable.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Union
-
-from pydantic import Field
+import importlib
+import pkgutil
 
 from rocketc.compiler.ops.base import LayerBase, OpError, Port, TensorType
-from rocketc.compiler.ops.conv import Batchnorm, Conv2d, Pool, WrnGroup
-from rocketc.compiler.ops.dense import Embedding, Linear, Mlp
-from rocketc.compiler.ops.misc import Activation, Add, Concat, Dropout, Flatten
+from rocketc.compiler.ops.registry import Layer, on_new_op, register_op, registered_ops
 
-OPS = (
-    Linear,
-    Mlp,
-    Embedding,
-    Conv2d,
-    Batchnorm,
-    Pool,
-    WrnGroup,
-    Activation,
-    Dropout,
-    Flatten,
-    Add,
-    Concat,
-)
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
 
-Layer = Annotated[Union[OPS], Field(discriminator="op")]  # noqa: UP007 (a tuple needs Union)
-
-__all__ = ["OPS", "Layer", "LayerBase", "OpError", "Port", "TensorType"]
+__all__ = [
+    "Layer",
+    "LayerBase",
+    "OpError",
+    "Port",
+    "TensorType",
+    "on_new_op",
+    "register_op",
+    "registered_ops",
+]

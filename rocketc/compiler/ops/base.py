@@ -1,14 +1,16 @@
 """What every op shares: the layer fields, tensor types, and the contract each op fills in.
 
-An op is a pydantic model (one branch of the `op`-discriminated union in
-`rocketc.compiler.ops`) that knows, in one place, its shape rule (`infer`), its parameter count,
-how it is constructed and called in generated code (the arguments of its template macro in
-`templates/ops.jinja2`), and whether and how it can reuse another layer's weights (`tie_paths`).
+An op is one pydantic model, registered with `@register_op` (`rocketc.compiler.ops.registry`)
+where it is defined, that knows in one place: its fields (the schema), its shape rule (`infer`),
+its parameter count, the arguments of its template macros (how it is built, called and tied in
+generated code: `init_args`, `call_args`, `tie_args`; the macros only print them), whether and how
+it can reuse another layer's weights (`tie_paths`), and its line in the sharing diagram (`label`).
 """
 
 from __future__ import annotations
 
 import keyword
+from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -83,6 +85,23 @@ MODULE_ATTRS = frozenset(
 )
 
 
+class Nonlinearity(NamedTuple):
+    """How generated code spells one activation function."""
+
+    call: str  # in a forward: `F.relu(x)`
+    module: str  # as a layer of an nn.Sequential
+
+
+# The one list of activation functions: the `activation` op and `mlp` both take these names.
+ACTIVATIONS = {
+    "relu": Nonlinearity("F.relu", "nn.ReLU()"),
+    "gelu": Nonlinearity("F.gelu", "nn.GELU()"),
+    "tanh": Nonlinearity("torch.tanh", "nn.Tanh()"),
+    "sigmoid": Nonlinearity("torch.sigmoid", "nn.Sigmoid()"),
+}
+ActivationFn = Literal[tuple(ACTIVATIONS)]  # the spec field type: one of the names above
+
+
 class TensorType(NamedTuple):
     """A tensor's per-example shape (batch dimension left out) and element kind."""
 
@@ -131,10 +150,16 @@ class LayerBase(BaseModel):
 
     # (min, max) number of inputs; max None = any.
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
-    # Stateful ops become an nn.Module attribute; stateless ones an expression in forward().
+    # Stateful ops become an nn.Module attribute (macro `<op>`); stateless ones an expression in
+    # forward() (macro `call_<op>`).
     stateful: ClassVar[bool] = True
-    # Helper classes (macros in templates/helpers.jinja2) the generated model must define.
+    # Where the op's macros live: a template in rocketc's templates/ (the built-in ops), or the
+    # path of a .jinja2 file, for an op defined outside rocketc.
+    macros: ClassVar[str | Path] = "ops.jinja2"
+    # Macros (in `macros`) printing classes or functions the generated model must define once.
     helpers: ClassVar[tuple[str, ...]] = ()
+    # The diagram's header noun for several of these ("embeddings"); "<op> layers" if empty.
+    plural: ClassVar[str] = ""
 
     @field_validator("in_", mode="before")
     @classmethod
@@ -161,7 +186,7 @@ class LayerBase(BaseModel):
         return 0
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
-        """Arguments of the op's constructor macro (stateful ops)."""
+        """Arguments of the op's constructor macro `<op>` (stateful ops)."""
         return {}
 
     def call_args(self, ins: list[Port]) -> dict[str, Any]:
@@ -171,8 +196,20 @@ class LayerBase(BaseModel):
     def tie_paths(
         self, ins: list[Port], other: LayerBase, other_ins: list[Port]
     ) -> list[tuple[str, int]]:
-        """(attribute path relative to the layer module, element count) of each tied weight."""
+        """(attribute path relative to the layer module, element count) of each tied weight.
+
+        Ops that can tie also have a `tie_<op>(light, booster, **tie_args)` macro printing the
+        statements that make the light module (expression `light`) reuse exactly these weights.
+        """
         raise OpError(f"op '{self.op}' cannot tie weights")  # type: ignore[attr-defined]
+
+    def tie_args(self, ins: list[Port]) -> dict[str, Any]:
+        """Arguments of the op's `tie_<op>` macro besides the two module expressions."""
+        return {}
+
+    def label(self, ins: list[Port]) -> str:
+        """The op and the settings that make its size, for the diagram (`linear → 64`)."""
+        return self.op  # type: ignore[attr-defined]
 
 
 def one_float(layer: LayerBase, ins: list[Port], min_dims: int = 1) -> TensorType:
@@ -211,3 +248,8 @@ def same_layout(layer: LayerBase, other: LayerBase, **pairs: tuple[Any, Any]) ->
     for what, (mine, theirs) in pairs.items():
         if mine != theirs:
             raise OpError(f"layer '{layer.id}' cannot tie '{other.id}': {what} {mine} != {theirs}")
+
+
+def stride_text(stride: int | None) -> str:
+    """`, stride 2` for a label; nothing for stride 1."""
+    return f", stride {stride}" if stride not in (None, 1) else ""

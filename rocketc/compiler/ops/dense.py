@@ -6,11 +6,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rocketc.compiler.ops.base import LayerBase, OpError, Port, TensorType, one_float, same_layout
+from rocketc.compiler.ops.base import (
+    ACTIVATIONS,
+    ActivationFn,
+    LayerBase,
+    OpError,
+    Port,
+    TensorType,
+    one_float,
+    same_layout,
+)
+from rocketc.compiler.ops.registry import register_op
 
-Activation = Literal["relu", "gelu", "tanh", "sigmoid"]
 
-
+@register_op
 class Linear(LayerBase):
     """y = x W^T + b over the last feature dim."""
 
@@ -54,15 +63,24 @@ class Linear(LayerBase):
         tied = [("weight", fan_in * self.out_features)]
         return tied + [("bias", self.out_features)] if self.bias else tied
 
+    def tie_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {"bias": self.bias}
 
+    def label(self, ins: list[Port]) -> str:
+        return f"linear → {self.out_features}"
+
+
+@register_op
 class Mlp(LayerBase):
     """A stack of Linear [→ norm] → activation [→ dropout] blocks, one per entry of `units`."""
 
     op: Literal["mlp"]
     units: list[int] = Field(min_length=1, description="Width of each hidden layer, in order.")
-    activation: Activation = "relu"
+    activation: ActivationFn = "relu"
     norm: Literal["none", "batchnorm", "layernorm"] = "none"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    plural = "MLPs"
 
     def infer(self, ins: list[Port]) -> TensorType:
         t = one_float(self, ins)
@@ -87,17 +105,24 @@ class Mlp(LayerBase):
         pairs = list(zip(widths[:-1], widths[1:], strict=True))
         return {
             "pairs": pairs,
-            "activation": self.activation,
+            "activation": ACTIVATIONS[self.activation].module,
             "norm": self.norm,
             "dropout": self.dropout,
         }
 
+    def label(self, ins: list[Port]) -> str:
+        dropout = f", dropout {self.dropout:g}" if self.dropout else ""
+        return "mlp " + " → ".join(map(str, self.units)) + dropout
 
+
+@register_op
 class Embedding(LayerBase):
     """Category ids → dense vectors: (B,) → (B, dim), or (B, L) → (B, L, dim)."""
 
     op: Literal["embedding"]
     dim: int = Field(ge=1)
+
+    plural = "embeddings"
 
     def infer(self, ins: list[Port]) -> TensorType:
         (port,) = ins
@@ -125,3 +150,6 @@ class Embedding(LayerBase):
             dim=(self.dim, other.dim),
         )
         return [("weight", ins[0].type.vocab * self.dim)]
+
+    def label(self, ins: list[Port]) -> str:
+        return f"embedding {ins[0].type.vocab:,} × {self.dim}"

@@ -15,9 +15,12 @@ from rocketc.compiler.ops.base import (
     image,
     one_float,
     same_layout,
+    stride_text,
 )
+from rocketc.compiler.ops.registry import register_op
 
 
+@register_op
 class Conv2d(LayerBase):
     """2-D convolution over (B, C, H, W)."""
 
@@ -68,7 +71,15 @@ class Conv2d(LayerBase):
         tied = [("weight", c * self.out_channels * self.kernel**2)]
         return tied + [("bias", self.out_channels)] if self.bias else tied
 
+    def tie_args(self, ins: list[Port]) -> dict[str, Any]:
+        return {"bias": self.bias}
 
+    def label(self, ins: list[Port]) -> str:
+        k = self.kernel
+        return f"conv2d {k}×{k} → {self.out_channels}{stride_text(self.stride)}"
+
+
+@register_op
 class Batchnorm(LayerBase):
     """Batch normalisation over the channel (first feature) dim.
 
@@ -94,6 +105,7 @@ class Batchnorm(LayerBase):
         return {"kind": "2d" if len(shape) == 3 else "1d", "features": shape[0]}
 
 
+@register_op
 class Pool(LayerBase):
     """Max or average pooling over (B, C, H, W); `global_avg` gives (B, C)."""
 
@@ -135,7 +147,14 @@ class Pool(LayerBase):
             extra.append(f"padding={self.padding}")
         return {"kind": self.kind, "kernel": self.kernel, "extra": extra}
 
+    def label(self, ins: list[Port]) -> str:
+        if self.kind == "global_avg":
+            return "global avg pool"
+        k = self.kernel
+        return f"{self.kind} pool {k}×{k}{stride_text(self.stride)}"
 
+
+@register_op
 class WrnGroup(LayerBase):
     """A group of pre-activation wide-ResNet basic blocks (Zagoruyko & Komodakis, 2016).
 
@@ -149,7 +168,7 @@ class WrnGroup(LayerBase):
     stride: int = Field(default=1, ge=1)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
-    helpers = ("wide_basic_block",)
+    helpers = ("wide_basic_block", "wide_group")
 
     def infer(self, ins: list[Port]) -> TensorType:
         _, h, w = image(self, ins)
@@ -168,10 +187,13 @@ class WrnGroup(LayerBase):
         return first + (self.blocks - 1) * self._block_params(self.width, 1)
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
-        c_in = ins[0].type.shape[0]
-        blocks = [(c_in, self.width, self.stride)]
-        blocks += [(self.width, self.width, 1)] * (self.blocks - 1)
-        return {"blocks": blocks, "dropout": self.dropout}
+        return {
+            "in_channels": ins[0].type.shape[0],
+            "width": self.width,
+            "blocks": self.blocks,
+            "stride": self.stride,
+            "dropout": self.dropout,
+        }
 
     def tie_paths(
         self, ins: list[Port], other: LayerBase, other_ins: list[Port]
@@ -197,3 +219,6 @@ class WrnGroup(LayerBase):
         for i in range(1, self.blocks):
             tied += [(f"[{i}].conv1.weight", w * w * 9), (f"[{i}].conv2.weight", w * w * 9)]
         return tied
+
+    def label(self, ins: list[Port]) -> str:
+        return f"wrn_group {self.blocks} blocks × width {self.width}{stride_text(self.stride)}"

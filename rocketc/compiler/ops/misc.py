@@ -6,22 +6,24 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rocketc.compiler.ops.base import LayerBase, OpError, Port, TensorType, one_float
+from rocketc.compiler.ops.base import (
+    ACTIVATIONS,
+    ActivationFn,
+    LayerBase,
+    OpError,
+    Port,
+    TensorType,
+    one_float,
+)
+from rocketc.compiler.ops.registry import register_op
 
-# Python decides the exact call; the macro only prints it.
-_ACTIVATION_CALLS = {
-    "relu": "F.relu",
-    "gelu": "F.gelu",
-    "tanh": "torch.tanh",
-    "sigmoid": "torch.sigmoid",
-}
 
-
+@register_op
 class Activation(LayerBase):
     """An element-wise nonlinearity."""
 
     op: Literal["activation"]
-    fn: Literal["relu", "gelu", "tanh", "sigmoid"]
+    fn: ActivationFn
 
     stateful = False
 
@@ -29,9 +31,13 @@ class Activation(LayerBase):
         return one_float(self, ins)
 
     def call_args(self, ins: list[Port]) -> dict[str, Any]:
-        return {"fn": _ACTIVATION_CALLS[self.fn]}
+        return {"fn": ACTIVATIONS[self.fn].call}
+
+    def label(self, ins: list[Port]) -> str:
+        return self.fn
 
 
+@register_op
 class Dropout(LayerBase):
     """Zeroes features with probability p during training; identity at evaluation."""
 
@@ -44,7 +50,11 @@ class Dropout(LayerBase):
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"p": self.p}
 
+    def label(self, ins: list[Port]) -> str:
+        return f"dropout {self.p:g}"
 
+
+@register_op
 class Flatten(LayerBase):
     """(B, d1, d2, ...) → (B, d1*d2*...)."""
 
@@ -60,6 +70,7 @@ class Flatten(LayerBase):
         return TensorType((size,))
 
 
+@register_op
 class Add(LayerBase):
     """Element-wise sum of inputs of identical shape (residual connections)."""
 
@@ -81,6 +92,7 @@ class Add(LayerBase):
         return first.type
 
 
+@register_op
 class Concat(LayerBase):
     """Joins inputs along the first feature dim (channels for maps, features for vectors)."""
 
