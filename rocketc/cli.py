@@ -207,22 +207,9 @@ def ablate(
     only: Annotated[
         list[str] | None, typer.Option("--variant", help="Run only these variants (repeatable).")
     ] = None,
-    recipe: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="A spec whose loss section is one more row, 'tuned' (e.g. rocketc tune's "
-            "best.yaml).",
-        ),
-    ] = None,
     assignments: SetOption = None,
 ) -> None:
-    """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants.
-
-    Each row prints the spec keys it sets, with a warning where that replaces one of your --set.
-    """
+    """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants."""
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))
         from rocketc.runtime.ablate import VARIANTS
@@ -242,7 +229,6 @@ def ablate(
             out_dir,
             variants=only,
             console=Console(stderr=True, width=max(160, Console().width)),
-            recipe=recipe,
         )
     except RocketcError as exc:
         _fail(exc)
@@ -255,7 +241,7 @@ def _print_audit(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from rocketc.runtime.audit import GROUPS, TERM_NAMES, explain
+    from rocketc.runtime.audit import GROUPS, explain
 
     console = Console(highlight=False, soft_wrap=True)  # whole lines: CI logs get grepped
     console.print(f"gradient-flow audit: {result.name}, gradient_block: {result.gradient_block}")
@@ -276,7 +262,7 @@ def _print_audit(result) -> None:
                 continue
             text = f"yes {cell.norm:.1e}" if cell.reached else "no"
             row.append(f"[bold red]{text} ✗ FLAG[/bold red]" if cell.flagged else text)
-        table.add_row(TERM_NAMES[term], *row)
+        table.add_row(term, *row)  # the term's name, as in LOSS_WEIGHTS and the diagram
     console.print(table)
     for cell in result.flagged:
         console.print(f"[bold red]FLAG[/bold red] {explain(cell, result.gradient_block)}")
@@ -387,22 +373,17 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Optuna storage URL; a shared database (postgresql://...) lets several "
-            "machines work on one study.",
-            show_default="sqlite:///DIR/study.db",
+            help="Optuna storage URL [default: sqlite:///DIR/study.db]; a shared database "
+            "(postgresql://...) lets several machines work on one study."
         ),
     ] = None,
     study: Annotated[
-        str | None, typer.Option(help="Study name.", show_default="the spec's name")
+        str | None, typer.Option(help="Study name [default: the spec's name].")
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out",
-            "-o",
-            file_okay=False,
-            help="Output directory.",
-            show_default="runs/<name>/tune/",
+            "--out", "-o", file_okay=False, help="Output directory [default: runs/<name>/tune/]."
         ),
     ] = None,
     space: Annotated[

@@ -26,11 +26,27 @@ QUICKSTART = ROOT / "specs" / "quickstart.yaml"
 INTERVAL = ROOT / "specs" / "wrn16_1_interval.yaml"
 Y, N = True, False
 
-# term -> (shared, light, booster) reached, per mode; tied is checked on the interval spec.
+# term -> (shared, light, booster, adapter) reached, per mode; tied is checked on the interval
+# spec. No term but a feature hint with an adapter may reach the adapter group.
 MATRICES = {
-    "booster": {"light": (Y, Y, N), "booster": (Y, N, Y), "hint": (Y, Y, N), "kd": (Y, Y, N)},
-    "shared": {"light": (N, Y, N), "booster": (Y, N, Y), "hint": (N, Y, N), "kd": (N, Y, N)},
-    "none": {"light": (Y, Y, N), "booster": (Y, N, Y), "hint": (Y, Y, Y), "kd": (Y, Y, Y)},
+    "booster": {
+        "light": (Y, Y, N, N),
+        "booster": (Y, N, Y, N),
+        "hint": (Y, Y, N, N),
+        "kd": (Y, Y, N, N),
+    },
+    "shared": {
+        "light": (N, Y, N, N),
+        "booster": (Y, N, Y, N),
+        "hint": (N, Y, N, N),
+        "kd": (N, Y, N, N),
+    },
+    "none": {
+        "light": (Y, Y, N, N),
+        "booster": (Y, N, Y, N),
+        "hint": (Y, Y, Y, N),
+        "kd": (Y, Y, Y, N),
+    },
 }
 
 
@@ -53,9 +69,13 @@ def test_quickstart_matrix_per_mode(mode):
     result = quickstart_audit(mode)
     assert result.gradient_block == mode
     assert result.terms == ["light", "booster", "hint", "kd"]
+    # The quickstart has no tied weights and no adapter: those columns have nothing to check.
     want = {
-        term: dict(zip(GROUPS, (*row, None), strict=True)) for term, row in MATRICES[mode].items()
+        term: {**dict(zip(("shared", "light", "booster"), row[:3], strict=True)), "tied": None}
+        | {"adapter": None}
+        for term, row in MATRICES[mode].items()
     }
+    assert GROUPS == ("shared", "light", "booster", "tied", "adapter")
     assert result.matrix() == want
     assert result.ok, (result.flagged, result.problems)
     assert result.group_sizes["tied"] == 0
@@ -63,9 +83,11 @@ def test_quickstart_matrix_per_mode(mode):
 
 @pytest.mark.parametrize("mode", sorted(MATRICES))
 def test_expectation_table(mode):
-    for term, row in MATRICES[mode].items():
-        for group, want in zip(("shared", "light", "booster", "tied"), (*row, Y), strict=True):
-            assert expected(mode, term, group) == want, (mode, term, group)
+    compiled = with_mode(QUICKSTART, mode, kd=0.5)
+    for term, (shared, light, booster, adapter) in MATRICES[mode].items():
+        row = (shared, light, booster, Y, adapter)
+        for group, want in zip(("shared", "light", "booster", "tied", "adapter"), row, strict=True):
+            assert expected(compiled, term, group) == want, (mode, term, group)
 
 
 def test_group_sizes_match_the_compiler():

@@ -15,9 +15,14 @@ GRADIENT_SPECS = ("quickstart", "wrn16_1_interval")
 MODES = ("booster", "shared", "none")
 
 
-def _variant(spec_text, edit, name: str, mode: str) -> str:
-    """The shipped spec with `gradient_block: mode` and the KD term switched on."""
+def _variant(spec_text, edit, name: str, mode: str, zscore: bool = False) -> str:
+    """The shipped spec with `gradient_block: mode` and the KD term switched on.
+
+    `zscore`: the hint standardises both nets' logits first (`normalize: zscore`).
+    """
     text = spec_text(name)
+    if zscore:
+        text = edit(text, "reduction: mean}", "reduction: mean, normalize: zscore}")
     if "kd: {weight: 0.0}" in text:
         text = edit(text, "kd: {weight: 0.0}", "kd: {weight: 1.0}")
     else:
@@ -32,11 +37,12 @@ def built(spec_text, edit, compile_spec_text, load_model):
     """(spec, mode) -> (Compiled, generated model module), each built once per module."""
     cache: dict = {}
 
-    def get(name: str, mode: str = "booster"):
-        if (name, mode) not in cache:
-            compiled = compile_spec_text(_variant(spec_text, edit, name, mode), f"{name}.yaml")
-            cache[name, mode] = (compiled, load_model(compiled).model)
-        return cache[name, mode]
+    def get(name: str, mode: str = "booster", zscore: bool = False):
+        if (name, mode, zscore) not in cache:
+            text = _variant(spec_text, edit, name, mode, zscore)
+            compiled = compile_spec_text(text, f"{name}.yaml")
+            cache[name, mode, zscore] = (compiled, load_model(compiled).model)
+        return cache[name, mode, zscore]
 
     return get
 
@@ -59,11 +65,13 @@ def _touched(net, names: list[str]) -> dict[str, bool]:
     return {n: params[n].grad is not None and bool(params[n].grad.abs().sum() > 0) for n in names}
 
 
+@pytest.mark.parametrize("zscore", [False, True], ids=["paper", "zscore"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", GRADIENT_SPECS)
-def test_gradient_block(built, name, mode):
-    compiled, model = built(name, mode)
+def test_gradient_block(built, name, mode, zscore):
+    compiled, model = built(name, mode, zscore)
     assert compiled.spec.loss.gradient_block == mode and compiled.spec.loss.kd.weight == 1.0
+    assert compiled.spec.loss.hint.normalize == ("zscore" if zscore else "none")
     torch.manual_seed(0)
     net = model.RocketNet().train()
     inputs, target = model.example_inputs(2), model.example_targets(2)

@@ -19,7 +19,7 @@ import networkx as nx
 import pytest
 
 from rocketc.compiler import compile_file
-from rocketc.compiler.graph import loss_node
+from rocketc.compiler.losses import loss_node
 from rocketc.compiler.passes import PASSES, infer_shapes, insert_stop_gradients, validate
 from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
 from rocketc.errors import GraphError, LoadError, RocketcError, ShapeError, SpecError
@@ -105,6 +105,9 @@ REQUIRED = {
         "wrong_data_source",
         "wrong_schedule_name",
         "several_errors",
+        "hint_temperature_on_logits",
+        "zscore_on_binary",
+        "feature_hint_bad_fields",
     },
     "validate": {
         "duplicate_id",
@@ -126,6 +129,8 @@ REQUIRED = {
         "tie_different_op",
         "two_layers_tie_one_target",
         "several_errors",
+        "feature_hint_unknown_layer",
+        "feature_hint_wrong_roles",
     },
     "infer_shapes": {
         "linear_fed_image",
@@ -141,8 +146,17 @@ REQUIRED = {
         "tie_width_mismatch",
         "tie_more_blocks",
         "several_errors",
+        "feature_hint_spatial_mismatch",
+        "feature_hint_attention_on_vectors",
     },
-    "insert_stop_gradients": {"booster", "shared", "none"},
+    "insert_stop_gradients": {
+        "booster",
+        "shared",
+        "none",
+        "feature_hints_booster",
+        "feature_hints_shared",
+        "feature_hints_none",
+    },
 }
 
 

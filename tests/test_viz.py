@@ -136,8 +136,10 @@ def test_nodes_show_op_shape_params_and_the_summary():
     assert f"({ratio:.1f}× light)" in dot_text
     assert "<b>booster_hidden</b><br/>mlp 512 → 256, dropout 0.1" in dot_text
     assert "(B, 256)<br/>164,608 params" in dot_text
-    for term in ("light CE", "booster CE", "hint"):
-        assert f"<b>{term}</b> × 1" in dot_text
+    # Loss terms by their one name (as in LOSS_WEIGHTS and the audit), then what they compute.
+    assert "<b>light</b> × 1<br/><font point-size='9'>cross-entropy, light logits" in dot_text
+    assert "<b>booster</b> × 1<br/><font point-size='9'>cross-entropy, booster logits" in dot_text
+    assert "<b>hint</b> × 1<br/><font point-size='9'>MSE of probs (mean)" in dot_text
     for role in ("shared", "light", "booster"):
         assert f"subgraph cluster_{role} " in dot_text
 

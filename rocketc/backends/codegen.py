@@ -10,16 +10,13 @@ import json
 import re
 import subprocess
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rocketc.backends.templating import environment
 from rocketc.compiler import Compiled
-from rocketc.compiler.graph import loss_node
-from rocketc.compiler.ops import LayerBase
+from rocketc.compiler.losses import graph_terms, loss_node
 from rocketc.compiler.passes.infer_shapes import input_ports
 from rocketc.compiler.spec import CategoricalInput, CosineSchedule, StepSchedule
 from rocketc.errors import CodegenError
@@ -105,17 +102,19 @@ def write(compiled: Compiled, out_dir: str | Path) -> list[Path]:
 # --- model.py ------------------------------------------------------------------------------
 def _model_view(c: Compiled) -> dict[str, Any]:
     g, spec = c.graph, c.spec
+    ops = environment().get_template("ops.jinja2").module
+    helpers = environment().get_template("helpers.jinja2").module
 
     def layer_view(n: str) -> LayerView:
         layer = g.nodes[n]["layer"]
         ports = input_ports(g, n)
         args = [p.name for p in ports]
         if layer.stateful:
-            init = _macro(layer, layer.op)(**layer.init_args(ports))
+            init = str(getattr(ops, layer.op)(**layer.init_args(ports)))
             call = f"self.{n}({', '.join(args)})"
         else:
             init = None
-            call = _macro(layer, "call_" + layer.op)(args, **layer.call_args(ports))
+            call = str(getattr(ops, "call_" + layer.op)(args, **layer.call_args(ports)))
         return LayerView(n, init, call, str(g.nodes[n]["type"]), g.nodes[n]["params"])
 
     branches = {}
@@ -137,7 +136,7 @@ def _model_view(c: Compiled) -> dict[str, Any]:
                 g,
             )
         else:
-            outs = [getattr(spec.heads, role)]
+            outs = [getattr(spec.heads, role), *feature_reads(c, role)]
         views = [layer_view(n) for n in ids]
         branches[role] = BranchView(
             role.capitalize(),
@@ -153,8 +152,14 @@ def _model_view(c: Compiled) -> dict[str, Any]:
     }
     light_args = [f"{a}.detach()" if a in detached else a for a in branches["light"].args]
 
-    layers = [g.nodes[n]["layer"] for n in c.layers()]
-    helpers = {h: layer for layer in layers for h in layer.helpers}  # macro name -> its op
+    ties = []
+    for n in c.layers("light"):
+        target = g.nodes[n]["layer"].tie
+        for path, _ in g.nodes[n].get("tie_paths", []):
+            sep = "" if path.startswith("[") else "."
+            ties.append((f"self.light.{n}{sep}{path}", f"self.booster.{target}{sep}{path}"))
+
+    helper_names = sorted({h for n in c.layers() for h in g.nodes[n]["layer"].helpers})
     inputs = []
     for i in spec.inputs:
         if isinstance(i, CategoricalInput):
@@ -177,18 +182,13 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         "title": f"{spec.name}: RocketNet (light + booster) and LightNet (served).",
         "description": [_docstring_text(line) for line in textwrap.wrap(spec.description, 96)],
         "spec_file": _docstring_text(Path(c.file).name),
-        "helpers": [_macro(layer, h)() for h, layer in sorted(helpers.items())],
+        "helpers": [str(getattr(helpers, h)()) for h in helper_names],
         "shared": branches["shared"],
         "light": branches["light"],
         "booster": branches["booster"],
         "light_args": light_args,
-        # With shared layers the three nets derive from SharedBottom, which runs them once and
-        # hands `branch_args` (what the light and booster branches read) to `branches`.
-        "base": "SharedBottom" if branches["shared"] else "nn.Module",
-        "branch_args": _ordered(set(branches["light"].args) | set(branches["booster"].args), g),
-        "input_names": ", ".join(i.name for i in spec.inputs),
         "detach_shared": bool(detached),
-        "ties": _tie_views(c),
+        "ties": ties,
         "inputs": inputs,
         "counts": {k: f"{v:,}" for k, v in counts.items()},
         "logits_shape": str(g.nodes[spec.heads.light]["type"]),
@@ -196,125 +196,81 @@ def _model_view(c: Compiled) -> dict[str, Any]:
     }
 
 
-@dataclass
-class TieView:
-    """Statements that make light layers reuse booster weights, from the ops' `tie_` macros.
-
-    A single (light, booster) pair: `body` names both modules and `pairs` is empty. Several pairs
-    whose statements differ only in the modules: `body` reads the loop variables `light` and
-    `booster`, and the template prints one loop over the table `pairs`.
-    """
-
-    pairs: list[tuple[str, str]]
-    body: str
-
-
-def _tie_views(c: Compiled) -> list[TieView]:
-    g = c.graph
-    groups: dict[str, list[tuple[str, str]]] = {}  # loop body -> module pairs, in spec order
-    bodies: dict[str, str] = {}  # loop body -> the statements for its first pair alone
-    for n in c.layers("light"):
-        layer = g.nodes[n]["layer"]
-        if "tie_paths" not in g.nodes[n]:
-            continue
-        tie = _macro(layer, "tie_" + layer.op)
-        args = layer.tie_args(input_ports(g, n))
-        pair = (f"self.light.{n}", f"self.booster.{layer.tie}")
-        body = tie("light", "booster", **args)
-        groups.setdefault(body, []).append(pair)
-        bodies.setdefault(body, tie(*pair, **args))
-    return [
-        TieView(pairs, body) if len(pairs) > 1 else TieView([], bodies[body])
-        for body, pairs in groups.items()
-    ]
-
-
-def _macro(op: LayerBase | type[LayerBase], name: str) -> Callable[..., str]:
-    """Macro `name` in the op's macro file (`LayerBase.macros`), returning the text it prints."""
-    macro = getattr(_macros(op.macros), name)
-    return lambda *args, **kwargs: str(macro(*args, **kwargs)).strip()
-
-
-@cache
-def _macros(where: str | Path) -> Any:
-    env = environment()
-    template = (
-        env.from_string(where.read_text(encoding="utf-8"))
-        if isinstance(where, Path)
-        else env.get_template(where)
-    )
-    return template.module
-
-
 def _ordered(names: set[str], g) -> list[str]:
     """Inputs first (spec order), then layers in spec order: stable argument lists."""
     return sorted(names, key=lambda n: (g.nodes[n]["kind"] != "input", g.nodes[n]["index"]))
 
 
+@dataclass
+class FeatureView:
+    """One feature-hint pair as RocketNet.forward hands it to compute_loss."""
+
+    term: str
+    light: str  # the light layer read (a local of RocketNet.forward)
+    booster: str
+    adapter: str | None  # the adapter's constructor, when the widths differ
+
+    @property
+    def light_var(self) -> str:
+        return f"{self.term}_light"
+
+    @property
+    def booster_var(self) -> str:
+        return f"{self.term}_booster"
+
+
 def _loss_view(c: Compiled) -> dict[str, Any]:
+    """compute_loss, LOSS_WEIGHTS and loss_weights, all from the loss-term registry."""
     spec, g = c.spec, c.graph
-    loss, multiclass = spec.loss, spec.task == "multiclass"
-    terms: list[tuple[str, str]] = []  # (key, expression)
-    weights: list[tuple[str, float]] = []
-    if loss.light:
-        weights.append(("light", loss.light))
-        terms.append(("light", _label_loss("light_logits", multiclass)))
-    if loss.booster:
-        weights.append(("booster", loss.booster))
-        terms.append(("booster", _label_loss("booster_logits", multiclass)))
-    _, booster_head = spec.heads.light, spec.heads.booster
-    teacher_needed = bool(loss.hint.weight or loss.kd.weight)
-    detach = any(
-        g.has_edge(booster_head, loss_node(t))
-        and g.edges[booster_head, loss_node(t)]["stop_gradient"]
-        for t in ("hint", "kd")
-    )
-    if loss.hint.weight:
-        weights.append(("hint", loss.hint.weight))
-        terms.append(("hint", _hint(loss.hint.on, loss.hint.reduction, multiclass)))
-    if loss.kd.weight:
-        weights.append(("kd", loss.kd.weight))
-        terms.append(("kd", _kd(loss.kd.temperature, multiclass)))
+    terms = graph_terms(g)
+    exprs: list[tuple[str, str]] = []  # (name, expression)
+    features: list[FeatureView] = []
+    detach_logits = detach_features = False
+    for term in terms:
+        node = g.nodes[loss_node(term.name)]
+        names: dict[str, str] = {}
+        for read in term.reads:
+            stop = g.edges[read.node, loss_node(term.name)]["stop_gradient"]
+            if read.what == "logits":
+                names[read.side] = "teacher" if read.teacher else f"{read.side}_logits"
+                detach_logits |= stop
+                continue
+            var = f"{term.name}_{read.side}"
+            detach_features |= stop
+            names[read.side] = f"{var}.detach()" if stop else var
+        if any(r.what == "features" for r in term.reads):
+            adapter = node.get("adapter")
+            features.append(
+                FeatureView(
+                    term.name,
+                    term.read("light").node,
+                    term.read("booster").node,
+                    adapter.code() if adapter is not None else None,
+                )
+            )
+        exprs.append((term.name, term.kind.expression(term, spec, names)))
+    macros = environment().get_template("losses.jinja2").module
+    helpers = sorted({h for term in terms for h in term.kind.helpers(term)})
     return {
-        "terms": terms,
-        "weights": weights,
-        "teacher_needed": teacher_needed,
-        "detach": detach,
-        "mode": loss.gradient_block,
-        "multiclass": multiclass,
-        "kd_temperature": loss.kd.temperature,
+        "terms": exprs,
+        "weights": [(t.name, _num(t.weight)) for t in terms],
+        "warmups": [(t.name, t.warmup_epochs) for t in terms if t.warmup_epochs],
+        "teacher_needed": any(r.what == "logits" and r.teacher for t in terms for r in t.reads),
+        "detach": detach_logits,
+        "features": features,
+        "features_detach": detach_features,
+        "adapters": [f for f in features if f.adapter is not None],
+        "helpers": [str(getattr(macros, h)()) for h in helpers],
+        "mode": spec.loss.gradient_block,
+        "multiclass": spec.task == "multiclass",
     }
 
 
-def _label_loss(logits: str, multiclass: bool) -> str:
-    if multiclass:
-        return f"F.cross_entropy({logits}, target)"
-    return f"F.binary_cross_entropy_with_logits({logits}.squeeze(1), target)"
-
-
-def _hint(on: str, reduction: str, multiclass: bool) -> str:
-    if on == "logits":
-        student, teacher = "light_logits", "teacher"
-    elif multiclass:
-        student, teacher = "F.softmax(light_logits, dim=1)", "F.softmax(teacher, dim=1)"
-    else:
-        student, teacher = "torch.sigmoid(light_logits)", "torch.sigmoid(teacher)"
-    if reduction == "mean":
-        return f"F.mse_loss({student}, {teacher})"
-    return f"({student} - {teacher}).pow(2).sum(dim=1).mean()"
-
-
-def _kd(temperature: float, multiclass: bool) -> str:
-    t = _num(temperature)
-    if multiclass:
-        return (
-            f"F.kl_div(F.log_softmax(light_logits / {t}, dim=1), "
-            f'F.softmax(teacher / {t}, dim=1), reduction="batchmean") * {t}**2'
-        )
-    return (
-        f"F.binary_cross_entropy_with_logits(light_logits / {t}, "
-        f"torch.sigmoid(teacher / {t})) * {t}**2"
-    )
+def feature_reads(c: Compiled, side: str) -> list[str]:
+    """Layers of `side`'s branch that feature hints read: the branch returns them too."""
+    reads = [r.node for t in graph_terms(c.graph) for r in t.reads if r.what == "features"]
+    head = getattr(c.spec.heads, side)
+    return [n for n in dict.fromkeys(reads) if c.graph.nodes[n]["role"] == side and n != head]
 
 
 def _docstring_text(text: str) -> str:
@@ -377,4 +333,5 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         "spec": c.spec,
         "spec_file": _docstring_text(Path(c.file).name),
         "settings": [(k, types[k], v, why) for k, v, why in settings],
+        "features": bool(_loss_view(c)["features"]),
     }

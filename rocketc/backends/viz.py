@@ -27,7 +27,6 @@ import networkx as nx
 from rocketc.backends.viz_fold import Fold, find_folds, fold_label
 from rocketc.compiler import Compiled
 from rocketc.compiler.graph import head_ids
-from rocketc.compiler.passes.infer_shapes import input_ports
 from rocketc.errors import Diagnostic, VizError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -52,9 +51,10 @@ CLUSTERS = {
     "booster": "booster (training only)",
 }
 FONT = "Helvetica"
-# Left to right under the heads: light CE under the light head, the terms reading both heads in
-# the middle, booster CE under the booster head.
-LOSS_ORDER = ("light_ce", "hint", "kd", "booster_ce")
+# Left to right under the heads: the light net's label loss under the light head, the terms
+# reading both nets in the middle, the booster's label loss under the booster head (each term's
+# `column` in the loss registry).
+LOSS_ORDER = ("light", "both", "booster")
 
 
 def to_dot(compiled: Compiled) -> str:
@@ -225,11 +225,11 @@ def _cluster(dot: graphviz.Digraph, c: Compiled, role: str, folded: dict[str, Fo
 
 
 def _losses(dot: graphviz.Digraph, c: Compiled) -> list[str]:
-    """The loss-term nodes on the bottom rank, in LOSS_ORDER; returns their DOT ids."""
+    """The loss-term nodes on the bottom rank, by LOSS_ORDER column; returns their DOT ids."""
     g = c.graph
     nodes = sorted(
         (n for n in g if g.nodes[n]["kind"] == "loss"),
-        key=lambda n: LOSS_ORDER.index(g.nodes[n]["term"]),
+        key=lambda n: (LOSS_ORDER.index(g.nodes[n]["term"].kind.column), g.nodes[n]["index"]),
     )
     ids = [_dot_id(g, n) for n in nodes]
     fill, border = COLORS["loss"]
@@ -296,6 +296,8 @@ def _title(c: Compiled) -> str:
         f"<b>{counts['booster_net']:,}</b> ({ratio:.1f}× light)  ·  of which shared "
         f"{counts['shared']:,}  ·  gradient_block: <b>{c.spec.loss.gradient_block}</b>",
     ]
+    if counts["adapter"]:
+        rows[-1] += f"  ·  feature-hint adapters {counts['adapter']:,} (training only)"
     if not c.spec.description:
         del rows[1]  # `description` is optional, and an empty <font></font> stops Graphviz
     # A table, not <br/>: the underscores of a big bold name would touch the line below.
@@ -317,34 +319,55 @@ def _layer_label(g: nx.DiGraph, n: str) -> str:
     if tied:
         size += f" ({tied:,} tied)"
     return (
-        f"<<b>{escape(n)}</b><br/>{escape(_op_text(g, n))}<br/>"
+        f"<<b>{escape(n)}</b><br/>{escape(_op_text(g, node['layer']))}<br/>"
         f"<font point-size='9'>{escape(str(node['type']))}<br/>{size}</font>>"
     )
 
 
-def _op_text(g: nx.DiGraph, n: str) -> str:
-    """The op and the settings that make its size (the op's own `label`)."""
-    return g.nodes[n]["layer"].label(input_ports(g, n))
+def _op_text(g: nx.DiGraph, layer) -> str:
+    """The op and the settings that make its size, e.g. `wrn_group 6 blocks × width 16`."""
+    op = layer.op
+    stride = getattr(layer, "stride", None)
+    stride = f", stride {stride}" if stride not in (None, 1) else ""
+    if op == "wrn_group":
+        return f"wrn_group {layer.blocks} blocks × width {layer.width}{stride}"
+    if op == "conv2d":
+        return f"conv2d {layer.kernel}×{layer.kernel} → {layer.out_channels}{stride}"
+    if op == "linear":
+        return f"linear → {layer.out_features}"
+    if op == "mlp":
+        dropout = f", dropout {layer.dropout:g}" if layer.dropout else ""
+        return "mlp " + " → ".join(map(str, layer.units)) + dropout
+    if op == "embedding":
+        (source,) = g.predecessors(layer.id)
+        return f"embedding {g.nodes[source]['type'].vocab:,} × {layer.dim}"
+    if op == "activation":
+        return layer.fn
+    if op == "pool" and layer.kind == "global_avg":
+        return "global avg pool"
+    if op == "pool":
+        return f"{layer.kind} pool {layer.kernel}×{layer.kernel}{stride}"
+    if op == "dropout":
+        return f"dropout {layer.p:g}"
+    return op
 
 
 def _loss_label(c: Compiled, n: str) -> str:
+    """The term's name (as in LOSS_WEIGHTS and the audit), weight, and what it computes."""
     node = c.graph.nodes[n]
-    loss = c.spec.loss
-    ce = "cross-entropy" if c.spec.task == "multiclass" else "binary cross-entropy"
-    name, what = {
-        "light_ce": ("light CE", f"{ce}, light logits"),
-        "booster_ce": ("booster CE", f"{ce}, booster logits"),
-        "hint": ("hint", f"MSE of {loss.hint.on} ({loss.hint.reduction})"),
-        "kd": ("KD", f"KL at T = {loss.kd.temperature:g}"),
-    }[node["term"]]
-    return f"<<b>{name}</b> × {node['weight']:g}<br/><font point-size='9'>{escape(what)}</font>>"
+    term = node["term"]
+    what = term.kind.label(term, c.spec, node)
+    return (
+        f"<<b>{escape(term.name)}</b> × {node['weight']:g}<br/>"
+        f"<font point-size='9'>{escape(what)}</font>>"
+    )
 
 
 # --- ids and order -------------------------------------------------------------------------
 def _dot_id(g: nx.DiGraph, n: str) -> str:
     # "loss.hint", not the graph's "loss:hint": in a DOT edge a colon means node:port. A dot
     # cannot clash with a spec name, which is a Python identifier.
-    return "loss." + g.nodes[n]["term"] if g.nodes[n]["kind"] == "loss" else n
+    return "loss." + g.nodes[n]["term"].name if g.nodes[n]["kind"] == "loss" else n
 
 
 def _edge_key(g: nx.DiGraph, edge) -> tuple:

@@ -1,9 +1,11 @@
 """Stage 3: the spec as a networkx graph, the object every pass reads and annotates.
 
 Nodes are spec inputs (`kind="input"`), layers (`kind="layer"`) and loss terms (`kind="loss"`,
-named `loss:<term>` so they cannot clash with identifiers). Each node keeps its YAML position.
-An edge u -> v means v reads u; `port` is the argument index. Passes add attributes:
-`type` (TensorType) on nodes, `stop_gradient` on edges.
+named `loss:<name>` after the term's name in `rocketc.compiler.losses`, so they cannot clash with
+identifiers; `term` holds the registry's Term). Each node keeps its YAML position.
+An edge u -> v means v reads u; `port` is the argument index (edges into a loss node also say
+which net's `side` they read, and whether that read is a `teacher`). Passes add attributes:
+`type` (TensorType) on nodes, `adapter`/`params` on feature-hint terms, `stop_gradient` on edges.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from dataclasses import dataclass
 import networkx as nx
 
 from rocketc.compiler.load import SourceMap
+from rocketc.compiler.losses import loss_node, spec_terms
 from rocketc.compiler.ops import TensorType
 from rocketc.compiler.spec import CategoricalInput, Spec
 from rocketc.errors import Position
-
-LOSS_TERMS = ("light_ce", "booster_ce", "hint", "kd")
 
 
 @dataclass
@@ -26,10 +27,6 @@ class Problems:
 
     duplicates: list[tuple[str, Position | None]]
     unknown_refs: list[tuple[str, str, Position | None]]  # (layer, missing name, position)
-
-
-def loss_node(term: str) -> str:
-    return f"loss:{term}"
 
 
 def build_graph(spec: Spec, source_map: SourceMap) -> nx.DiGraph:
@@ -76,42 +73,23 @@ def build_graph(spec: Spec, source_map: SourceMap) -> nx.DiGraph:
 
 
 def _add_losses(graph: nx.DiGraph, spec: Spec, source_map: SourceMap) -> None:
-    loss = spec.loss
-    weights = {
-        "light_ce": loss.light,
-        "booster_ce": loss.booster,
-        "hint": loss.hint.weight,
-        "kd": loss.kd.weight,
-    }
-    readers = {
-        "light_ce": ("light",),
-        "booster_ce": ("booster",),
-        "hint": ("light", "booster"),
-        "kd": ("light", "booster"),
-    }
-    spec_keys = {
-        "light_ce": ("loss", "light"),
-        "booster_ce": ("loss", "booster"),
-        "hint": ("loss", "hint"),
-        "kd": ("loss", "kd"),
-    }
-    for i, term in enumerate(LOSS_TERMS):
-        if weights[term] == 0:
-            continue  # a term with weight 0 is not computed at all
-        node = loss_node(term)
+    """One `loss:<name>` node per term of the registry, wired from the tensors it reads."""
+    for i, term in enumerate(spec_terms(spec)):
+        node = loss_node(term.name)
         graph.add_node(
             node,
             kind="loss",
             role="loss",
             term=term,
-            weight=weights[term],
+            weight=term.weight,
             index=len(spec.layers) + i,
-            pos=source_map.pos(spec_keys[term]),
+            pos=source_map.pos(term.path),
+            read_pos={r.side: source_map.pos(r.path) for r in term.reads},
         )
-        for port, head in enumerate(readers[term]):
-            head_id = getattr(spec.heads, head)
-            if head_id in graph and graph.nodes[head_id]["kind"] == "layer":
-                graph.add_edge(head_id, node, port=port, head=head)
+        for port, read in enumerate(term.reads):
+            if read.node in graph and graph.nodes[read.node]["kind"] == "layer":
+                graph.add_edge(read.node, node, port=port, side=read.side, teacher=read.teacher)
+            # else: validate reports the dangling name at `read_pos`
 
 
 def layers_in_order(graph: nx.DiGraph) -> list[str]:

@@ -30,7 +30,11 @@ class Compiled:
         return [n for n in order if role is None or self.graph.nodes[n]["role"] == role]
 
     def param_counts(self) -> dict[str, int]:
-        """Parameters per role (tied weights counted once, as shared), and per net."""
+        """Parameters per role (tied weights counted once, as shared), and per net.
+
+        `adapter`: the feature hints' training-only adapters, in `total` (they are trained) but
+        in neither net (they are never served).
+        """
         nodes = self.graph.nodes
         by_role = {"shared": 0, "light": 0, "booster": 0}
         for n in self.layers():
@@ -39,11 +43,13 @@ class Compiled:
         by_role["light"] -= tied
         by_role["shared"] += tied
         by_role["booster"] -= tied
+        adapter = sum(nodes[n].get("params", 0) for n in self.graph if nodes[n]["kind"] == "loss")
         return {
             **by_role,
+            "adapter": adapter,
             "light_net": by_role["shared"] + by_role["light"],
             "booster_net": by_role["shared"] + by_role["booster"],
-            "total": sum(by_role.values()),
+            "total": sum(by_role.values()) + adapter,
         }
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from rocketc.compiler.load import Source
-from rocketc.compiler.ops import Layer, on_new_op
+from rocketc.compiler.ops import Layer
 from rocketc.compiler.ops.base import IDENT, RESERVED
 from rocketc.errors import Diagnostic, SpecError
 
@@ -70,6 +70,32 @@ class Hint(_Model):
         description="mean: average over batch and classes (F.mse_loss). "
         "sum: sum over classes, average over batch (the paper's ||l(x) - z(x)||^2).",
     )
+    normalize: Literal["none", "zscore"] = Field(
+        default="none",
+        description="zscore: standardise each example's logits on both sides first (Sun et al., "
+        "CVPR 2024), so the light net learns the booster's ranking of classes, not its scale. "
+        "Multiclass only.",
+    )
+    temperature: float = Field(
+        default=1.0, gt=0.0, description="on: probs only: softmax (sigmoid) of logits / T."
+    )
+    warmup_epochs: int = Field(
+        default=0,
+        ge=0,
+        description="The weight ramps linearly from 0: epoch e (0-based) trains at "
+        "weight * min(1, e / warmup_epochs).",
+    )
+
+    @model_validator(mode="after")
+    def _temperature_needs_probs(self) -> Hint:
+        if self.on == "logits" and self.temperature != 1.0:
+            raise PydanticCustomError(
+                "hint_temperature",
+                "a temperature scales the logits before softmax/sigmoid; it needs on: probs "
+                "(a logit hint at T would only rescale the weight by 1/T^2)",
+                {"at": "temperature"},
+            )
+        return self
 
 
 class KD(_Model):
@@ -77,6 +103,26 @@ class KD(_Model):
 
     weight: float = Field(default=0.0, ge=0.0)
     temperature: float = Field(default=4.0, gt=0.0)
+    warmup_epochs: int = Field(
+        default=0, ge=0, description="As hint.warmup_epochs: the weight ramps linearly from 0."
+    )
+
+
+class FeatureHint(_Model):
+    """Match an intermediate light layer to a booster layer (FitNets; attention transfer)."""
+
+    light: str = Field(description="A light layer (the student side).")
+    booster: str = Field(description="A booster layer at the same spatial size (the teacher).")
+    weight: float = Field(default=1.0, ge=0.0, description="0 switches the term off.")
+    kind: Literal["mse", "attention"] = Field(
+        default="mse",
+        description="mse: squared error, through a training-only 1x1 conv / linear adapter when "
+        "widths differ. attention: attention transfer (Zagoruyko & Komodakis, ICLR 2017) on "
+        "feature maps: per-example mean over channels of squared activations, L2-normalised.",
+    )
+    warmup_epochs: int = Field(
+        default=0, ge=0, description="As hint.warmup_epochs: the weight ramps linearly from 0."
+    )
 
 
 class Loss(_Model):
@@ -84,11 +130,16 @@ class Loss(_Model):
     booster: float = Field(default=1.0, ge=0.0, description="Weight of the booster's label loss.")
     hint: Hint = Hint()
     kd: KD = KD()
+    feature_hints: list[FeatureHint] = Field(
+        default_factory=list,
+        description="Hints between intermediate layers, named feature_hint_<i> by position.",
+    )
     gradient_block: Literal["booster", "shared", "none"] = Field(
         default="booster",
-        description="booster: hint/KD never update booster-only weights (the paper). "
-        "shared: also the light branch reads the shared output detached (EasyRec style), "
-        "so only the booster trains the shared layers. none: no stop-gradient (ablation).",
+        description="booster: hint/KD/feature hints never update booster-only weights (the "
+        "paper). shared: also the light branch reads the shared output detached (EasyRec "
+        "style), so only the booster trains the shared layers. none: no stop-gradient "
+        "(ablation).",
     )
 
     @model_validator(mode="after")
@@ -281,15 +332,21 @@ class Spec(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _hint_fits_task(self) -> Spec:
+        if self.task == "binary" and self.loss.hint.normalize == "zscore":
+            raise PydanticCustomError(
+                "hint_normalize",
+                "zscore standardises each example's logits across the classes, and a binary "
+                "task has one logit: nothing to standardise by; use normalize: none",
+                {"at": ("loss", "hint", "normalize")},
+            )
+        return self
+
     @property
     def out_features(self) -> int:
         """Width of each head's logits."""
         return self.num_classes if self.task == "multiclass" else 1  # type: ignore[return-value]
-
-
-# An op registered after this module was imported (one defined in a plugin or a test module)
-# joins the union of `layers:` once Spec's schema is rebuilt.
-on_new_op(lambda: Spec.model_rebuild(force=True))
 
 
 def parse_spec(source: Source) -> Spec:

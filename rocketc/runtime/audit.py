@@ -7,9 +7,11 @@ the promise end to end, on the generated model itself rather than on the graph: 
 code `rocketc compile` writes, runs one training-mode forward pass on random inputs, and, for
 each loss term separately, asks autograd for the gradient of that term alone with respect to
 every parameter. Parameters are grouped as shared / light / booster / tied (light layers reusing
-booster weights, which `param_roles()` reports as shared); a group "receives" the term when the
-L2 norm of its gradient is above zero. Summing over a whole group makes rare exact zeros (a dead
-ReLU unit) harmless. Any cell that contradicts the expectation for the spec's mode is flagged.
+booster weights, which `param_roles()` reports as shared) / adapter (the feature hints'
+training-only adapters); a group "receives" the term when the L2 norm of its gradient is above
+zero. Summing over a whole group makes rare exact zeros (a dead ReLU unit) harmless. The terms,
+their names and what each is expected to reach come from the loss-term registry
+(`rocketc.compiler.losses`); any cell that contradicts the expectation is flagged.
 
 torch is imported lazily, inside `run_audit`, like everywhere outside the generated code.
 """
@@ -21,30 +23,21 @@ import tempfile
 from dataclasses import dataclass, field
 
 from rocketc.compiler import Compiled
+from rocketc.compiler.losses import GROUPS, graph_terms
 from rocketc.errors import Diagnostic, TrainError
 
-GROUPS = ("shared", "light", "booster", "tied")
-TERMS = ("light", "booster", "hint", "kd")  # the keys of the generated compute_loss
-TERM_NAMES = {"light": "light CE", "booster": "booster CE", "hint": "hint", "kd": "KD"}
+__all__ = ["GROUPS", "AuditResult", "Cell", "audit_error", "expected", "explain", "run_audit"]
 
 
-def expected(mode: str, term: str, group: str) -> bool:
-    """Whether loss `term` should update parameter `group` under `gradient_block: mode`.
+def expected(compiled: Compiled, term: str, group: str) -> bool:
+    """Whether loss term `term` should update parameter `group` under the spec's gradient_block.
 
-    - Each net's label loss trains that net's own weights, the weights it shares, and the tied
-      weights (both nets run them); never the other net's own weights.
-    - The hint and KD terms read the light logits, so they train what the light net runs; they
-      reach booster-only weights only without a gradient block (`none`, the paper's ablation).
-    - `shared` also detaches the shared output where the light branch reads it, so no light-side
-      term (light CE, hint, KD) reaches the shared layers: only the booster trains them.
+    Each term's rule lives with the term, in the loss registry (`LossKind.reaches`).
     """
-    if term == "booster":
-        return group != "light"
-    if group == "booster":
-        return term != "light" and mode == "none"
-    if group == "shared":
-        return mode != "shared"
-    return True  # light and tied: run by the light net, which every other term reads
+    for t in graph_terms(compiled.graph):
+        if t.name == term:
+            return t.kind.reaches(t, compiled.spec.loss.gradient_block, group, compiled.graph)
+    raise KeyError(f"{compiled.spec.name} has no loss term {term!r}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ class AuditResult:
     gradient_block: str
     batch_size: int
     seed: int
-    terms: list[str]
+    terms: list[str]  # the loss terms' names, as in LOSS_WEIGHTS
     group_sizes: dict[str, int]  # parameter elements per group
     cells: dict[tuple[str, str], Cell]
     # Disagreements between the graph and the generated model found on the way (a tie that is
@@ -119,8 +112,9 @@ def run_audit(compiled: Compiled, batch_size: int = 8, seed: int = 0) -> AuditRe
         net = model.RocketNet().train()
         inputs = model.example_inputs(batch_size)
         target = model.example_targets(batch_size)
-        light_logits, booster_logits = net(*inputs)
-        losses = model.compute_loss(light_logits, booster_logits, target)
+        # (light_logits, booster_logits) or, with feature hints, (..., features): compute_loss
+        # takes them in that order, then the target.
+        losses = model.compute_loss(*net(*inputs), target)
 
     params = dict(net.named_parameters())  # a tied tensor appears once, under its light name
     problems: list[str] = []
@@ -128,7 +122,11 @@ def run_audit(compiled: Compiled, batch_size: int = 8, seed: int = 0) -> AuditRe
     sizes = {g: sum(p.numel() for n, p in params.items() if groups[n] == g) for g in GROUPS}
     _check_counts(compiled, sizes, problems)
 
-    terms = [t for t in TERMS if t in losses]
+    terms = [t.name for t in graph_terms(compiled.graph)]
+    missing = [t for t in terms if t not in losses]
+    if missing:
+        problems.append(f"the generated compute_loss gives no {', '.join(missing)} term")
+        terms = [t for t in terms if t in losses]
     names = list(params)
     mode = compiled.spec.loss.gradient_block
     cells = {}
@@ -143,11 +141,9 @@ def run_audit(compiled: Compiled, batch_size: int = 8, seed: int = 0) -> AuditRe
         for group in GROUPS:
             norm = math.sqrt(squares[group])
             if not math.isfinite(norm):
-                problems.append(
-                    f"{TERM_NAMES[term]} gives a non-finite gradient on the {group} weights"
-                )
+                problems.append(f"{term} gives a non-finite gradient on the {group} weights")
             cells[term, group] = Cell(
-                term, group, norm, expected(mode, term, group) if sizes[group] else None
+                term, group, norm, expected(compiled, term, group) if sizes[group] else None
             )
     return AuditResult(
         compiled.spec.name, compiled.file, mode, batch_size, seed, terms, sizes, cells, problems
@@ -204,6 +200,7 @@ def _check_counts(compiled: Compiled, sizes: dict[str, int], problems: list[str]
         "shared": sizes["shared"] + sizes["tied"],
         "light": sizes["light"],
         "booster": sizes["booster"],
+        "adapter": sizes["adapter"],
     }
     for role, size in model.items():
         if size != counts[role]:
@@ -223,7 +220,7 @@ def audit_error(result: AuditResult) -> TrainError:
 
 def explain(cell: Cell, mode: str) -> str:
     """One sentence on a flagged cell, for people reading the audit."""
-    term = TERM_NAMES[cell.term]
+    term = cell.term
     if cell.reached:
         return (
             f"{term} reaches the {cell.group} weights (gradient norm {cell.norm:.2e}), "

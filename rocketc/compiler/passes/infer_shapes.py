@@ -1,8 +1,9 @@
 """Pass: every tensor's per-example shape, known at compile time.
 
 Sets `type` (TensorType) and `params` on every layer node and `tie_paths` on tied light layers,
-and checks that both heads give logits of the task's width. A layer whose input already failed
-is skipped, so one mistake gives one message rather than a cascade.
+checks that both heads give logits of the task's width, and lets each loss term check what it
+reads (a feature hint sets its `adapter` and the adapter's `params` on its node). A layer whose
+input already failed is skipped, so one mistake gives one message rather than a cascade.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from rocketc.compiler.graph import head_ids, layers_in_order
+from rocketc.compiler.losses import TermError, dotted
 from rocketc.compiler.ops import OpError, Port, TensorType
 from rocketc.errors import Collector, ShapeError
 
@@ -51,8 +53,28 @@ def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
                 f"{which} head '{head}' gives {got} but the task needs {want}: {what}",
                 graph.graph["head_pos"][which],
             )
+    _infer_terms(graph, errors)
     errors.raise_if_any(ShapeError)
     return graph
+
+
+def _infer_terms(graph: nx.DiGraph, errors: Collector) -> None:
+    """Each loss term checks the tensors it reads; a feature hint may get an adapter."""
+    nodes = graph.nodes
+    for n in graph:
+        if nodes[n]["kind"] != "loss":
+            continue
+        term = nodes[n]["term"]
+        types = {r.side: nodes[r.node].get("type") for r in term.reads}
+        if any(t is None for t in types.values()):
+            continue  # a layer it reads already failed
+        try:
+            adapter = term.kind.infer(term, types)
+        except TermError as exc:
+            errors.add(f"{dotted(term.path)}: {exc}", nodes[n]["pos"])
+            continue
+        nodes[n]["adapter"] = adapter
+        nodes[n]["params"] = adapter.params if adapter is not None else 0
 
 
 def input_ports(graph: nx.DiGraph, n: str) -> list[Port] | None:

@@ -1,7 +1,8 @@
 """Pass: mark the edges where the gradient must stop, per the spec's `gradient_block`.
 
-- booster (the paper's gradient block): the booster logits feed the hint and KD terms detached,
-  so those terms update light and shared weights but never a booster-only weight.
+- booster (the paper's gradient block): every term that teaches (hint, KD, feature hints; see
+  `rocketc.compiler.losses`) reads the booster's tensor detached, so those terms update light
+  and shared weights but never a booster-only weight.
 - shared (EasyRec style): as booster, and the light branch also reads shared tensors detached,
   so only the booster's losses train the shared layers.
 - none: nothing is detached (the paper's ablation).
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import networkx as nx
 
-from rocketc.compiler.graph import head_ids, loss_node
-
 
 def insert_stop_gradients(graph: nx.DiGraph) -> nx.DiGraph:
     mode = graph.graph["spec"].loss.gradient_block
@@ -22,10 +21,9 @@ def insert_stop_gradients(graph: nx.DiGraph) -> nx.DiGraph:
         graph.edges[u, v]["stop_gradient"] = False
     if mode == "none":
         return graph
-    _, booster_head = head_ids(graph)
-    for term in ("hint", "kd"):
-        if graph.has_edge(booster_head, loss_node(term)):
-            graph.edges[booster_head, loss_node(term)]["stop_gradient"] = True
+    for u, v, teacher in graph.edges(data="teacher"):
+        if teacher:  # the booster read of a teaching term, as the loss registry says
+            graph.edges[u, v]["stop_gradient"] = True
     if mode == "shared":
         for u, v in graph.edges:
             if graph.nodes[u]["role"] == "shared" and graph.nodes[v]["role"] == "light":

@@ -2,7 +2,8 @@
 
 Checks unique ids, known references, op arity, acyclicity, the role rules (a shared layer reads
 only inputs and shared layers; light reads shared/light; booster reads shared/booster), the heads,
-that every layer feeds a head, that shared layers feed both, and the tie targets.
+that every layer feeds a head, that shared layers feed both, the tie targets, and that the layers
+a loss term reads (feature hints) exist and belong to the net of their side.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from rocketc.compiler.graph import head_ids
+from rocketc.compiler.losses import dotted
 from rocketc.errors import Collector, GraphError
 
 # Which roles a layer of each role may read.
@@ -82,6 +84,7 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
                 f"{which} head '{head}' must be a {which} layer, not {nodes[head]['role']}", pos
             )
             heads_ok = False
+    _check_term_reads(graph, errors)
     # With a dangling or duplicate name the wiring is unknown: "feeds no head" would be noise.
     if heads_ok and not problems.duplicates and not problems.unknown_refs:
         light_head, booster_head = head_ids(graph)
@@ -130,6 +133,38 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
 
     errors.raise_if_any(GraphError)
     return graph
+
+
+def _check_term_reads(graph: nx.DiGraph, errors: Collector) -> None:
+    """Loss terms reading intermediate layers (feature hints) read a layer of their side's net.
+
+    Head reads are the heads' own checks above.
+    """
+    nodes = graph.nodes
+    for n in graph:
+        if nodes[n]["kind"] != "loss":
+            continue
+        term = nodes[n]["term"]
+        for read in term.reads:
+            if read.what != "features":
+                continue
+            pos = nodes[n]["read_pos"][read.side]
+            where = dotted(read.path)
+            if read.node not in graph or nodes[read.node]["kind"] != "layer":
+                errors.add(f"{where}: '{read.node}' is not a layer", pos)
+            elif nodes[read.node]["role"] != read.side:
+                role = nodes[read.node]["role"]
+                errors.add(
+                    f"{where}: '{read.node}' is a {role} layer; {term.name} needs a "
+                    f"{read.side} layer here" + _why_side(role),
+                    pos,
+                )
+
+
+def _why_side(role: str) -> str:
+    if role == "shared":
+        return " (a shared layer runs in both nets: nothing to teach it there)"
+    return ""
 
 
 def _cycles(graph: nx.DiGraph) -> list[list[str]]:
