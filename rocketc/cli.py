@@ -207,9 +207,22 @@ def ablate(
     only: Annotated[
         list[str] | None, typer.Option("--variant", help="Run only these variants (repeatable).")
     ] = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A spec whose loss section is one more row, 'tuned' (e.g. rocketc tune's "
+            "best.yaml).",
+        ),
+    ] = None,
     assignments: SetOption = None,
 ) -> None:
-    """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants."""
+    """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants.
+
+    Each row prints the spec keys it sets, with a warning where that replaces one of your --set.
+    """
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))
         from rocketc.runtime.ablate import VARIANTS
@@ -229,6 +242,7 @@ def ablate(
             out_dir,
             variants=only,
             console=Console(stderr=True, width=max(160, Console().width)),
+            recipe=recipe,
         )
     except RocketcError as exc:
         _fail(exc)
@@ -373,17 +387,22 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Optuna storage URL [default: sqlite:///DIR/study.db]; a shared database "
-            "(postgresql://...) lets several machines work on one study."
+            help="Optuna storage URL; a shared database (postgresql://...) lets several "
+            "machines work on one study.",
+            show_default="sqlite:///DIR/study.db",
         ),
     ] = None,
     study: Annotated[
-        str | None, typer.Option(help="Study name [default: the spec's name].")
+        str | None, typer.Option(help="Study name.", show_default="the spec's name")
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", file_okay=False, help="Output directory [default: runs/<name>/tune/]."
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Output directory.",
+            show_default="runs/<name>/tune/",
         ),
     ] = None,
     space: Annotated[

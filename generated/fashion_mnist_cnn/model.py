@@ -91,18 +91,32 @@ class Booster(nn.Module):
         return booster_logits
 
 
-class RocketNet(nn.Module):
+class SharedBottom(nn.Module):
+    """The shared layers, run once per forward; then the `branches` a subclass defines.
+
+    RocketNet (both branches), LightNet and BoosterNet (one each) are all SharedBottoms, so the
+    shared forward is written once.
+    """
+
+    def __init__(self, shared: Shared | None = None):
+        super().__init__()
+        self.shared = shared if shared is not None else Shared()
+
+    def forward(self, image):
+        stem_pool = self.shared(image)
+        return self.branches(stem_pool)
+
+
+class RocketNet(SharedBottom):
     """Light and booster twins; forward returns (light_logits, booster_logits), each (B, 10)."""
 
     def __init__(self):
         super().__init__()
-        self.shared = Shared()
         self.light = Light()
         self.booster = Booster()
 
-    def forward(self, image):
-        # The shared layers run once per step; both nets read their output.
-        stem_pool = self.shared(image)
+    def branches(self, stem_pool):
+        # Both nets read the shared layers' output, computed once per step.
         return self.light(stem_pool), self.booster(stem_pool)
 
     def light_net(self) -> "LightNet":
@@ -110,7 +124,7 @@ class RocketNet(nn.Module):
         return LightNet(self.shared, self.light)
 
     def booster_net(self) -> "BoosterNet":
-        """The booster alone (shared + booster modules, no copies): to time it or distill from it."""
+        """The booster alone, built from this model's own modules: to time or distill from."""
         return BoosterNet(self.shared, self.booster)
 
     def param_roles(self) -> dict[str, str]:
@@ -123,29 +137,25 @@ class RocketNet(nn.Module):
         return roles
 
 
-class LightNet(nn.Module):
+class LightNet(SharedBottom):
     """Shared + light layers only: the net to export and serve. Holds no booster parameter."""
 
     def __init__(self, shared: Shared | None = None, light: Light | None = None):
-        super().__init__()
-        self.shared = shared if shared is not None else Shared()
+        super().__init__(shared)
         self.light = light if light is not None else Light()
 
-    def forward(self, image):
-        stem_pool = self.shared(image)
+    def branches(self, stem_pool):
         return self.light(stem_pool)
 
 
-class BoosterNet(nn.Module):
+class BoosterNet(SharedBottom):
     """Shared + booster layers only: the teacher on its own."""
 
     def __init__(self, shared: Shared | None = None, booster: Booster | None = None):
-        super().__init__()
-        self.shared = shared if shared is not None else Shared()
+        super().__init__(shared)
         self.booster = booster if booster is not None else Booster()
 
-    def forward(self, image):
-        stem_pool = self.shared(image)
+    def branches(self, stem_pool):
         return self.booster(stem_pool)
 
 

@@ -49,6 +49,14 @@ class WideBasicBlock(nn.Module):
         return y + (x if self.shortcut is None else self.shortcut(o))
 
 
+def wide_group(in_channels: int, width: int, blocks: int, stride: int = 1, dropout: float = 0.0):
+    """A WRN group: `blocks` WideBasicBlocks; the first changes the width and the stride."""
+    return nn.Sequential(
+        WideBasicBlock(in_channels, width, stride, dropout),
+        *(WideBasicBlock(width, width, dropout=dropout) for _ in range(blocks - 1)),
+    )
+
+
 class Shared(nn.Module):
     """Bottom layers both nets run; RocketNet computes them once per step."""
 
@@ -66,18 +74,9 @@ class Light(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.light_g1 = nn.Sequential(
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-        )
-        self.light_g2 = nn.Sequential(
-            WideBasicBlock(16, 32, stride=2),
-            WideBasicBlock(32, 32),
-        )
-        self.light_g3 = nn.Sequential(
-            WideBasicBlock(32, 64, stride=2),
-            WideBasicBlock(64, 64),
-        )
+        self.light_g1 = wide_group(16, 16, blocks=2)
+        self.light_g2 = wide_group(16, 32, blocks=2, stride=2)
+        self.light_g3 = wide_group(32, 64, blocks=2, stride=2)
         self.light_bn = nn.BatchNorm2d(64)
         self.light_logits = nn.Linear(64, 10)
 
@@ -97,30 +96,9 @@ class Booster(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.booster_g1 = nn.Sequential(
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-            WideBasicBlock(16, 16),
-        )
-        self.booster_g2 = nn.Sequential(
-            WideBasicBlock(16, 32, stride=2),
-            WideBasicBlock(32, 32),
-            WideBasicBlock(32, 32),
-            WideBasicBlock(32, 32),
-            WideBasicBlock(32, 32),
-            WideBasicBlock(32, 32),
-        )
-        self.booster_g3 = nn.Sequential(
-            WideBasicBlock(32, 64, stride=2),
-            WideBasicBlock(64, 64),
-            WideBasicBlock(64, 64),
-            WideBasicBlock(64, 64),
-            WideBasicBlock(64, 64),
-            WideBasicBlock(64, 64),
-        )
+        self.booster_g1 = wide_group(16, 16, blocks=6)
+        self.booster_g2 = wide_group(16, 32, blocks=6, stride=2)
+        self.booster_g3 = wide_group(32, 64, blocks=6, stride=2)
         self.booster_bn = nn.BatchNorm2d(64)
         self.booster_logits = nn.Linear(64, 10)
 
@@ -135,34 +113,46 @@ class Booster(nn.Module):
         return booster_logits
 
 
-class RocketNet(nn.Module):
+class SharedBottom(nn.Module):
+    """The shared layers, run once per forward; then the `branches` a subclass defines.
+
+    RocketNet (both branches), LightNet and BoosterNet (one each) are all SharedBottoms, so the
+    shared forward is written once.
+    """
+
+    def __init__(self, shared: Shared | None = None):
+        super().__init__()
+        self.shared = shared if shared is not None else Shared()
+
+    def forward(self, image):
+        stem = self.shared(image)
+        return self.branches(stem)
+
+
+class RocketNet(SharedBottom):
     """Light and booster twins; forward returns (light_logits, booster_logits), each (B, 10)."""
 
     def __init__(self):
         super().__init__()
-        self.shared = Shared()
         self.light = Light()
         self.booster = Booster()
-        # Tied weights (interval sharing): these light layers reuse the booster's weights and
-        # keep their own normalisation state. Both nets' gradients update them.
-        self.light.light_g1[0].conv1.weight = self.booster.booster_g1[0].conv1.weight
-        self.light.light_g1[0].conv2.weight = self.booster.booster_g1[0].conv2.weight
-        self.light.light_g1[1].conv1.weight = self.booster.booster_g1[1].conv1.weight
-        self.light.light_g1[1].conv2.weight = self.booster.booster_g1[1].conv2.weight
-        self.light.light_g2[0].conv1.weight = self.booster.booster_g2[0].conv1.weight
-        self.light.light_g2[0].conv2.weight = self.booster.booster_g2[0].conv2.weight
-        self.light.light_g2[0].shortcut.weight = self.booster.booster_g2[0].shortcut.weight
-        self.light.light_g2[1].conv1.weight = self.booster.booster_g2[1].conv1.weight
-        self.light.light_g2[1].conv2.weight = self.booster.booster_g2[1].conv2.weight
-        self.light.light_g3[0].conv1.weight = self.booster.booster_g3[0].conv1.weight
-        self.light.light_g3[0].conv2.weight = self.booster.booster_g3[0].conv2.weight
-        self.light.light_g3[0].shortcut.weight = self.booster.booster_g3[0].shortcut.weight
-        self.light.light_g3[1].conv1.weight = self.booster.booster_g3[1].conv1.weight
-        self.light.light_g3[1].conv2.weight = self.booster.booster_g3[1].conv2.weight
+        # Tied weights (interval sharing, the paper's Fig. 3b): these light layers reuse the
+        # booster's weights and keep their own normalisation state. Both nets' gradients update
+        # them.
+        for light, booster in (
+            (self.light.light_g1, self.booster.booster_g1),
+            (self.light.light_g2, self.booster.booster_g2),
+            (self.light.light_g3, self.booster.booster_g3),
+        ):
+            # Block by block: the light group may be shorter than the booster's.
+            for light_block, booster_block in zip(light, booster[: len(light)], strict=True):
+                light_block.conv1.weight = booster_block.conv1.weight
+                light_block.conv2.weight = booster_block.conv2.weight
+                if light_block.shortcut is not None:
+                    light_block.shortcut.weight = booster_block.shortcut.weight
 
-    def forward(self, image):
-        # The shared layers run once per step; both nets read their output.
-        stem = self.shared(image)
+    def branches(self, stem):
+        # Both nets read the shared layers' output, computed once per step.
         return self.light(stem), self.booster(stem)
 
     def light_net(self) -> "LightNet":
@@ -170,7 +160,7 @@ class RocketNet(nn.Module):
         return LightNet(self.shared, self.light)
 
     def booster_net(self) -> "BoosterNet":
-        """The booster alone (shared + booster modules, no copies): to time it or distill from it."""
+        """The booster alone, built from this model's own modules: to time or distill from."""
         return BoosterNet(self.shared, self.booster)
 
     def param_roles(self) -> dict[str, str]:
@@ -183,29 +173,25 @@ class RocketNet(nn.Module):
         return roles
 
 
-class LightNet(nn.Module):
+class LightNet(SharedBottom):
     """Shared + light layers only: the net to export and serve. Holds no booster parameter."""
 
     def __init__(self, shared: Shared | None = None, light: Light | None = None):
-        super().__init__()
-        self.shared = shared if shared is not None else Shared()
+        super().__init__(shared)
         self.light = light if light is not None else Light()
 
-    def forward(self, image):
-        stem = self.shared(image)
+    def branches(self, stem):
         return self.light(stem)
 
 
-class BoosterNet(nn.Module):
+class BoosterNet(SharedBottom):
     """Shared + booster layers only: the teacher on its own."""
 
     def __init__(self, shared: Shared | None = None, booster: Booster | None = None):
-        super().__init__()
-        self.shared = shared if shared is not None else Shared()
+        super().__init__(shared)
         self.booster = booster if booster is not None else Booster()
 
-    def forward(self, image):
-        stem = self.shared(image)
+    def branches(self, stem):
         return self.booster(stem)
 
 

@@ -104,7 +104,7 @@ def predict(net: torch.nn.Module, loader, device) -> torch.Tensor:
         *inputs, _ = (t.to(device) for t in batch)
         outs.append(net(*inputs))
     if isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts).float().cpu() for parts in zip(*outs))
+        return tuple(torch.cat(parts).float().cpu() for parts in zip(*outs, strict=True))
     return torch.cat(outs).float().cpu()
 
 

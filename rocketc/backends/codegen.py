@@ -10,13 +10,16 @@ import json
 import re
 import subprocess
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rocketc.backends.templating import environment
 from rocketc.compiler import Compiled
 from rocketc.compiler.losses import graph_terms, loss_node
+from rocketc.compiler.ops import LayerBase
 from rocketc.compiler.passes.infer_shapes import input_ports
 from rocketc.compiler.spec import CategoricalInput, CosineSchedule, StepSchedule
 from rocketc.errors import CodegenError
@@ -102,19 +105,17 @@ def write(compiled: Compiled, out_dir: str | Path) -> list[Path]:
 # --- model.py ------------------------------------------------------------------------------
 def _model_view(c: Compiled) -> dict[str, Any]:
     g, spec = c.graph, c.spec
-    ops = environment().get_template("ops.jinja2").module
-    helpers = environment().get_template("helpers.jinja2").module
 
     def layer_view(n: str) -> LayerView:
         layer = g.nodes[n]["layer"]
         ports = input_ports(g, n)
         args = [p.name for p in ports]
         if layer.stateful:
-            init = str(getattr(ops, layer.op)(**layer.init_args(ports)))
+            init = _macro(layer, layer.op)(**layer.init_args(ports))
             call = f"self.{n}({', '.join(args)})"
         else:
             init = None
-            call = str(getattr(ops, "call_" + layer.op)(args, **layer.call_args(ports)))
+            call = _macro(layer, "call_" + layer.op)(args, **layer.call_args(ports))
         return LayerView(n, init, call, str(g.nodes[n]["type"]), g.nodes[n]["params"])
 
     branches = {}
@@ -152,14 +153,8 @@ def _model_view(c: Compiled) -> dict[str, Any]:
     }
     light_args = [f"{a}.detach()" if a in detached else a for a in branches["light"].args]
 
-    ties = []
-    for n in c.layers("light"):
-        target = g.nodes[n]["layer"].tie
-        for path, _ in g.nodes[n].get("tie_paths", []):
-            sep = "" if path.startswith("[") else "."
-            ties.append((f"self.light.{n}{sep}{path}", f"self.booster.{target}{sep}{path}"))
-
-    helper_names = sorted({h for n in c.layers() for h in g.nodes[n]["layer"].helpers})
+    layers = [g.nodes[n]["layer"] for n in c.layers()]
+    helpers = {h: layer for layer in layers for h in layer.helpers}  # macro name -> its op
     inputs = []
     for i in spec.inputs:
         if isinstance(i, CategoricalInput):
@@ -182,18 +177,73 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         "title": f"{spec.name}: RocketNet (light + booster) and LightNet (served).",
         "description": [_docstring_text(line) for line in textwrap.wrap(spec.description, 96)],
         "spec_file": _docstring_text(Path(c.file).name),
-        "helpers": [str(getattr(helpers, h)()) for h in helper_names],
+        "helpers": [_macro(layer, h)() for h, layer in sorted(helpers.items())],
         "shared": branches["shared"],
         "light": branches["light"],
         "booster": branches["booster"],
         "light_args": light_args,
+        # With shared layers the three nets derive from SharedBottom, which runs them once and
+        # hands `branch_args` (what the light and booster branches read) to `branches`.
+        "base": "SharedBottom" if branches["shared"] else "nn.Module",
+        "branch_args": _ordered(set(branches["light"].args) | set(branches["booster"].args), g),
+        "input_names": ", ".join(i.name for i in spec.inputs),
         "detach_shared": bool(detached),
-        "ties": ties,
+        "ties": _tie_views(c),
         "inputs": inputs,
         "counts": {k: f"{v:,}" for k, v in counts.items()},
         "logits_shape": str(g.nodes[spec.heads.light]["type"]),
         "loss": _loss_view(c),
     }
+
+
+@dataclass
+class TieView:
+    """Statements that make light layers reuse booster weights, from the ops' `tie_` macros.
+
+    A single (light, booster) pair: `body` names both modules and `pairs` is empty. Several pairs
+    whose statements differ only in the modules: `body` reads the loop variables `light` and
+    `booster`, and the template prints one loop over the table `pairs`.
+    """
+
+    pairs: list[tuple[str, str]]
+    body: str
+
+
+def _tie_views(c: Compiled) -> list[TieView]:
+    g = c.graph
+    groups: dict[str, list[tuple[str, str]]] = {}  # loop body -> module pairs, in spec order
+    bodies: dict[str, str] = {}  # loop body -> the statements for its first pair alone
+    for n in c.layers("light"):
+        layer = g.nodes[n]["layer"]
+        if "tie_paths" not in g.nodes[n]:
+            continue
+        tie = _macro(layer, "tie_" + layer.op)
+        args = layer.tie_args(input_ports(g, n))
+        pair = (f"self.light.{n}", f"self.booster.{layer.tie}")
+        body = tie("light", "booster", **args)
+        groups.setdefault(body, []).append(pair)
+        bodies.setdefault(body, tie(*pair, **args))
+    return [
+        TieView(pairs, body) if len(pairs) > 1 else TieView([], bodies[body])
+        for body, pairs in groups.items()
+    ]
+
+
+def _macro(op: LayerBase | type[LayerBase], name: str) -> Callable[..., str]:
+    """Macro `name` in the op's macro file (`LayerBase.macros`), returning the text it prints."""
+    macro = getattr(_macros(op.macros), name)
+    return lambda *args, **kwargs: str(macro(*args, **kwargs)).strip()
+
+
+@cache
+def _macros(where: str | Path) -> Any:
+    env = environment()
+    template = (
+        env.from_string(where.read_text(encoding="utf-8"))
+        if isinstance(where, Path)
+        else env.get_template(where)
+    )
+    return template.module
 
 
 def _ordered(names: set[str], g) -> list[str]:

@@ -27,6 +27,7 @@ import networkx as nx
 from rocketc.backends.viz_fold import Fold, find_folds, fold_label
 from rocketc.compiler import Compiled
 from rocketc.compiler.graph import head_ids
+from rocketc.compiler.passes.infer_shapes import input_ports
 from rocketc.errors import Diagnostic, VizError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -319,37 +320,14 @@ def _layer_label(g: nx.DiGraph, n: str) -> str:
     if tied:
         size += f" ({tied:,} tied)"
     return (
-        f"<<b>{escape(n)}</b><br/>{escape(_op_text(g, node['layer']))}<br/>"
+        f"<<b>{escape(n)}</b><br/>{escape(_op_text(g, n))}<br/>"
         f"<font point-size='9'>{escape(str(node['type']))}<br/>{size}</font>>"
     )
 
 
-def _op_text(g: nx.DiGraph, layer) -> str:
-    """The op and the settings that make its size, e.g. `wrn_group 6 blocks × width 16`."""
-    op = layer.op
-    stride = getattr(layer, "stride", None)
-    stride = f", stride {stride}" if stride not in (None, 1) else ""
-    if op == "wrn_group":
-        return f"wrn_group {layer.blocks} blocks × width {layer.width}{stride}"
-    if op == "conv2d":
-        return f"conv2d {layer.kernel}×{layer.kernel} → {layer.out_channels}{stride}"
-    if op == "linear":
-        return f"linear → {layer.out_features}"
-    if op == "mlp":
-        dropout = f", dropout {layer.dropout:g}" if layer.dropout else ""
-        return "mlp " + " → ".join(map(str, layer.units)) + dropout
-    if op == "embedding":
-        (source,) = g.predecessors(layer.id)
-        return f"embedding {g.nodes[source]['type'].vocab:,} × {layer.dim}"
-    if op == "activation":
-        return layer.fn
-    if op == "pool" and layer.kind == "global_avg":
-        return "global avg pool"
-    if op == "pool":
-        return f"{layer.kind} pool {layer.kernel}×{layer.kernel}{stride}"
-    if op == "dropout":
-        return f"dropout {layer.p:g}"
-    return op
+def _op_text(g: nx.DiGraph, n: str) -> str:
+    """The op and the settings that make its size (the op's own `label`)."""
+    return g.nodes[n]["layer"].label(input_ports(g, n))
 
 
 def _loss_label(c: Compiled, n: str) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from rocketc.compiler.load import Source
-from rocketc.compiler.ops import Layer
+from rocketc.compiler.ops import Layer, on_new_op
 from rocketc.compiler.ops.base import IDENT, RESERVED
 from rocketc.errors import Diagnostic, SpecError
 
@@ -347,6 +347,11 @@ class Spec(_Model):
     def out_features(self) -> int:
         """Width of each head's logits."""
         return self.num_classes if self.task == "multiclass" else 1  # type: ignore[return-value]
+
+
+# An op registered after this module was imported (one defined in a plugin or a test module)
+# joins the union of `layers:` once Spec's schema is rebuilt.
+on_new_op(lambda: Spec.model_rebuild(force=True))
 
 
 def parse_spec(source: Source) -> Spec:

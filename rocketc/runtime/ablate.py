@@ -1,20 +1,20 @@
 """`rocketc ablate`: the paper's ablation (Tables 1-3) on the user's own spec and data.
 
-Each variant is a real change to the compiled model, not a flag: single-net variants train only
-that net's parameters, "no gradient block" recompiles with `gradient_block: none` (the hint then
-reaches booster weights), "no sharing" rewrites the spec so each net owns a copy of the shared
-layers (more trained parameters, no shared gradient). Every row records what it trained (the
+Each variant (`variants.py`) is a real change to the compiled model, not a flag: single-net
+variants train only that net's parameters, "no gradient block" recompiles with
+`gradient_block: none` (the hint then reaches booster weights), "no sharing" rewrites the spec so
+each net owns a copy of the shared layers (more trained parameters, no shared gradient). Every
+row records the spec keys it set, any `--set` of the user's it replaced, what it trained (the
 parameter count) and whether the hint's gradient reaches a booster-only weight, measured.
+`--recipe FILE` adds a `tuned` row: the loss section of another spec, e.g. `rocketc tune`'s
+best.yaml.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,166 +22,20 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from rocketc.compiler import Compiled, compile_source
-from rocketc.compiler.load import Source
+from rocketc.compiler import Compiled
 from rocketc.runtime.data import Dataset, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import evaluate, headline
 from rocketc.runtime.train import batch_loader
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    what: str
-    trains: str  # "light" | "booster" | "both" | "kd"
-    edit: Callable[[dict[str, Any]], None]
-
-
-def _loss(data: dict, **changes: Any) -> None:
-    loss = data.setdefault("loss", {})
-    for key, value in changes.items():
-        if key in ("hint", "kd"):
-            current = loss.get(key) if isinstance(loss.get(key), dict) else {}
-            loss[key] = {**current, **value}
-        else:
-            loss[key] = value
-
-
-def _hint_weight(data: dict) -> float:
-    hint = (data.get("loss") or {}).get("hint") or {}
-    return hint.get("weight", 1.0) or 1.0
-
-
-def _kd_weight(data: dict) -> float:
-    kd = (data.get("loss") or {}).get("kd") or {}
-    return kd.get("weight", 0.0) or 1.0
-
-
-def _unshare(data: dict) -> None:
-    """Give each net its own copy of every shared layer (ids `<id>_light` / `<id>_booster`)."""
-    layers = data["layers"]
-    shared = {layer["id"] for layer in layers if layer.get("role") == "shared"}
-    out = []
-    for layer in layers:
-        if layer.get("role") != "shared":
-            ins = layer["in"] if isinstance(layer["in"], list) else [layer["in"]]
-            suffix = "_light" if layer.get("role") == "light" else "_booster"
-            layer = {**layer, "in": [f"{i}{suffix}" if i in shared else i for i in ins]}
-            out.append(layer)
-            continue
-        for role in ("light", "booster"):
-            ins = layer["in"] if isinstance(layer["in"], list) else [layer["in"]]
-            out.append(
-                {
-                    **layer,
-                    "id": f"{layer['id']}_{role}",
-                    "role": role,
-                    "in": [f"{i}_{role}" if i in shared else i for i in ins],
-                }
-            )
-    data["layers"] = out
-
-
-# The light net on its labels alone. Feature hints go too: they read both nets, and the
-# single-net variants train one net through `_Pair`, which has no features to give.
-_LABELS_ONLY = {
-    "light": 1.0,
-    "booster": 0.0,
-    "hint": {"weight": 0.0},
-    "kd": {"weight": 0.0},
-    "feature_hints": [],
-}
-
-VARIANTS = (
-    Variant(
-        "light_alone",
-        "light net, labels only",
-        "light",
-        lambda d: _loss(d, **_LABELS_ONLY),
-    ),
-    # Single-net variants compile the labels-only loss of the light slot and apply it to the
-    # one net `_Pair` wraps (the spec validator rightly refuses a light net with no loss).
-    Variant(
-        "booster_alone",
-        "booster net, labels only",
-        "booster",
-        lambda d: _loss(d, **_LABELS_ONLY),
-    ),
-    Variant(
-        "kd",
-        "booster first, then frozen teacher for a fresh light net",
-        "kd",
-        lambda d: _loss(d, **{**_LABELS_ONLY, "kd": {"weight": _kd_weight(d)}}),
-    ),
-    # The rocket rows use the paper's hint on logits; the last row swaps in probabilities.
-    Variant(
-        "rocket",
-        "joint training, hint on logits, gradient block",
-        "both",
-        lambda d: _loss(
-            d,
-            hint={"weight": _hint_weight(d), "on": "logits"},
-            kd={"weight": 0.0},
-            gradient_block="booster",
-        ),
-    ),
-    Variant(
-        "rocket_no_block",
-        "rocket without gradient block",
-        "both",
-        lambda d: _loss(
-            d,
-            hint={"weight": _hint_weight(d), "on": "logits"},
-            kd={"weight": 0.0},
-            gradient_block="none",
-        ),
-    ),
-    Variant(
-        "rocket_no_sharing",
-        "rocket, each net its own bottom layers",
-        "both",
-        lambda d: (
-            _unshare(d),
-            _loss(
-                d,
-                hint={"weight": _hint_weight(d), "on": "logits"},
-                kd={"weight": 0.0},
-                gradient_block="booster",
-            ),
-        ),
-    ),
-    Variant(
-        "rocket_kd",
-        "rocket plus online KD from the booster",
-        "both",
-        lambda d: _loss(
-            d,
-            hint={"weight": _hint_weight(d), "on": "logits"},
-            kd={"weight": _kd_weight(d)},
-            gradient_block="booster",
-        ),
-    ),
-    Variant(
-        "rocket_hint_probs",
-        "rocket, hint on probabilities (paper Table 3)",
-        "both",
-        lambda d: _loss(
-            d,
-            hint={"weight": _hint_weight(d), "on": "probs"},
-            kd={"weight": 0.0},
-            gradient_block="booster",
-        ),
-    ),
+from rocketc.runtime.variants import (
+    VARIANTS,
+    Variant,
+    overridden_sets,
+    tuned_variant,
+    variant_compiled,
 )
 
-
-def variant_compiled(compiled: Compiled, variant: Variant, epochs: int | None) -> Compiled:
-    data = copy.deepcopy(compiled.source.data)
-    variant.edit(data)
-    if epochs is not None:
-        data.setdefault("train", {})["epochs"] = epochs
-    return compile_source(Source(data, compiled.source.source_map))
+__all__ = ["VARIANTS", "Variant", "ablate", "run_variant", "variant_compiled"]
 
 
 class _Pair(torch.nn.Module):
@@ -223,8 +77,9 @@ def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) ->
 
 
 def _evaluate(task: str, gen: Generated, net: torch.nn.Module, data: Dataset) -> dict[str, float]:
-    loader = batch_loader(data.test, 1024)
-    logits = gen.train.predict(net, loader, torch.device("cpu")).numpy()
+    """Test metrics of `net`, run where `fit` left it (the spec's device)."""
+    device = next(net.parameters()).device
+    logits = gen.train.predict(net, batch_loader(data.test, 1024), device).numpy()
     return evaluate(task, logits, data.test.target, data.test.group)
 
 
@@ -299,23 +154,30 @@ def ablate(
     out_dir: Path,
     variants: list[str] | None = None,
     console: Console | None = None,
+    recipe: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Train every chosen variant (plus `tuned` from `recipe`) with `seeds` seeds; write
+    ablation.json/md to `out_dir` and return what they hold."""
     console = console or Console(stderr=True)
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
+    if recipe is not None:
+        chosen.append(tuned_variant(recipe))
     data = load_data(compiled.spec)
     console.print(
         f"[bold]ablation of {compiled.spec.name}[/]: {data.description}; "
         f"{len(chosen)} variants x {seeds} seeds"
     )
+    changes = {v.name: _changes(compiled, v) for v in chosen}
+    for name, change in changes.items():
+        _print_changes(console, name, change)
     base_seed = compiled.spec.train.seed
     # Each variant's code is compiled once and kept beside the results, for the record.
-    needed = {v.name for v in chosen} | (
-        {"booster_alone"} if any(v.trains == "kd" for v in chosen) else set()
-    )
+    needed = list(chosen)
+    if any(v.trains == "kd" for v in chosen) and "booster_alone" not in changes:
+        needed += [v for v in VARIANTS if v.name == "booster_alone"]  # the KD row's teacher
     gens = {
         v.name: load_generated(variant_compiled(compiled, v, epochs), out_dir / "code" / v.name)
-        for v in VARIANTS
-        if v.name in needed
+        for v in needed
     }
     _warm_up(gens[chosen[0].name], data)
     metric = headline(compiled.spec.task, data.test.group is not None)
@@ -326,7 +188,7 @@ def ablate(
             run = run_variant(gens, variant, data, base_seed + k)
             runs.append(run)
             console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(metric, run))
-        row = _summarise(metric, variant, runs)
+        row = {**_summarise(metric, variant, runs), **changes[variant.name]}
         if "light" in runs[0]:
             row["serving"] = _serving_cost(gens[variant.name], data)
         rows.append(row)
@@ -343,6 +205,25 @@ def ablate(
     (out_dir / "ablation.md").write_text(render_markdown(result))
     console.print(render_table(result))
     return result
+
+
+def _changes(compiled: Compiled, variant: Variant) -> dict[str, Any]:
+    """What a row fixes in the user's spec, and which of the user's --set values it replaced."""
+    return {
+        "sets": variant.values(compiled.source.data),
+        "overrides": overridden_sets(compiled, variant),
+    }
+
+
+def _print_changes(console: Console, name: str, change: dict[str, Any]) -> None:
+    sets = " ".join(f"{key}={value}" for key, value in change["sets"].items())
+    console.print(f"  {name} sets {sets}", highlight=False, soft_wrap=True)
+    for origin in change["overrides"]:
+        console.print(
+            f"  [yellow]warning[/]: {name} replaces your {origin} (the row trains its own value)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _warm_up(gen: Generated, data: Dataset) -> None:
@@ -434,4 +315,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["variants"]:
         lines.append("| " + " | ".join([row["variant"], row["what"], *_cells(row)]) + " |")
+    lines += ["", "## What each row sets in the spec", ""]
+    for row in result["variants"]:
+        sets = ", ".join(f"`{key}={value}`" for key, value in row["sets"].items())
+        lines.append(f"- `{row['variant']}`: {sets}")
+        lines += [f"  - **replaces your `{origin}`**" for origin in row["overrides"]]
     return "\n".join(lines) + "\n"
