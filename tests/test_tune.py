@@ -286,3 +286,42 @@ def test_cli_one_verdict_seed_is_a_usage_error(repo_root):
     result = runner.invoke(app, ["tune", spec, "--verdict-seeds", "1"])
     assert result.exit_code == 2
     assert "--verdict-seeds" in result.stderr
+
+
+class ScriptedTrial:
+    """Stands in for an Optuna trial: records reports, prunes at a scripted report."""
+
+    number = 7
+
+    def __init__(self, prune_at: int):
+        self.reports: list[tuple[int, float]] = []
+        self.user_attrs: dict[str, str] = {}
+        self.prune_at = prune_at
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return len(self.reports) - 1 == self.prune_at
+
+    def set_user_attr(self, key: str, value: str) -> None:
+        self.user_attrs[key] = value
+
+
+def test_pruning_sees_the_running_mean_over_seeds(tmp_path):
+    from rich.progress import Progress
+
+    from rocketc.runtime.tune.tuner import Tuner
+
+    tuner = Tuner(quickstart("train.epochs=3"), tmp_path, options(seeds=2), QUIET)
+    tuner.progress = Progress(disable=True)
+    tuner.task = tuner.progress.add_task("trials", status="")
+    trial = ScriptedTrial(prune_at=2)
+    # Second seed (k=1) after a first seed that ended at 0.8: steps continue at 3 = 1 x 3 epochs.
+    hook = tuner._report_hook(trial, 1, finished=0.8)
+    hook(0, 0.6)
+    hook(1, 0.7)
+    with pytest.raises(optuna.TrialPruned):
+        hook(2, 0.7)
+    assert trial.reports == [(3, pytest.approx(0.7)), (4, 0.75), (5, 0.75)]
+    assert trial.user_attrs["pruned_at"] == "seed 1, epoch 3"

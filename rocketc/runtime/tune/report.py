@@ -189,8 +189,9 @@ def _header(tuner: Tuner, result: TuneResult) -> str:
         f"best.yaml: the loss recipe `rocketc tune` found for {tuner.spec.name} "
         f"(from {tuner.compiled.file}).",
         "",
-        f"Evidence: study '{tuner.study_name}' ({states}), {tuner.epochs} epochs per run, "
-        f"best validation epoch of each run. Trial {best.number}: validation {metric} "
+        f"Evidence: study '{tuner.study_name}' ({states}), "
+        f"{_plural(tuner.epochs, 'epoch')} per run, best validation epoch of each run. "
+        f"Trial {best.number}: validation {metric} "
         f"{best.value:.4f} (mean over seeds {tuner.seeds}) against light alone "
         f"{result.baseline['mean']:.4f} with the same seeds.",
     ]
@@ -216,7 +217,11 @@ def _states(study: optuna.Study) -> str:
     by_state = counts(study)
     total = sum(by_state.values())
     parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
-    return f"{total} trials: {parts}"
+    return f"{_plural(total, 'trial')}: {parts}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 # --- plots ---------------------------------------------------------------------------------
@@ -297,7 +302,7 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
         "",
         f"Study `{tuner.study_name}` in `{result.storage}`: {_states(result.study)}. "
         f"Objective: the light net's validation {metric} at its best epoch, mean over seeds "
-        f"{tuner.seeds}, {tuner.epochs} epochs per run; median pruning per epoch.",
+        f"{tuner.seeds}, {_plural(tuner.epochs, 'epoch')} per run; median pruning per epoch.",
         "",
         f"Light alone (labels only, same seeds): validation {metric} {base['mean']:.4f} "
         f"(per seed {', '.join(f'{v:.4f}' for v in base['values'])}).",

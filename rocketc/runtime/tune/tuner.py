@@ -133,7 +133,7 @@ class Tuner:
         self.console.print(
             f"[bold]tune {self.spec.name}[/]: {self.data.description}; objective: light net's "
             f"validation {self.metric} at its best epoch, mean over seeds {self.seeds}, "
-            f"{self.epochs} epochs per run"
+            f"{self.epochs} epoch(s) per run"
         )
 
     def _connect(self) -> optuna.storages.RDBStorage:
