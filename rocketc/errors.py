@@ -71,6 +71,10 @@ class TrainError(RocketcError):
     """Training could not go on (non-finite loss, bad resume state)."""
 
 
+class BundleError(RocketcError):
+    """A run directory cannot be served: preprocess.json or light.onnx missing, changed or unfit."""
+
+
 class VizError(RocketcError):
     """The diagram could not be rendered (e.g. Graphviz's `dot` is not installed)."""
 

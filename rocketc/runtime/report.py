@@ -53,6 +53,7 @@ def launch_light_net(
     _check_no_booster(light, program.state_dict)
     onnx_diff = export_onnx(light, rows, names, out_dir / "light.onnx")
     console.print(f"exported light.pt2 and light.onnx (onnxruntime max |diff| {onnx_diff:.2e})")
+    _write_serving_bundle(compiled, data, out_dir, console)
 
     with tempfile.TemporaryDirectory() as tmp:
         booster_onnx = Path(tmp) / "booster.onnx"
@@ -82,12 +83,28 @@ def launch_light_net(
         "test": result.test,
         "onnx_max_abs_diff": onnx_diff,
         "gradient_audit": result.audit,
-        "files": ["light.pt2", "light.onnx", "light_state_dict.pt", "code/model.py"],
+        "files": [
+            "light.pt2",
+            "light.onnx",
+            "preprocess.json",
+            "light_state_dict.pt",
+            "code/model.py",
+        ],
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text(render_markdown(report))
     console.print(f"report: {out_dir / 'report.md'}")
     return report
+
+
+def _write_serving_bundle(compiled: Compiled, data: Dataset, out_dir: Path, console) -> None:
+    """preprocess.json beside light.onnx: with it, `rocketc predict`/`serve` need nothing else."""
+    from rocketc.runtime.data.preprocess import identity
+    from rocketc.runtime.serving.bundle import write_bundle
+
+    preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
+    path = write_bundle(out_dir, preprocess, compiled.spec)
+    console.print(f"wrote {path}: light.onnx + this is all predict/serve read", soft_wrap=True)
 
 
 def _rows(split: Split, n: int) -> tuple[torch.Tensor, ...]:

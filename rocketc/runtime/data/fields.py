@@ -13,6 +13,8 @@ JSON object of a `/v1/score` request, one record of a data source. Each field ha
 `parse` turns one column of values, as numpy, pandas or JSON give them, into a typed numpy array,
 a mask of missing values (None, NaN, an empty cell) and the rows whose value has the wrong type.
 JSON is typed, so text where a number belongs is a wrong type, never silently converted.
+`raw_columns` takes the fields out of a pandas frame: the tabular loader trains on what it gives,
+and `rocketc predict` reads its files through it, so both see a file the same way.
 """
 
 from __future__ import annotations
@@ -164,6 +166,43 @@ def _parse_vector(array: np.ndarray, field: Field) -> Parsed:
         else:
             values[row] = item.reshape(-1)
     return Parsed(values, missing, wrong)
+
+
+def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
+    """The raw fields held by a pandas frame, typed for `fields.parse`.
+
+    Text stays text (a missing cell becomes None). A number column pandas could not read as
+    numbers keeps each unreadable cell as its text, so parsing names the row and the value. A
+    vector is its columns name_0 ... name_{k-1}, or one column `name` of lists (Parquet).
+    """
+    out = {}
+    for field in fields:
+        if field.type == "vector" and field.name not in frame.columns:
+            parts = [_numbers(frame[c]) for c in field.columns()]
+            out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
+        elif field.type in ("int", "number"):
+            out[field.name] = _numbers(frame[field.name])
+        else:
+            column = frame[field.name]
+            out[field.name] = np.where(
+                column.isna().to_numpy(), None, column.to_numpy(dtype=object)
+            )
+    return out
+
+
+def _numbers(column) -> np.ndarray:
+    """A numeric column as numpy; a mixed one as objects: numbers, None, and unreadable text."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_object_dtype(column):
+        if pd.api.types.is_integer_dtype(column) and not column.isna().any():
+            return column.to_numpy(dtype=np.int64)
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = pd.to_numeric(column, errors="coerce")
+    out = np.array(numbers.to_numpy(dtype=object, na_value=None))  # a writable copy
+    unreadable = (numbers.isna() & column.notna()).to_numpy()
+    out[unreadable] = column.to_numpy(dtype=object)[unreadable]
+    return out
 
 
 _PARSERS = {

@@ -7,8 +7,8 @@ standardise dense columns. Missing values in label, dense, group or split_by col
 error rather than silently filled: a fill value is a modelling choice the user should make in
 their own data pipeline.
 
-`raw_columns` turns a pandas frame into raw fields; `rocketc predict` reads its files through
-the same function, chunk by chunk.
+`fields.raw_columns` turns the pandas frame into raw fields; `rocketc predict` reads its files
+through the same function, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rocketc.runtime.data.encode import (
     random_split,
     spec_input,
 )
-from rocketc.runtime.data.fields import Field
+from rocketc.runtime.data.fields import raw_columns
 from rocketc.runtime.data.preprocess import Categorical, Dense, Preprocessor, label_info, take
 
 
@@ -88,43 +88,6 @@ def load(spec: Spec, data: TabularData) -> Dataset:
             Split(inputs, make_target(spec, labels[p]), None if group is None else group[p], rows)
         )
     return Dataset(*splits, describe(Path(data.path).name, spec, *splits), preprocess)
-
-
-def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
-    """The raw fields held by a pandas frame, typed for `fields.parse`.
-
-    Text stays text (a missing cell becomes None). A number column pandas could not read as
-    numbers keeps each unreadable cell as its text, so parsing names the row and the value. A
-    vector is its columns name_0 ... name_{k-1}, or one column `name` of lists (Parquet).
-    """
-    out = {}
-    for field in fields:
-        if field.type == "vector" and field.name not in frame.columns:
-            parts = [_numbers(frame[c]) for c in field.columns()]
-            out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
-        elif field.type in ("int", "number"):
-            out[field.name] = _numbers(frame[field.name])
-        else:
-            column = frame[field.name]
-            out[field.name] = np.where(
-                column.isna().to_numpy(), None, column.to_numpy(dtype=object)
-            )
-    return out
-
-
-def _numbers(column) -> np.ndarray:
-    """A numeric column as numpy; a mixed one as objects: numbers, None, and unreadable text."""
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_object_dtype(column):
-        if pd.api.types.is_integer_dtype(column) and not column.isna().any():
-            return column.to_numpy(dtype=np.int64)
-        return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(column, errors="coerce")
-    out = numbers.to_numpy(dtype=object, na_value=None)
-    unreadable = (numbers.isna() & column.notna()).to_numpy()
-    out[unreadable] = column.to_numpy(dtype=object)[unreadable]
-    return out
 
 
 def _columns_text(features: list[Categorical | Dense]) -> str:

@@ -1,0 +1,371 @@
+"""Serving a run: the bundle, `rocketc predict` and the ASGI app (in-process test client).
+
+The reference for every score is the trained `LightNet` in PyTorch, fed inputs the test builds
+itself from the raw rows (train-split vocabularies with id 0 for unseen or missing values,
+train-split mean/std), so a drift between training, predict and serve preprocessing shows up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from serving_runs import clicks, light_net, trained_run
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from rocketc.cli import app as cli
+from rocketc.errors import BundleError
+from rocketc.runtime.serving.app import create_app
+from rocketc.runtime.serving.bundle import load_bundle
+from rocketc.runtime.serving.predict import predict_file
+from rocketc.runtime.serving.requests import Limits
+
+CTR_FIELDS = ["user", "item", "city", "price", "age"]
+
+
+@pytest.fixture(scope="module")
+def ctr_run(tmp_path_factory):
+    return trained_run(tmp_path_factory, "ctr")
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    return trained_run(tmp_path_factory, "quickstart")
+
+
+@pytest.fixture(scope="module")
+def client(ctr_run):
+    return TestClient(create_app(load_bundle(ctr_run)), raise_server_exceptions=False)
+
+
+def candidate_rows() -> pd.DataFrame:
+    """The file's newest 50 rows (its test split), then unseen and missing values."""
+    rows = clicks().iloc[-50:].reset_index(drop=True)
+    extra = rows.iloc[:4].copy()
+    extra["user"] = [999, 998, 3, 3]  # users never seen in training
+    extra["item"] = [5, 77, -1, 5]
+    extra["city"] = ["oslo", "paris", None, "  "]  # unseen, seen, missing, unseen (no strip)
+    return pd.concat([rows, extra], ignore_index=True)
+
+
+def reference_scores(run, rows: pd.DataFrame) -> np.ndarray:
+    """P(click) from LightNet on inputs encoded here, independently of rocketc's preprocessing."""
+    train = clicks().sort_values("ts").iloc[: 2000 - 200 - 200]  # split_by ts: oldest 80%
+
+    def ids(column: str) -> np.ndarray:
+        vocab = {v: k + 1 for k, v in enumerate(sorted(train[column].dropna().unique()))}
+        return np.array([0 if pd.isna(v) else vocab.get(v, 0) for v in rows[column]])
+
+    dense = train[["price", "age"]].to_numpy(np.float64)
+    numeric = (rows[["price", "age"]].to_numpy(np.float64) - dense.mean(0)) / dense.std(0)
+    with torch.inference_mode():
+        logits = light_net(run)(
+            torch.from_numpy(ids("user")),
+            torch.from_numpy(ids("item")),
+            torch.from_numpy(ids("city")),
+            torch.from_numpy(numeric.astype(np.float32)),
+        )
+    return torch.sigmoid(logits.double()).numpy().reshape(-1)
+
+
+# --- the bundle ---------------------------------------------------------------------------
+def test_bundle_records_preprocessing_versions_and_model_hash(ctr_run):
+    bundle = json.loads((ctr_run / "preprocess.json").read_text())
+    digest = hashlib.sha256((ctr_run / "light.onnx").read_bytes()).hexdigest()
+    assert bundle["light_onnx_sha256"] == digest
+    assert set(bundle["versions"]) == {"rocketc", "onnx", "onnx_opset", "onnxruntime"}
+    assert bundle["spec"] == {"name": "ctr_serving", "version": 1, "task": "binary"}
+    assert bundle["fields"] == {
+        "age": "number",
+        "city": "str",
+        "item": "int",
+        "price": "number",
+        "user": "int",
+    }
+    city = next(i for i in bundle["inputs"] if i["input"] == "city")
+    assert city["vocabulary"] == ["lille", "lyon", "nice", "paris"] and "unseen" in city
+    numeric = next(i for i in bundle["inputs"] if i["input"] == "numeric")
+    assert numeric["columns"] == ["price", "age"] and len(numeric["mean"]) == 2
+    assert bundle["label"]["output"] == "probability that 'clicked' is 1"
+
+
+def test_tampered_model_is_refused(ctr_run, tmp_path):
+    for name in ("light.onnx", "preprocess.json"):
+        shutil.copy(ctr_run / name, tmp_path / name)
+    with open(tmp_path / "light.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match="does not match"):
+        load_bundle(tmp_path)
+    for command in (["predict", str(tmp_path), "--data", str(tmp_path / "light.onnx")],
+                    ["serve", str(tmp_path), "--port", "1"]):  # fmt: skip
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1, result.output
+        assert "does not match" in result.stderr and "Traceback" not in result.output
+
+
+def test_bundle_of_another_model_is_refused(ctr_run, tmp_path):
+    shutil.copy(ctr_run / "light.onnx", tmp_path / "light.onnx")
+    bundle = json.loads((ctr_run / "preprocess.json").read_text())
+    bundle["inputs"][0]["input"] = "visitor"  # the hash matches; the inputs do not
+    (tmp_path / "preprocess.json").write_text(json.dumps(bundle))
+    with pytest.raises(BundleError, match="differ from the bundle's"):
+        load_bundle(tmp_path)
+    (tmp_path / "preprocess.json").unlink()
+    with pytest.raises(BundleError, match="preprocess.json: missing"):
+        load_bundle(tmp_path)
+
+
+# --- rocketc predict ----------------------------------------------------------------------
+def test_predict_equals_light_net_on_raw_rows_and_unseen_categories(ctr_run, tmp_path):
+    rows = candidate_rows()
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(
+        cli,
+        ["predict", str(ctr_run), "--data", str(tmp_path / "rows.csv"), "-o",
+         str(tmp_path / "scores.parquet"), "--keep", "clicked", "--keep", "user"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "54 of 54 rows scored" in result.stdout
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert list(scores.columns) == ["row", "clicked", "user", "score"]
+    assert scores["row"].tolist() == list(range(1, 55))
+    assert scores["user"].tolist() == rows["user"].tolist()
+    np.testing.assert_allclose(scores["score"], reference_scores(ctr_run, rows), atol=1e-6)
+
+
+def test_predict_parquet_in_small_chunks_equals_csv(ctr_run, tmp_path):
+    rows = candidate_rows()
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    rows.to_parquet(tmp_path / "rows.parquet")
+    predict_file(ctr_run, tmp_path / "rows.csv", tmp_path / "a.csv")
+    predict_file(ctr_run, tmp_path / "rows.parquet", tmp_path / "b.parquet", chunk_rows=7)
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_parquet(tmp_path / "b.parquet")
+    assert a["row"].tolist() == b["row"].tolist() == list(range(1, len(rows) + 1))
+    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-12)
+
+
+def bad_rows(path):
+    rows = candidate_rows().iloc[:6].astype({"user": object, "price": object})
+    rows.loc[2, "user"] = "abc"
+    rows.loc[4, "price"] = None
+    rows.loc[4, "user"] = 1.5
+    rows.to_csv(path, index=False)
+
+
+def test_predict_lists_bad_rows_with_line_and_column(ctr_run, tmp_path):
+    bad_rows(tmp_path / "rows.csv")
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(
+        cli, ["predict", str(ctr_run), "--data", str(tmp_path / "rows.csv"), "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    rows = str(tmp_path / "rows.csv")
+    assert f"{rows}:4:1: user: expected a whole number, got 'abc'" in result.stderr
+    assert f"{rows}:6:1: user: expected a whole number, got 1.5" in result.stderr
+    assert f"{rows}:6:4: price: is missing" in result.stderr
+    assert "3 problem(s)" in result.stderr and "Traceback" not in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "rows.csv"]
+
+
+def test_predict_skip_rejects_rows_into_a_file(ctr_run, tmp_path):
+    bad_rows(tmp_path / "rows.csv")
+    result = CliRunner().invoke(
+        cli,
+        ["predict", str(ctr_run), "--data", str(tmp_path / "rows.csv"), "-o",
+         str(tmp_path / "scores.csv"), "--on-error", "skip"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "4 of 6 rows scored" in result.stdout
+    assert "rejected 2 rows (3 problems)" in result.stdout
+    assert pd.read_csv(tmp_path / "scores.csv")["row"].tolist() == [1, 2, 4, 6]
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert rejects["row"].tolist() == [3, 5, 5]
+    assert rejects["field"].tolist() == ["user", "price", "user"]
+
+
+def test_predict_names_missing_columns(ctr_run, tmp_path):
+    candidate_rows().drop(columns=["city"]).to_csv(tmp_path / "rows.csv", index=False)
+    with pytest.raises(
+        Exception, match=r"no column\(s\) \['city'\]; the model reads: user \(int\)"
+    ):
+        predict_file(ctr_run, tmp_path / "rows.csv", tmp_path / "out.parquet")
+
+
+def test_predict_quickstart_example_file(quickstart_run, repo_root, tmp_path):
+    out = tmp_path / "scores.parquet"
+    predict_file(quickstart_run, repo_root / "examples/digits.csv", out, keep=["label"])
+    scores = pd.read_parquet(out)
+    pixels = pd.read_csv(repo_root / "examples/digits.csv").drop(columns="label").to_numpy()
+    with torch.inference_mode():
+        logits = light_net(quickstart_run)(torch.from_numpy((pixels / 16).astype(np.float32)))
+    probs = torch.softmax(logits.double(), dim=1).numpy()
+    np.testing.assert_allclose(scores[[f"prob_{k}" for k in range(10)]], probs, atol=1e-6)
+    assert scores["predicted"].tolist() == probs.argmax(1).tolist()
+    assert scores["predicted_class"].tolist() == [str(k) for k in probs.argmax(1)]
+    assert scores["label"].dtype.kind == "i"
+
+
+# --- rocketc serve (in-process) -----------------------------------------------------------
+def records(rows: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()}
+        for r in rows[CTR_FIELDS].astype(object).to_dict("records")
+    ]
+
+
+def test_score_rows_columns_and_common_agree_with_light_net(ctr_run, client):
+    rows = candidate_rows()
+    want = reference_scores(ctr_run, rows)
+    response = client.post("/v1/score", json={"rows": records(rows)})
+    assert response.status_code == 200, response.text
+    assert response.json()["n"] == len(rows)
+    np.testing.assert_allclose(response.json()["scores"], want, atol=1e-6)
+    assert [t.split(";")[0] for t in response.headers["server-timing"].split(", ")] == [
+        "parse",
+        "preprocess",
+        "model",
+    ]
+    columns = {k: [r[k] for r in records(rows)] for k in CTR_FIELDS}
+    response = client.post("/v1/score", json={"columns": columns})
+    np.testing.assert_allclose(response.json()["scores"], want, atol=1e-6)
+    # One user, many candidate items: the user's fields once, in `common`.
+    same_user = rows.iloc[:10].assign(user=7, age=30)
+    body = {
+        "common": {"user": 7, "age": 30},
+        "rows": [{k: r[k] for k in ("item", "city", "price")} for r in records(same_user)],
+    }
+    response = client.post("/v1/score", json=body)
+    np.testing.assert_allclose(
+        response.json()["scores"], reference_scores(ctr_run, same_user), atol=1e-6
+    )
+
+
+def test_score_multiclass_quickstart(quickstart_run, repo_root):
+    client = TestClient(create_app(load_bundle(quickstart_run)))
+    body = json.loads((repo_root / "examples/digits_request.json").read_text())
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 200, response.text
+    got = response.json()
+    pixels = np.array([r["image"] for r in body["rows"]], dtype=np.float32) / 16
+    with torch.inference_mode():
+        logits = light_net(quickstart_run)(torch.from_numpy(pixels)).double()
+    np.testing.assert_allclose(got["probabilities"], torch.softmax(logits, 1).numpy(), atol=1e-6)
+    assert got["predicted"] == logits.argmax(1).tolist()
+    assert got["predicted_class"] == [str(k) for k in got["predicted"]]
+
+
+def problems(response) -> list[tuple[str, str]]:
+    assert response.status_code == 422, response.text
+    return [(p["at"], p["message"]) for p in response.json()["problems"]]
+
+
+def test_malformed_requests_name_the_field_and_the_row(client):
+    good = records(candidate_rows().iloc[:3])
+    rows = [dict(good[0], user="abc"), {k: v for k, v in good[1].items() if k != "item"}, good[2]]
+    rows[2]["price"] = True
+    assert problems(client.post("/v1/score", json={"rows": rows})) == [
+        ("rows[0].user", "expected a whole number, got 'abc'"),
+        ("rows[1].item", "is missing (no such key in the row or common)"),
+        ("rows[2].price", "expected a number, got true"),
+    ]
+    columns = {k: [r[k] for r in good] for k in CTR_FIELDS}
+    columns["age"] = columns["age"][:2]
+    assert problems(client.post("/v1/score", json={"columns": columns})) == [
+        ("columns.age", "has 2 values; other columns have 3")
+    ]
+    columns = {k: [r[k] for r in good] for k in CTR_FIELDS} | {"price": [1.0, None, 2.0]}
+    assert problems(client.post("/v1/score", json={"columns": columns})) == [
+        ("columns.price[1]", "is missing")
+    ]
+    for body in ([1, 2], {"rows": good, "columns": {}}, {"rows": [1]}, {"rows": good, "x": 1}):
+        response = client.post("/v1/score", json=body)
+        assert response.status_code == 422 and "error" in response.json()
+    response = client.post("/v1/score", content=b"{'rows': }")
+    assert response.status_code == 400 and "not JSON" in response.json()["error"]
+
+
+def test_unseen_categories_score_as_id_0(client, ctr_run):
+    row = records(candidate_rows().iloc[:1])[0]
+    unseen = [dict(row, user=12345), dict(row, user=None), dict(row, city="atlantis")]
+    scores = client.post("/v1/score", json={"rows": unseen}).json()["scores"]
+    frame = pd.DataFrame(unseen)
+    np.testing.assert_allclose(scores, reference_scores(ctr_run, frame), atol=1e-6)
+
+
+def test_request_size_is_bounded(ctr_run):
+    client = TestClient(create_app(load_bundle(ctr_run), Limits(max_rows=5, max_body_bytes=900)))
+    rows = records(candidate_rows().iloc[:6])
+    response = client.post("/v1/score", json={"rows": rows[:6]})
+    assert response.status_code == 413 and "limit" in response.json()["error"]
+    assert client.post("/v1/score", json={"rows": rows[:5]}).status_code == 200
+    big = json.dumps({"rows": rows[:5], "pad": "x" * 1000}).encode()
+    response = client.post("/v1/score", content=big)
+    assert response.status_code == 413 and "900" in response.json()["error"]
+
+    def chunks():  # no content-length: the limit holds while streaming
+        yield big[:500]
+        yield big[500:]
+
+    assert client.post("/v1/score", content=chunks()).status_code == 413
+
+
+def test_errors_never_leak_a_traceback(ctr_run, monkeypatch):
+    bundle = load_bundle(ctr_run)
+    client = TestClient(create_app(bundle), raise_server_exceptions=False)
+
+    def broken(inputs):
+        raise RuntimeError("secret internals at /srv/model")
+
+    monkeypatch.setattr(bundle, "predict", broken)
+    response = client.post("/v1/score", json={"rows": records(candidate_rows().iloc[:1])})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error"}
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_health_metadata_and_unknown_routes(client):
+    assert client.get("/healthz").json() == {"status": "ok", "model": "ctr_serving"}
+    meta = client.get("/v1/metadata").json()
+    assert meta["fields"]["city"] == "str" and meta["label"]["task"] == "binary"
+    assert set(meta["test"]["light"]) >= {"auc", "logloss"}  # from report.json
+    assert meta["versions"]["onnx_opset"] >= 17
+    city = next(i for i in meta["inputs"] if i["input"] == "city")
+    assert city["vocabulary"] == "4 values (see preprocess.json)"
+    assert client.get("/nope").json() == {"error": "Not Found"}
+    response = client.get("/v1/score")
+    assert response.status_code == 405 and "error" in response.json()
+
+
+# --- the README's example files -----------------------------------------------------------
+def test_examples_are_quickstart_test_rows(repo_root):
+    """examples/ holds raw rows of the quickstart's test split (never trained on).
+
+    Refresh after a change to the digits split: ROCKETC_UPDATE_GOLDEN=1 pytest tests/test_serving.py
+    """
+    import os
+
+    from rocketc.compiler import compile_file
+    from rocketc.runtime.data import load_data
+
+    test = load_data(compile_file(repo_root / "specs/quickstart.yaml").spec).test
+    pixels = test.raw["image"][:20].astype(np.int64)  # intensities 0..16, whole numbers
+    frame = pd.DataFrame(pixels, columns=[f"image_{k}" for k in range(64)])
+    frame["label"] = test.target[:20]
+    csv = frame.to_csv(index=False)
+    request = json.dumps({"rows": [{"image": p.tolist()} for p in pixels[:2]]}) + "\n"
+    paths = {
+        repo_root / "examples/digits.csv": csv,
+        repo_root / "examples/digits_request.json": request,
+    }
+    if os.environ.get("ROCKETC_UPDATE_GOLDEN"):
+        for path, text in paths.items():
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+    for path, text in paths.items():
+        assert path.read_text() == text, f"{path} is stale; see this test's docstring"
