@@ -1,0 +1,285 @@
+"""serving: light vs booster latency in PyTorch eager, torch.export and onnxruntime.
+
+For each spec: the light and the booster net (untrained weights: latency does not depend on
+their values), 1 and 100 candidates of real validation rows, single thread, through the timing
+helpers of `rocketc.runtime.report` (median of many calls after warm-up). Rounds interleave nets
+and runtimes; the table shows the median over rounds and their range. Each latency is also given
+as a multiple of its FLOP floor, 2 x MACs x candidates / a single-thread float32 matmul rate
+timed in the same run (the best of a few square sizes). An onnxruntime profile of each light net
+at 100 candidates splits the time by operator type, and the time outside any kernel.
+Full run: about 3 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TITLE = "Serving: light vs booster latency"
+ORDER = 40
+ROOT = Path(__file__).resolve().parent.parent
+NETS = ("light", "booster")
+RUNTIMES = ("eager", "export", "onnxruntime")
+BATCHES = (1, 100)
+TARGETS = {
+    "floor": {"spec": "ctr_movielens", "multiple": 1.5},
+    "single": {"spec": "quickstart", "us": 15.0},
+}
+FULL = {"specs": ("quickstart", "fashion_mnist_cnn", "ctr_movielens"), "rounds": 7, "repeats": 200}
+QUICK = {"specs": ("quickstart",), "rounds": 1, "repeats": 10}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    plan = QUICK if quick else FULL
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rate = matmul_rate(quick)
+        specs = [measure(name, plan) for name in plan["specs"]]
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "plan": {**plan, "specs": list(plan["specs"])},
+        "threads": 1,
+        "matmul": rate,
+        "specs": specs,
+    }
+
+
+def matmul_rate(quick: bool) -> dict[str, Any]:
+    """Single-thread float32 GEMM rate: 2 n^3 / median time, best over a few sizes."""
+    sizes = (256,) if quick else (256, 512, 1024)
+    rates = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(3):
+            a @ b
+        times = []
+        for _ in range(5 if quick else 30):
+            start = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - start)
+        rates[str(n)] = 2 * n**3 / statistics.median(times)
+    return {"by_size_flops": rates, "best_flops": max(rates.values())}
+
+
+def _load(name: str):
+    from rocketc.compiler import compile_source
+    from rocketc.compiler.load import load_file
+    from rocketc.compiler.overrides import apply_overrides
+    from rocketc.runtime.data import load_data
+
+    sets = []
+    if name == "fashion_mnist_cnn":  # only a few hundred rows are fed; read no more
+        sets = ["data.limit=1000", "data.val_size=500"]
+    compiled = compile_source(apply_overrides(load_file(ROOT / "specs" / f"{name}.yaml"), sets))
+    return compiled, load_data(compiled.spec)
+
+
+def measure(name: str, plan: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from rocketc.runtime.generated import load_generated
+    from rocketc.runtime.report import export_onnx, export_program, macs
+
+    compiled, data = _load(name)
+    names = list(data.val.inputs)
+    rows = tuple(torch.from_numpy(np.ascontiguousarray(a[:256])) for a in data.val.inputs.values())
+    with tempfile.TemporaryDirectory(prefix="rocketc-bench-serving-") as tmp:
+        gen = load_generated(compiled, Path(tmp) / "code")
+        torch.manual_seed(0)
+        model = gen.model.RocketNet().eval()
+        nets = {"light": model.light_net().eval(), "booster": model.booster_net().eval()}
+        runners: dict[str, dict[str, Any]] = {}
+        for net, module in nets.items():
+            path = Path(tmp) / f"{net}.onnx"
+            export_onnx(module, rows, names, path, output=f"{net}_logits")
+            runners[net] = {
+                "eager": module,
+                "export": export_program(module, rows, names).module(),
+                "onnxruntime": path,
+            }
+        rounds = [_round(runners, data.val, plan["repeats"]) for _ in range(plan["rounds"])]
+        profile = ort_profile(runners["light"]["onnxruntime"], data.val, 100, plan["repeats"])
+    result = {
+        "spec": name,
+        "params": compiled.param_counts(),
+        "macs": {net: macs(module, data.val) for net, module in nets.items()},
+        "rounds_ms": rounds,
+        "latency_ms": _summary(rounds),
+        "ort_profile_light_100": profile,
+    }
+    print(f"[bench] serving {name}: {json.dumps(result['latency_ms']['light'])}", file=sys.stderr)
+    return result
+
+
+def _round(runners, split, repeats: int) -> dict[str, Any]:
+    from rocketc.runtime.report import ort_latency, torch_latency
+
+    out: dict[str, Any] = {net: {} for net in NETS}
+    for runtime in RUNTIMES:
+        for net in NETS:
+            target = runners[net][runtime]
+            if runtime == "onnxruntime":
+                out[net][runtime] = ort_latency(target, split, repeats)
+            else:
+                out[net][runtime] = torch_latency(target, split, repeats)
+    return out
+
+
+def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for net in NETS:
+        out[net] = {}
+        for runtime in RUNTIMES:
+            out[net][runtime] = {}
+            for b in BATCHES:
+                values = [r[net][runtime][f"batch_{b}"] for r in rounds]
+                out[net][runtime][f"batch_{b}"] = {
+                    "median": statistics.median(values),
+                    "min": min(values),
+                    "max": max(values),
+                }
+    return out
+
+
+def ort_profile(path: Path, split, batch: int, runs: int) -> dict[str, Any]:
+    """onnxruntime's own profile at `batch` rows: mean µs per run by operator type."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="rocketc-bench-ortprof-") as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "ort")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {}
+        for i, (name, array) in zip(session.get_inputs(), split.inputs.items(), strict=True):
+            rows = np.ascontiguousarray(np.resize(array, (batch, *array.shape[1:])))
+            feed[i.name] = rows.astype(array.dtype)
+            del name
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    total, counted = 0.0, 0
+    for e in events:
+        if e.get("cat") == "Session" and e.get("name") == "model_run":
+            total += e["dur"]
+            counted += 1
+        elif e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + e["dur"]
+    counted = max(counted, 1)
+    kernels = {op: us / counted for op, us in sorted(by_op.items(), key=lambda kv: -kv[1])}
+    run_us = total / counted
+    return {
+        "batch": batch,
+        "runs": counted,
+        "model_run_us": run_us,
+        "kernels_us": kernels,
+        "outside_kernels_us": run_us - sum(kernels.values()),
+    }
+
+
+# --- BENCHMARKS.md -------------------------------------------------------------------------
+def floor_ms(results: dict[str, Any], spec: dict[str, Any], net: str, batch: int) -> float:
+    return 2 * spec["macs"][net] * batch / results["matmul"]["best_flops"] * 1e3
+
+
+def _cell(lat: dict[str, float]) -> str:
+    med, lo, hi = lat["median"], lat["min"], lat["max"]
+    if med < 0.1:
+        return f"{med * 1e3:.1f} µs ({lo * 1e3:.1f}–{hi * 1e3:.1f})"
+    return f"{med:.3f} ms ({lo:.3f}–{hi:.3f})"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["matmul"]
+    plan = results["plan"]
+    lines = [
+        f"Single thread; median of {plan['repeats']} calls per round after warm-up, median over "
+        f"{plan['rounds']} interleaved round(s) (range in brackets). Float32 matmul rate timed "
+        f"in this run: **{m['best_flops'] / 1e9:.1f} GFLOP/s** (sizes "
+        + ", ".join(f"{n}: {r / 1e9:.1f}" for n, r in m["by_size_flops"].items())
+        + "). × floor = latency ÷ (2 · MACs · candidates ÷ that rate).",
+        "",
+    ]
+    for spec in results["specs"]:
+        p = spec["params"]
+        lines += [
+            f"### `{spec['spec']}`: light {p['light_net']:,} parameters, "
+            f"{spec['macs']['light']:,} MACs/example; booster {p['booster_net']:,}, "
+            f"{spec['macs']['booster']:,} MACs/example",
+            "",
+            "| net | runtime | 1 candidate | × floor | 100 candidates | × floor |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for net in NETS:
+            for runtime in RUNTIMES:
+                lat = spec["latency_ms"][net][runtime]
+                cells = []
+                for b in BATCHES:
+                    cell = lat[f"batch_{b}"]
+                    cells += [
+                        _cell(cell),
+                        f"{cell['median'] / floor_ms(results, spec, net, b):.1f}×",
+                    ]
+                lines.append(f"| {net} | {runtime} | " + " | ".join(cells) + " |")
+        lines += ["", *_profile_lines(results, spec), ""]
+    return "\n".join(lines)
+
+
+def _profile_lines(results: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    prof = spec["ort_profile_light_100"]
+    floor_us = floor_ms(results, spec, "light", prof["batch"]) * 1e3
+    kernels = ", ".join(f"{op} {us:.1f}" for op, us in list(prof["kernels_us"].items())[:6])
+    return [
+        f"onnxruntime's profile of the light net at {prof['batch']} candidates "
+        f"({prof['runs']} runs): {prof['model_run_us']:.1f} µs per run against a floor of "
+        f"{floor_us:.1f} µs; kernels (µs per run): {kernels}; outside any kernel (session, "
+        f"input binding, allocation): {prof['outside_kernels_us']:.1f} µs."
+    ]
+
+
+def _spec(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((s for s in results["specs"] if s["spec"] == name), None)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    want = TARGETS["floor"]
+    spec = _spec(results, want["spec"])
+    if spec is not None:
+        lat = spec["latency_ms"]["light"]["onnxruntime"]["batch_100"]["median"]
+        multiple = lat / floor_ms(results, spec, "light", 100)
+        out.append(
+            {
+                "target": f"{want['spec']} light net, 100 candidates, onnxruntime ≤ "
+                f"{want['multiple']}× FLOP floor",
+                "measured": f"{multiple:.2f}× ({lat:.3f} ms)",
+                "met": multiple <= want["multiple"],
+            }
+        )
+    want = TARGETS["single"]
+    spec = _spec(results, want["spec"])
+    if spec is not None:
+        us = spec["latency_ms"]["light"]["onnxruntime"]["batch_1"]["median"] * 1e3
+        out.append(
+            {
+                "target": f"{want['spec']} light net, 1 candidate, onnxruntime "
+                f"≤ {want['us']:.0f} µs",
+                "measured": f"{us:.1f} µs",
+                "met": us <= want["us"],
+            }
+        )
+    return out

@@ -1,0 +1,208 @@
+"""bench/: the statistics and the harness, and a `--quick` smoke of every part so none can rot.
+
+The benchmarks themselves never run here (their numbers need a quiet machine); the smoke runs
+each part on tiny data into a temporary directory and checks what it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import _harness, compiler, paper
+from bench._stats import paired_interval, spread, verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- statistics ----------------------------------------------------------------------------
+def test_paired_interval_matches_the_t_table():
+    # Differences 2, 3, 4: mean 3, sd 1, t(0.975, df=2) = 4.3027 -> half-width 2.4841.
+    got = paired_interval([12.0, 23.0, 34.0], [10.0, 20.0, 30.0])
+    assert got["mean"] == pytest.approx(3.0)
+    assert got["sd"] == pytest.approx(1.0)
+    assert got["high"] - got["mean"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert verdict(got) == "better"
+    assert verdict(paired_interval([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])) == (
+        "no clear difference"  # differences 1, 2, 3: the interval reaches below 0
+    )
+
+
+def test_paired_interval_pairs_by_position_and_refuses_unpaired():
+    with pytest.raises(ValueError, match="unpaired"):
+        paired_interval([1.0, 2.0], [1.0])
+    one = paired_interval([2.0], [1.0])
+    assert one["mean"] == 1.0 and math.isinf(one["low"]) and verdict(one) == "no clear difference"
+
+
+@given(st.lists(st.tuples(st.floats(-1, 1), st.floats(-1, 1)), min_size=2, max_size=12))
+def test_interval_contains_its_mean_and_flips_with_the_pairs(pairs):
+    treated, baseline = [p[0] for p in pairs], [p[1] for p in pairs]
+    forward = paired_interval(treated, baseline)
+    backward = paired_interval(baseline, treated)
+    assert forward["low"] <= forward["mean"] <= forward["high"]
+    assert backward["mean"] == pytest.approx(-forward["mean"], abs=1e-12)
+    assert backward["low"] == pytest.approx(-forward["high"], abs=1e-9)
+
+
+def test_spread_quartiles():
+    s = spread([5, 1, 4, 2, 3])
+    assert (s["min"], s["q1"], s["median"], s["q3"], s["max"], s["n"]) == (1, 2, 3, 4, 5, 5)
+
+
+# --- paper: pairing by seed ----------------------------------------------------------------
+def _run(variant, seed, light):
+    return {
+        "variant": variant,
+        "seed": seed,
+        "seconds": 1.0,
+        "trained_params": 10,
+        "light": {"accuracy": light},
+    }
+
+
+def test_paper_pairs_each_variant_with_light_alone_of_the_same_seed():
+    runs = [
+        _run("light_alone", 0, 0.80),
+        _run("light_alone", 1, 0.90),
+        _run("light_alone", 2, 0.70),
+        _run("rocket", 2, 0.72),  # the order of runs must not matter
+        _run("rocket", 0, 0.82),
+        _run("rocket", 1, 0.92),
+    ]
+    summary = paper.summarise(runs, "accuracy", ["light_alone", "rocket"])
+    diff = summary["rocket"]["vs_light_alone"]
+    assert diff["mean"] == pytest.approx(0.02)
+    assert diff["sd"] == pytest.approx(0.0, abs=1e-12)  # +2 points for every seed: no doubt
+    assert diff["verdict"] == "better"
+    assert "vs_light_alone" not in summary["light_alone"]
+
+
+def test_paper_cuda_mode_says_why_it_skips(monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "GPU" in paper.run(quick=True, device="cuda")["skipped"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(paper, "ROOT", tmp_path)  # no data/cifar10.npz there
+    assert "cifar10.npz" in paper.run(quick=True, device="cuda")["skipped"]
+
+
+# --- compiler: reading -X importtime -------------------------------------------------------
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |     networkx.exception
+import time:       300 |        400 |   networkx
+import time:        50 |        450 | rocketc.compiler.graph
+import time:        20 |         20 |   typer.core
+import time:        30 |         50 | typer
+"""
+
+
+def test_importtime_sums_per_package_and_names_the_importer():
+    got = compiler.parse_importtime(IMPORTTIME)
+    assert got["total_us"] == 500
+    nx = got["packages"]["networkx"]
+    assert (nx["self_us"], nx["modules"], nx["first_importer"]) == (
+        400,
+        2,
+        "rocketc.compiler.graph",
+    )
+    assert got["packages"]["typer"]["first_importer"] == "(the command)"
+    assert list(got["packages"])[0] == "networkx"  # heaviest first
+
+
+# --- harness -------------------------------------------------------------------------------
+def _fake_part(name: str, run_result: dict, order: int = 1) -> _harness.Part:
+    module = SimpleNamespace(
+        TITLE=f"Fake {name}",
+        ORDER=order,
+        run=lambda quick: run_result,
+        render=lambda results: f"value {results['value']}\n",
+    )
+    return _harness.Part(name, module)
+
+
+def test_a_part_not_rerun_keeps_its_section(tmp_path):
+    old, new = _fake_part("old", {"value": 1}), _fake_part("new", {"value": 2}, order=2)
+    parts = {"old": old, "new": new}
+    _harness.run_part(old, quick=False, device="cpu", results_dir=tmp_path)
+    _harness.run_part(new, quick=False, device="cpu", results_dir=tmp_path)
+    new.module.run = lambda quick: {"value": 3}
+    _harness.run_part(new, quick=False, device="cpu", results_dir=tmp_path)
+    doc = _harness.write_doc(tmp_path, tmp_path / "BENCHMARKS.md", parts).read_text()
+    assert "value 1" in doc and "value 3" in doc and "value 2" not in doc
+    assert doc.index("## Fake old") < doc.index("## Fake new")
+    record = json.loads((tmp_path / "old.json").read_text())
+    assert record["machine"]["torch_threads"] >= 1 and record["results"] == {"value": 1}
+
+
+def test_a_skipped_part_writes_nothing(tmp_path):
+    part = _fake_part("gpu", {"skipped": "no GPU"})
+    assert _harness.run_part(part, quick=False, device="cpu", results_dir=tmp_path) is None
+    assert not list(tmp_path.glob("*.json"))
+
+
+# --- the smoke -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench-quick")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--threads", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_quick_smoke_runs_every_part_into_its_own_directory(quick_run):
+    parts = _harness.discover()
+    written = {p.stem for p in (quick_run / "results").glob("*.json")}
+    assert written == set(parts)
+    doc = (quick_run / "BENCHMARKS.md").read_text()
+    for part in parts.values():
+        assert f"## {part.title}" in doc
+        record = json.loads((quick_run / "results" / f"{part.name}.json").read_text())
+        assert record["quick"] is True and record["machine"]["git_commit"]
+    assert doc.count("Quick smoke run") == len(parts)
+    assert not (ROOT / "bench" / "results" / "paper.json").exists() or (
+        not json.loads((ROOT / "bench" / "results" / "paper.json").read_text())["quick"]
+    )
+
+
+def test_quick_paper_results_hold_every_seed(quick_run):
+    results = json.loads((quick_run / "results" / "paper.json").read_text())["results"]
+    for case in results["datasets"]:
+        seeds = {r["seed"] for r in case["runs"] if r["variant"] == "light_alone"}
+        assert len(seeds) == results["seeds"] >= 2
+        assert "vs_light_alone" in case["summary"]["rocket"]
+
+
+def test_quick_overhead_checked_both_sides_compute_the_same_loss(quick_run):
+    results = json.loads((quick_run / "results" / "overhead.json").read_text())["results"]
+    for spec in results["specs"]:
+        assert spec["check"]["max_relative_gap"] <= 1e-5
+        assert len(spec["generated_s"]) == len(spec["handwritten_s"]) > 0
+
+
+def test_overhead_refuses_a_twin_that_computes_another_loss(tmp_path):
+    import dataclasses
+
+    from bench import overhead
+
+    sides = overhead._Sides("quickstart", overhead._batches("quickstart", 1, 8), tmp_path)
+    sides.check_same_losses()
+    sides.recipe = dataclasses.replace(sides.recipe, hint_weight=sides.recipe.hint_weight + 0.5)
+    with pytest.raises(RuntimeError, match="not the generated model"):
+        sides.check_same_losses()
