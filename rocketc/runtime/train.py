@@ -165,7 +165,8 @@ class TrainRecipe:
             sel = self.selection
             self.console.print(
                 f"early stop after epoch {sel.last_epoch}: no better validation {sel.metric} "
-                f"in {sel.patience} epochs (best: epoch {sel.best_epoch})"
+                f"in {sel.patience} epochs (best: epoch {sel.best_epoch})",
+                soft_wrap=True,
             )
         except FloatingPointError as exc:
             epoch = len(self.history) + 1

@@ -99,6 +99,8 @@ KD = FromSpec("loss.kd.weight")
 ROCKET = {
     "loss.hint.weight": HINT,
     "loss.hint.on": "logits",
+    "loss.hint.normalize": "none",
+    "loss.hint.temperature": 1.0,
     "loss.kd.weight": 0.0,
     "loss.gradient_block": "booster",
 }
