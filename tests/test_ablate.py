@@ -117,6 +117,17 @@ def test_a_variant_that_replaces_a_set_says_so():
     assert variant_compiled(kept, rocket, None).spec.loss.hint.weight == 0.3
 
 
+def test_rocket_rows_use_the_papers_plain_hint():
+    """A spec hinting z-scored probabilities at T = 2 still gets the paper's logit hint (a
+    logit hint at T = 2 would not even compile)."""
+    compiled = _load_with_overrides(None, ["loss.hint.normalize=zscore", "loss.hint.temperature=2"])
+    variants = {v.name: v for v in VARIANTS}
+    rocket = variant_compiled(compiled, variants["rocket"], None).spec.loss.hint
+    assert (rocket.on, rocket.normalize, rocket.temperature) == ("logits", "none", 1.0)
+    probs = variant_compiled(compiled, variants["rocket_hint_probs"], None).spec.loss.hint
+    assert (probs.on, probs.normalize, probs.temperature) == ("probs", "none", 1.0)
+
+
 def test_cli_prints_the_keys_and_warns_about_a_replaced_set(tmp_path):
     from typer.testing import CliRunner
 
