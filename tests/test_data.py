@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rocketc.compiler import compile_file
 from rocketc.compiler.spec import Spec
@@ -451,3 +454,126 @@ def test_movielens_user_time_split_sees_every_user_in_training():
     assert (data.test.inputs["user"] == 0).mean() == 0.0  # no unseen users
     assert set(np.unique(data.test.group)) <= set(np.unique(data.train.group))
     assert 0.08 < len(data.test) / (len(data.train) + len(data.val) + len(data.test)) < 0.1
+
+
+# --- one preprocessing implementation: training arrays == preprocess.json applied to raw rows --
+def assert_one_implementation(ds: Dataset) -> None:
+    """Each split's arrays equal the bundle's preprocessing (through its JSON) on its raw rows."""
+    from rocketc.runtime.data.preprocess import Preprocessor
+
+    assert ds.preprocess is not None
+    reloaded = Preprocessor.from_dict(json.loads(ds.preprocess.dumps()))
+    for name in ("train", "val", "test"):
+        split = getattr(ds, name)
+        assert split.raw is not None
+        encoded = reloaded.encode(split.raw)
+        assert not encoded.problems, encoded.problems[:3]
+        assert list(encoded.inputs) == list(split.inputs)
+        for key, array in split.inputs.items():
+            got = encoded.inputs[key]
+            assert got.dtype == array.dtype and np.array_equal(got, array), (name, key)
+
+
+def test_digits_preprocessing_is_one_implementation():
+    assert_one_implementation(load_data(compile_file(ROOT / "specs/quickstart.yaml").spec))
+
+
+def test_idx_preprocessing_is_one_implementation(tmp_path):
+    data = {"source": "idx", "path": str(idx_dir(tmp_path)), "val_size": 5}
+    assert_one_implementation(load_data(make_spec([dense("image", 1, 4, 4)], data)))
+
+
+def test_tabular_preprocessing_is_one_implementation(table_file):
+    frame = pd.read_csv(table_file) if table_file.suffix == ".csv" else None
+    assert_one_implementation(load_data(tabular_spec(table_file, split_by="time")))
+    if frame is not None:  # a file read again in chunks gives the same raw rows
+        from rocketc.runtime.data.fields import Field, raw_columns
+
+        fields = [Field("city", "str"), Field("x1", "number"), Field("x2", "number")]
+        whole = raw_columns(frame, fields)
+        parts = [raw_columns(c, fields) for c in pd.read_csv(table_file, chunksize=7)]
+        for f in fields:
+            assert list(np.concatenate([p[f.name] for p in parts])) == list(whole[f.name])
+
+
+def test_npz_preprocessing_is_one_implementation(tmp_path):
+    assert_one_implementation(load_data(npz_spec(npz_file(tmp_path))))
+
+
+@needs_recbole
+def test_movielens_preprocessing_is_one_implementation(movielens):
+    assert_one_implementation(movielens)
+    features = {f.input: f for f in movielens.preprocess.features}
+    rows = {
+        "user_id": [1, 99999, None],
+        "item_id": [1, 2, 3],
+        "age": [17.0, 24, None],  # bands: <18, 18-24, missing
+        "gender": ["M", " F ", ""],
+        "occupation": ["writer", "astronaut", None],
+        "zip_code": ["02134", "k1a 0b1", ""],
+        "release_year": [1995, 1959.0, None],
+        "class": ["Comedy Drama", "", None],
+    }
+    encoded = movielens.preprocess.encode(rows)
+    assert not encoded.problems
+    ids = encoded.inputs
+    assert ids["user"][1] == 0 and ids["user"][2] == 0  # unseen user, missing user
+    assert ids["age"].tolist() == [1, 2, 0]  # train vocabulary holds bands 0..6 as ids 1..7
+    assert ids["gender"].tolist() == [2, 1, 0]  # vocabulary F, M; " F " is stripped
+    zipcodes = features["zipcode"].vocabulary.tolist()
+    assert ids["zipcode"].tolist() == [zipcodes.index("0") + 1, zipcodes.index("K") + 1, 0]
+    assert ids["occupation"][1:].tolist() == [0, 0]  # unseen, missing
+    vocab = features["decade"].vocabulary.tolist()
+    assert ids["decade"].tolist() == [vocab.index(1990) + 1, vocab.index(1950) + 1, 0]
+    assert ids["genre"][0].sum() == 2 and ids["genre"][1:].sum() == 0
+    bad = movielens.preprocess.encode({**rows, "class": ["Comedy Jazz", "", ""]})
+    assert [(p.row, p.field) for p in bad.problems] == [(0, "class")]
+    assert "unknown token 'Jazz'" in bad.problems[0].message
+
+
+# --- raw fields ---------------------------------------------------------------------------
+def test_parse_fields_types_missing_and_wrong_values():
+    from rocketc.runtime.data.fields import Field, parse
+
+    got = parse(Field("u", "int"), [3, 3.0, None, "3", True, 2.5, float("nan")])
+    assert got.values[:2].tolist() == [3, 3] and got.missing.tolist() == [0, 0, 1, 0, 0, 0, 1]
+    assert got.wrong == {
+        3: "expected a whole number, got '3'",
+        4: "expected a whole number, got true",
+        5: "expected a whole number, got 2.5",
+    }
+    got = parse(Field("c", "str"), ["a", 5, None, ""])
+    assert got.wrong == {1: "expected text, got 5"} and got.missing.tolist() == [0, 0, 1, 0]
+    got = parse(Field("x", "number"), np.array([1.5, np.nan]))
+    assert got.missing.tolist() == [False, True] and not got.wrong
+    got = parse(Field("v", "vector", 4), [[1, 2, 3, 4], [[1, 2], [3, 4]], [1, 2], ["a"] * 4, 7])
+    assert got.values[1].tolist() == [1, 2, 3, 4]  # nested lists flatten row-major
+    assert got.wrong == {
+        2: "expected a list of 4 numbers, got 2",
+        3: "expected a list of 4 numbers, got a list holding other values",
+        4: "expected a list of 4 numbers, got 7",
+    }
+
+
+values_strategy = st.one_of(
+    st.lists(st.one_of(st.none(), st.integers(-5, 5)), min_size=1, max_size=30),
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "é", ""])), min_size=1),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(train=values_strategy, served=values_strategy)
+def test_vocabulary_lookup_matches_a_plain_dict(train, served):
+    """Ids are 1 + rank among distinct train values; None and unseen values are 0."""
+    from rocketc.runtime.data.preprocess import Categorical
+
+    kind = "int" if any(isinstance(v, int) for v in train) else "str"
+    if kind == "int":
+        served = [v if v is None or isinstance(v, int) else len(v) for v in served]
+    else:
+        served = [v if v is None or isinstance(v, str) else str(v) for v in served]
+    feature = Categorical("x", 64, "x", kind).fit({"x": np.array(train, dtype=object)})
+    ids, problems = feature.encode({"x": np.array(served, dtype=object)})
+    ranks = {v: k + 1 for k, v in enumerate(sorted({v for v in train if v is not None}))}
+    assert not problems
+    assert ids.tolist() == [0 if v is None else ranks.get(v, 0) for v in served]
