@@ -1,0 +1,178 @@
+"""The terms on the nets' logits: each net's label loss, the paper's hint and online KD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from rocketc.compiler.losses.base import (
+    LossKind,
+    Read,
+    Side,
+    Term,
+    loss_term,
+    num,
+    warmup_text,
+)
+from rocketc.compiler.spec import Spec
+
+
+# --- the label losses --------------------------------------------------------------------------
+def _head(spec: Spec, side: Side, teacher: bool = False) -> Read:
+    return Read(side, getattr(spec.heads, side), "logits", teacher, ("heads", side))
+
+
+def _label_loss(logits: str, spec: Spec) -> str:
+    if spec.task == "multiclass":
+        return f"F.cross_entropy({logits}, target)"
+    return f"F.binary_cross_entropy_with_logits({logits}.squeeze(1), target)"
+
+
+def _ce(spec: Spec) -> str:
+    return "cross-entropy" if spec.task == "multiclass" else "binary cross-entropy"
+
+
+@loss_term
+class LightLabels(LossKind):
+    """The light net's own label loss (cross-entropy, or BCE for a binary task)."""
+
+    name = "light"
+    column = "light"
+
+    def terms(self, spec: Spec) -> list[Term]:
+        w = spec.loss.light
+        return (
+            [Term(self.name, self, w, 0, ("loss", "light"), (_head(spec, "light"),))] if w else []
+        )
+
+    def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        return _label_loss(names["light"], spec)
+
+    def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
+        return f"{_ce(spec)}, light logits"
+
+    def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
+        # What the light net runs, and the shared layers unless `shared` detaches them for it.
+        if group == "shared":
+            return mode != "shared"
+        return group in ("light", "tied")
+
+
+@loss_term
+class BoosterLabels(LossKind):
+    """The booster's own label loss; it trains the booster, the shared and the tied weights."""
+
+    name = "booster"
+    column = "booster"
+
+    def terms(self, spec: Spec) -> list[Term]:
+        w = spec.loss.booster
+        path = ("loss", "booster")
+        return [Term(self.name, self, w, 0, path, (_head(spec, "booster"),))] if w else []
+
+    def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        return _label_loss(names["booster"], spec)
+
+    def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
+        return f"{_ce(spec)}, booster logits"
+
+    def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
+        return group in ("shared", "booster", "tied")
+
+
+# --- the booster teaching the light net through the logits ------------------------------------
+def _teaching_reaches(mode: str, group: str) -> bool:
+    """A term reading the light logits and the booster's as a teacher.
+
+    It trains what the light net runs (the tied weights too); it reaches booster-only weights
+    only without a gradient block, and the shared layers unless `shared` detaches them.
+    """
+    if group == "booster":
+        return mode == "none"
+    if group == "shared":
+        return mode != "shared"
+    return group in ("light", "tied")
+
+
+@loss_term
+class Hint(LossKind):
+    """The paper's hint: squared error between the light and the booster logits (or probs)."""
+
+    name = "hint"
+    column = "both"
+    teaches = True
+
+    def terms(self, spec: Spec) -> list[Term]:
+        h = spec.loss.hint
+        if not h.weight:
+            return []
+        reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+        return [Term(self.name, self, h.weight, h.warmup_epochs, ("loss", "hint"), reads, h)]
+
+    def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        h = term.config
+        student, teacher = names["light"], names["booster"]
+        if h.normalize == "zscore":
+            student, teacher = f"zscore({student})", f"zscore({teacher})"
+        if h.on == "probs":
+            scale = "" if h.temperature == 1.0 else f" / {num(h.temperature)}"
+            if spec.task == "multiclass":
+                student = f"F.softmax({student}{scale}, dim=1)"
+                teacher = f"F.softmax({teacher}{scale}, dim=1)"
+            else:
+                student, teacher = (
+                    f"torch.sigmoid({student}{scale})",
+                    f"torch.sigmoid({teacher}{scale})",
+                )
+        if h.reduction == "mean":
+            return f"F.mse_loss({student}, {teacher})"
+        return f"({student} - {teacher}).pow(2).sum(dim=1).mean()"
+
+    def helpers(self, term: Term) -> tuple[str, ...]:
+        return ("zscore",) if term.config.normalize == "zscore" else ()
+
+    def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
+        h = term.config
+        what = h.on if h.temperature == 1.0 else f"{h.on} at T = {h.temperature:g}"
+        if h.normalize == "zscore":
+            what = f"z-scored {what}"
+        return f"MSE of {what} ({h.reduction}){warmup_text(term)}"
+
+    def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
+        return _teaching_reaches(mode, group)
+
+
+@loss_term
+class KD(LossKind):
+    """Online knowledge distillation: KL at temperature T (x T^2) to the booster's outputs."""
+
+    name = "kd"
+    column = "both"
+    teaches = True
+
+    def terms(self, spec: Spec) -> list[Term]:
+        kd = spec.loss.kd
+        if not kd.weight:
+            return []
+        reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+        return [Term(self.name, self, kd.weight, kd.warmup_epochs, ("loss", "kd"), reads, kd)]
+
+    def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        t = num(term.config.temperature)
+        student, teacher = names["light"], names["booster"]
+        if spec.task == "multiclass":
+            return (
+                f"F.kl_div(F.log_softmax({student} / {t}, dim=1), "
+                f'F.softmax({teacher} / {t}, dim=1), reduction="batchmean") * {t}**2'
+            )
+        return (
+            f"F.binary_cross_entropy_with_logits({student} / {t}, "
+            f"torch.sigmoid({teacher} / {t})) * {t}**2"
+        )
+
+    def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
+        return f"KL at T = {term.config.temperature:g}{warmup_text(term)}"
+
+    def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
+        return _teaching_reaches(mode, group)
