@@ -153,21 +153,18 @@ def load_case_data(case: Case, compiled):
     return Dataset(train, data.val, test, description)
 
 
-def _tuned(case: Case, base) -> tuple[Any, Any, str] | None:
-    """The tuned recipe for this spec (`bench/recipes/<spec>.yaml`), if one has been put there."""
+def _tuned(case: Case):
+    """The tuned row, when `rocketc tune`'s best.yaml was put at `bench/recipes/<spec>.yaml`.
+
+    Its loss section replaces the spec's (rocketc's `tuned_variant`, as `ablate --recipe`); the
+    row is trained on this case's data, seeds and epochs, so it pairs with the others.
+    """
     path = RECIPES / f"{case.spec}.yaml"
     if not path.is_file():
         return None
-    from rocketc.runtime.ablate import Variant
+    from rocketc.runtime.variants import tuned_variant
 
-    recipe = _compile(path, tuple(s for s in case.sets if not s.startswith("data.")))
-    counts, want = recipe.param_counts(), base.param_counts()
-    note = f"bench/recipes/{path.name}"
-    if counts["light_net"] != want["light_net"]:
-        note += f" (serves {counts['light_net']:,} parameters, not {want['light_net']:,})"
-    # Trained on the case's data and budget, so it is paired with the other rows.
-    variant = Variant("tuned", f"tuned recipe {note}", "both", lambda data: None)
-    return variant, recipe, note
+    return tuned_variant(path), f"bench/recipes/{path.name}"
 
 
 def run_case(case: Case, seeds: int, only: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -187,11 +184,10 @@ def run_case(case: Case, seeds: int, only: tuple[str, ...] | None = None) -> dic
     compiled = {
         v.name: variant_compiled(base, v, case.epochs) for v in VARIANTS if v.name in needed
     }
-    tuned = _tuned(case, base)
+    tuned = _tuned(case)
     if tuned is not None:
-        variant, recipe, _ = tuned
-        variants.append(variant)
-        compiled[variant.name] = variant_compiled(recipe, variant, case.epochs)
+        variants.append(tuned[0])
+        compiled["tuned"] = variant_compiled(base, tuned[0], case.epochs)
     print(f"[bench] paper {case.key}: {data.description}", file=sys.stderr)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rocketc-bench-paper-") as tmp:
@@ -216,7 +212,7 @@ def run_case(case: Case, seeds: int, only: tuple[str, ...] | None = None) -> dic
         "task": base.spec.task,
         "params": base.param_counts(),
         "variants": [{"name": v.name, "what": v.what, "trains": v.trains} for v in variants],
-        "tuned": tuned[2] if tuned else None,
+        "tuned": tuned[1] if tuned else None,
         "runs": runs,
         "summary": summarise(runs, metric, [v.name for v in variants]),
     }

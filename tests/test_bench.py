@@ -206,3 +206,20 @@ def test_overhead_refuses_a_twin_that_computes_another_loss(tmp_path):
     sides.recipe = dataclasses.replace(sides.recipe, hint_weight=sides.recipe.hint_weight + 0.5)
     with pytest.raises(RuntimeError, match="not the generated model"):
         sides.check_same_losses()
+
+
+def test_a_recipe_in_bench_recipes_adds_a_paired_tuned_row(monkeypatch, tmp_path):
+    recipe = (
+        (ROOT / "specs" / "quickstart.yaml")
+        .read_text()
+        .replace("hint: {weight: 1.0", "hint: {weight: 0.3")
+    )
+    assert "weight: 0.3" in recipe
+    (tmp_path / "quickstart.yaml").write_text(recipe)
+    monkeypatch.setattr(paper, "RECIPES", tmp_path)
+    case = paper.Case("digits", "quickstart", (), 1, 64, 64, "test")
+    out = paper.run_case(case, 2, ("light_alone",))
+    assert [v["name"] for v in out["variants"]] == ["light_alone", "tuned"]
+    assert out["tuned"] == "bench/recipes/quickstart.yaml"
+    assert "vs_light_alone" in out["summary"]["tuned"]
+    assert "No tuned row" not in "\n".join(paper._case_table(out))
