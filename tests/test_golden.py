@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from rocketc.backends.codegen import render
-from rocketc.compiler import compile_file
+from rocketc.compiler import compile_file, compile_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -101,7 +101,7 @@ def _ruff() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ruff"]
 
 
-def test_generated_files_are_ruff_clean(rendered, tmp_path):
+def _assert_ruff_clean(rendered: dict[str, dict[str, str]], tmp_path: Path) -> None:
     for spec, files in rendered.items():
         for name, text in files.items():
             (tmp_path / spec).mkdir(exist_ok=True)
@@ -111,6 +111,19 @@ def test_generated_files_are_ruff_clean(rendered, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     fmt = subprocess.run([*_ruff(), "format", "--check", *args], capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_generated_files_are_ruff_clean(rendered, tmp_path):
+    _assert_ruff_clean(rendered, tmp_path)
+
+
+def test_long_names_stay_within_the_line_length(tmp_path):
+    """A spec or file name runs into the docstrings: they wrap, whatever its length."""
+    name = "a_spec_whose_name_is_long_enough_to_push_every_docstring_line_it_appears_in_past_100"
+    text = (ROOT / "specs" / "quickstart.yaml").read_text(encoding="utf-8")
+    assert text.count("name: quickstart\n") == 1
+    text = text.replace("name: quickstart\n", f"name: {name}\n")
+    _assert_ruff_clean({name: render(compile_text(text, f"{name}.yaml"))}, tmp_path)
 
 
 def _imported_modules(text: str) -> set[str]:
