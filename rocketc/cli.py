@@ -264,12 +264,13 @@ def _print_audit(result) -> None:
         f"{result.seed}; cell: gradient L2 norm[/dim]"
     )
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("loss term")
-    for group in GROUPS:
+    table.add_column("loss term", no_wrap=True)
+    groups = [g for g in GROUPS if result.group_sizes[g]]  # an empty group has nothing to check
+    for group in groups:
         table.add_column(f"{group}\n{result.group_sizes[group]:,} params")
     for term in result.terms:
         row = []
-        for group in GROUPS:
+        for group in groups:
             cell = result.cell(term, group)
             if cell.expected is None:
                 row.append("[dim]-[/dim]")

@@ -247,3 +247,22 @@ def test_specs_without_feature_hints_keep_the_plain_contract(compile_spec_text):
         in (files["model.py"])
     )
     assert "light_logits, booster_logits = model(*inputs)" in files["train.py"]
+
+
+def test_cli_audit_names_every_term_in_full(tmp_path):
+    """The table keeps whole term names (they were cut to `feature_hin…` at 80 columns) and
+    leaves out groups with no parameters (here: no tied weights)."""
+    from typer.testing import CliRunner
+
+    from rocketc.cli import app
+
+    spec = tmp_path / "fh.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    result = CliRunner().invoke(app, ["audit", str(spec), "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert set(FEATURE_TERMS) <= set(rows)
+    assert "adapter" in result.stdout and "tied" not in result.stdout
+    # shared, light, booster, adapter: a light side with no weights of its own, then an adapter.
+    cells = rows["feature_hint_3"].split()[1:]
+    assert (cells[0], cells[2], cells[3], cells[4]) == ("yes", "no", "no", "yes")

@@ -399,5 +399,5 @@ def _train_view(c: Compiled) -> dict[str, Any]:
             f"{Path(c.file).name}."
         ),
         "settings": [(k, types[k], v, why) for k, v, why in settings],
-        "features": bool(_loss_view(c)["features"]),
+        "features": any(r.what == "features" for t in graph_terms(c.graph) for r in t.reads),
     }
