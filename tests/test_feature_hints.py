@@ -13,11 +13,14 @@ import re
 import onnx
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from rocketc.backends.codegen import render
 from rocketc.backends.viz import to_dot
-from rocketc.compiler import Compiled
-from rocketc.compiler.losses import graph_terms
+from rocketc.compiler import Compiled, compile_text
+from rocketc.compiler.losses import graph_terms, loss_node
+from rocketc.errors import GraphError, ShapeError
 from rocketc.runtime.audit import run_audit
 from rocketc.runtime.report import export_onnx
 
@@ -266,3 +269,38 @@ def test_cli_audit_names_every_term_in_full(tmp_path):
     # shared, light, booster, adapter: a light side with no weights of its own, then an adapter.
     cells = rows["feature_hint_3"].split()[1:]
     assert (cells[0], cells[2], cells[3], cells[4]) == ("yes", "no", "no", "yes")
+
+
+LAYER_IDS = [line.split("id: ")[1].split(",")[0] for line in SPEC.splitlines() if "{id: " in line]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    light=st.sampled_from([*LAYER_IDS, "image", "nope"]),
+    booster=st.sampled_from([*LAYER_IDS, "image", "nope"]),
+    kind=st.sampled_from(["mse", "attention"]),
+)
+@example(light="light_act", booster="booster_act", kind="mse")  # an adapter 2 -> 8
+@example(light="light_hidden", booster="booster_hidden", kind="mse")  # equal widths: none
+@example(light="light_hidden", booster="booster_hidden", kind="attention")  # vectors: error
+@example(light="booster_act", booster="nope", kind="mse")  # wrong net, missing layer
+def test_any_feature_hint_compiles_or_gets_a_positioned_error(light, booster, kind):
+    """Whatever two names a user pairs, the compiler answers with an adapter decision or with
+    errors at the hint's line, never a crash."""
+    hints = f"    - {{light: {light}, booster: {booster}, kind: {kind}}}\n"
+    text = SPEC.split("  feature_hints:\n")[0] + "  feature_hints:\n" + hints
+    text += "  gradient_block: booster\n"
+    line = text.splitlines().index(hints.rstrip("\n")) + 1
+    try:
+        compiled = compile_text(text, "fh.yaml")
+    except (GraphError, ShapeError) as exc:
+        assert all(d.pos is not None and d.pos.line == line for d in exc.diagnostics), str(exc)
+        return
+    g = compiled.graph
+    assert g.nodes[light]["role"] == "light" and g.nodes[booster]["role"] == "booster"
+    light_t, booster_t = g.nodes[light]["type"].shape, g.nodes[booster]["type"].shape
+    assert len(light_t) == len(booster_t) and light_t[1:] == booster_t[1:]
+    adapter = g.nodes[loss_node("feature_hint_0")]["adapter"]
+    assert (adapter is not None) == (kind == "mse" and light_t[0] != booster_t[0])
+    if adapter is not None:
+        assert (adapter.in_width, adapter.out_width) == (light_t[0], booster_t[0])
