@@ -79,15 +79,38 @@ def _name(value) -> str:
     return repr(value)
 
 
+# Python types of JSON values (and pandas cells) numpy converts exactly, None becoming NaN.
+_INTS, _NUMBERS = {int}, {int, float, type(None)}
+
+
+def _plain(array: np.ndarray, allowed: set) -> np.ndarray | None:
+    """An object array as int64/float64 when every value's type is in `allowed`, else None.
+
+    One C-level pass over the types (`set(map(type, ...))`): a request's columns are almost
+    always clean, and per-value checks then only run to word an error.
+    """
+    if array.dtype != object or not set(map(type, array)) <= allowed:
+        return None
+    return np.array(array.tolist(), dtype=np.int64 if allowed is _INTS else np.float64)
+
+
 def _parse_int(array: np.ndarray, field: Field) -> Parsed:
     n = len(array)
+    plain = _plain(array, _INTS)
+    if plain is not None:
+        return Parsed(plain, np.zeros(n, bool), {})
+    plain = _plain(array, _NUMBERS)
+    if plain is not None:
+        array = plain  # now float64, None as NaN: the float branch below words the errors
     if array.dtype.kind in "iub":
         return Parsed(array.astype(np.int64, copy=False), np.zeros(n, bool), {})
     if array.dtype.kind == "f":
         missing = np.isnan(array)
         fine = np.isfinite(array) & (array == np.floor(array))
         bad = ~missing & ~fine
-        wrong = {int(r): f"expected a whole number, got {array[r]!r}" for r in np.flatnonzero(bad)}
+        wrong = {
+            int(r): f"expected a whole number, got {float(array[r])!r}" for r in np.flatnonzero(bad)
+        }
         return Parsed(np.where(fine, array, 0).astype(np.int64), missing, wrong)
     values, missing, wrong = np.zeros(n, np.int64), np.zeros(n, bool), {}
     for row, value in enumerate(array):
@@ -103,6 +126,9 @@ def _parse_int(array: np.ndarray, field: Field) -> Parsed:
 
 
 def _parse_number(array: np.ndarray, field: Field) -> Parsed:
+    plain = _plain(array, _NUMBERS)
+    if plain is not None:
+        array = plain
     if array.dtype.kind in "iubf":
         values = array.astype(np.float64, copy=False)
         return Parsed(values, np.isnan(values), {})
@@ -124,6 +150,14 @@ def _parse_str(array: np.ndarray, field: Field) -> Parsed:
     n = len(array)
     if array.dtype.kind in "US":
         return Parsed(array.astype(str).astype(object), np.zeros(n, bool), {})
+    kinds = set(map(type, array))
+    if kinds <= {str}:
+        return Parsed(array, np.zeros(n, bool), {})
+    if kinds <= {str, type(None)}:
+        missing = np.array([v is None for v in array], dtype=bool)
+        values = array.copy()
+        values[missing] = ""
+        return Parsed(values, missing, {})
     values, missing, wrong = np.full(n, "", dtype=object), np.zeros(n, bool), {}
     for row, value in enumerate(array):
         if isinstance(value, str):

@@ -22,6 +22,7 @@ into a file, and `serve` can answer 422 naming each field and row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,6 +250,8 @@ class Dense:
     tokens: list[str] | None = None  # the field's whitespace-separated tokens -> one flag each
     mean: np.ndarray | None = None  # (size,) or (1,); None: no standardisation
     std: np.ndarray | None = None
+    # text -> (its flags, an unknown token or None): requests repeat the same few genre strings
+    _flags: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -296,27 +299,34 @@ class Dense:
         return self.field
 
     def _multi_hot(self, texts: np.ndarray, problems: list[RowProblem]) -> np.ndarray:
-        """Flags per distinct text, computed once each (a few hundred genre strings per 100k)."""
-        index = {t: k for k, t in enumerate(self.tokens)}
-        distinct, inverse = np.unique(texts.astype(str), return_inverse=True)
-        table = np.zeros((len(distinct), len(self.tokens)))
-        unknown: dict[int, str] = {}
-        for row, text in enumerate(distinct):
-            for token in text.split():
-                if token in index:
-                    table[row, index[token]] = 1.0
-                else:
-                    unknown[row] = token
-        inverse = inverse.reshape(-1)
-        for r in np.flatnonzero(np.isin(inverse, list(unknown))):
-            problems.append(
-                RowProblem(
-                    int(r),
-                    self.field,
-                    f"unknown token {unknown[inverse[r]]!r}; known: {' '.join(self.tokens)}",
+        """One flag per known token of each text; each distinct text is split once."""
+        rows = []
+        for row, text in enumerate(texts):
+            hit = self._flags.get(text)
+            if hit is None:
+                hit = self._split(text)
+                if len(self._flags) < 100_000:  # bounded: a server may see unbounded texts
+                    self._flags[text] = hit
+            flags, unknown = hit
+            if unknown is not None:
+                problems.append(
+                    RowProblem(
+                        row,
+                        self.field,
+                        f"unknown token {unknown!r}; known: {' '.join(self.tokens)}",
+                    )
                 )
-            )
-        return table[inverse]
+            rows.append(flags)
+        return np.array(rows) if rows else np.zeros((0, len(self.tokens)))
+
+    def _split(self, text: str) -> tuple[np.ndarray, str | None]:
+        flags, unknown = np.zeros(len(self.tokens)), None
+        for token in text.split():
+            if token in self.tokens:
+                flags[self.tokens.index(token)] = 1.0
+            else:
+                unknown = token
+        return flags, unknown
 
     def fit(self, frame: Mapping[str, np.ndarray], per_column: bool = True) -> Dense:
         """Mean and std of the train split's raw numbers; a constant column keeps std 1."""
