@@ -191,3 +191,16 @@ def test_a_set_mistake_names_the_set_and_file_mistakes_keep_positions(runner, mo
     ]
     bad_syntax = runner.invoke(app, ["audit", "extra_field.yaml", "--set", "loss.hint"])
     assert bad_syntax.stderr.startswith("--set loss.hint: expected PATH=VALUE")
+
+
+def test_a_graph_error_in_a_set_value_names_the_set(runner, repo_root):
+    """The passes point at file text; where a --set replaced that text, they name the --set."""
+    spec = str(repo_root / "specs" / "quickstart.yaml")
+    result = runner.invoke(app, ["audit", spec, "--set", "heads.light=nope"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "--set heads.light=nope: light head 'nope' is not a layer"
+    ]
+    # The layer that cannot take the new input shape is file text: it keeps its line:col.
+    kept = runner.invoke(app, ["audit", spec, "--set", "inputs.0.shape=[1, 8, 8]"])
+    assert kept.stderr.startswith(f"{spec}:20:5: layer 'embed' (linear) expects")

@@ -8,9 +8,10 @@ from pathlib import Path
 import networkx as nx
 
 from rocketc.compiler.graph import build_graph, layers_in_order
-from rocketc.compiler.load import Source, load_file, load_text
+from rocketc.compiler.load import Source, SourceMap, load_file, load_text
 from rocketc.compiler.passes import run_passes
 from rocketc.compiler.spec import Spec, parse_spec
+from rocketc.errors import Diagnostic, RocketcError
 
 
 @dataclass
@@ -54,9 +55,30 @@ class Compiled:
 
 
 def compile_source(source: Source) -> Compiled:
-    spec = parse_spec(source)
-    graph = run_passes(build_graph(spec, source.source_map))
+    try:
+        spec = parse_spec(source)
+        graph = run_passes(build_graph(spec, source.source_map))
+    except RocketcError as exc:
+        raise _blame_overrides(exc, source.source_map) from None
     return Compiled(spec, graph, source)
+
+
+def _blame_overrides(exc: RocketcError, source_map: SourceMap) -> RocketcError:
+    """A diagnostic that points at file text a `--set` replaced names that `--set` instead:
+    the text there is not what was compiled (`--set heads.light=nope`: the head is 'nope')."""
+    replaced = {}
+    for path, origin in source_map.overrides.items():
+        for table in (source_map.positions, source_map.key_positions):
+            replaced.update({pos: origin for p, pos in table.items() if p[: len(path)] == path})
+    if not replaced:
+        return exc
+    diagnostics = [
+        Diagnostic(d.message, replaced[d.pos])
+        if d.file == source_map.file and d.pos in replaced
+        else d
+        for d in exc.diagnostics
+    ]
+    return type(exc)(diagnostics)
 
 
 def compile_file(path: str | Path) -> Compiled:
