@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from rocketc.runtime.serving.predict import predict_file
 from rocketc.runtime.serving.requests import Limits
 
 CTR_FIELDS = ["user", "item", "city", "price", "age"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +211,19 @@ def test_predict_quickstart_example_file(quickstart_run, repo_root, tmp_path):
     assert scores["predicted"].tolist() == probs.argmax(1).tolist()
     assert scores["predicted_class"].tolist() == [str(k) for k in probs.argmax(1)]
     assert scores["label"].dtype.kind == "i"
+
+
+def test_predict_reads_a_vector_from_columns_or_a_parquet_list_column(quickstart_run, tmp_path):
+    frame = pd.read_csv(ROOT / "examples/digits.csv")
+    pixels = frame.drop(columns="label").to_numpy()
+    pd.DataFrame({"image": list(pixels), "label": frame["label"]}).to_parquet(
+        tmp_path / "l.parquet"
+    )
+    frame.to_parquet(tmp_path / "c.parquet")
+    predict_file(quickstart_run, tmp_path / "l.parquet", tmp_path / "a.parquet", chunk_rows=6)
+    predict_file(quickstart_run, tmp_path / "c.parquet", tmp_path / "b.parquet")
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(a, b)
 
 
 # --- rocketc serve (in-process) -----------------------------------------------------------

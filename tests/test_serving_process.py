@@ -94,6 +94,24 @@ def test_stop_after_ends_the_server_by_itself(ctr_run):
     assert f"on http://127.0.0.1:{port}" in log and "Finished server process" in log
 
 
+def test_several_workers_serve_and_stop_on_sigterm(ctr_run):
+    proc, port = start(ctr_run, "--workers", "2", "--stop-after", "120")
+    try:
+        wait_healthy(proc, port)
+        for _ in range(4):  # whichever worker answers, the same scores
+            status, body = request(port, "POST", "/v1/score", {"rows": records(candidate_rows())})
+            assert status == 200
+            np.testing.assert_allclose(
+                body["scores"], reference_scores(ctr_run, candidate_rows()), atol=1e-6
+            )
+        proc.send_signal(signal.SIGTERM)
+        log = proc.communicate(timeout=60)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, log
+    assert log.count("Finished server process") == 2 and "Stopping parent process" in log
+
+
 NO_TORCH = """
 import json, sys
 from typer.testing import CliRunner

@@ -69,14 +69,19 @@ def serve(options: ServeOptions) -> None:
         timeout_graceful_shutdown=GRACE,
         server_header=False,
     )
-    if options.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        server = uvicorn.Server(config)
-        sock = config.bind_socket()
-        supervisor = Multiprocess(config, target=server.run, sockets=[sock])
+    if options.workers > 1:  # uvicorn's supervisor: it stops its workers on SIGTERM
         _stop_after(options.stop_after, lambda: os.kill(os.getpid(), signal.SIGTERM))
-        supervisor.run()
+        uvicorn.run(
+            config.app,
+            factory=True,
+            host=options.host,
+            port=options.port,
+            workers=options.workers,
+            log_level=options.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=GRACE,
+            server_header=False,
+        )
         return
     server = uvicorn.Server(config)
     _stop_after(options.stop_after, lambda: setattr(server, "should_exit", True))
