@@ -565,7 +565,7 @@ values_strategy = st.one_of(
 @given(train=values_strategy, served=values_strategy)
 def test_vocabulary_lookup_matches_a_plain_dict(train, served):
     """Ids are 1 + rank among distinct train values; None and unseen values are 0."""
-    from rocketc.runtime.data.preprocess import Categorical
+    from rocketc.runtime.data.features import Categorical
 
     kind = "int" if any(isinstance(v, int) for v in train) else "str"
     if kind == "int":

@@ -14,7 +14,8 @@ from rocketc.compiler.spec import DenseInput, DigitsData, Spec
 from rocketc.errors import DataError
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
 from rocketc.runtime.data.encode import check_size, data_seed, spec_input, split_sizes
-from rocketc.runtime.data.preprocess import Dense, Preprocessor, label_info, take
+from rocketc.runtime.data.features import Dense
+from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
 
 def load(spec: Spec, data: DigitsData) -> Dataset:

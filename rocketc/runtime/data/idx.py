@@ -19,7 +19,8 @@ from rocketc.compiler.spec import DenseInput, IdxData, Spec
 from rocketc.errors import DataError
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
 from rocketc.runtime.data.encode import check_size, data_seed, spec_input
-from rocketc.runtime.data.preprocess import Dense, Preprocessor, label_info
+from rocketc.runtime.data.features import Dense
+from rocketc.runtime.data.preprocess import Preprocessor, label_info
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 # Label names in class order (github.com/zalandoresearch/fashion-mnist, "Labels").

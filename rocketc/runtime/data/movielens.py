@@ -23,17 +23,8 @@ from rocketc.compiler.spec import CategoricalInput, DenseInput, MovielensData, S
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
 from rocketc.runtime.data.encode import group_ordered_split, ordered_split
-from rocketc.runtime.data.preprocess import (
-    Bucket,
-    Categorical,
-    Dense,
-    Floor,
-    Prefix,
-    Preprocessor,
-    Strip,
-    label_info,
-    take,
-)
+from rocketc.runtime.data.features import Bucket, Categorical, Dense, Floor, Prefix, Strip
+from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
 # The 19 ml-100k genres in u.genre order; RecBole's `class` column holds them as space-separated
 # tokens, which works because no genre name contains a space ("Children's", "Film-Noir").

@@ -27,8 +27,9 @@ from rocketc.runtime.data.encode import (
     random_split,
     spec_input,
 )
+from rocketc.runtime.data.features import Categorical, Dense
 from rocketc.runtime.data.fields import raw_columns
-from rocketc.runtime.data.preprocess import Categorical, Dense, Preprocessor, label_info, take
+from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
 
 def load(spec: Spec, data: TabularData) -> Dataset:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from rocketc.runtime.data.features import RowProblem
 from rocketc.runtime.data.fields import Field
-from rocketc.runtime.data.preprocess import RowProblem
 
 MAX_PROBLEMS = 50  # listed in one 422 response; the rest are counted
 _ABSENT = object()
