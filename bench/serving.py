@@ -32,8 +32,15 @@ TARGETS = {
     "floor": {"spec": "ctr_movielens", "multiple": 1.5},
     "single": {"spec": "quickstart", "us": 15.0},
 }
-FULL = {"specs": ("quickstart", "fashion_mnist_cnn", "ctr_movielens"), "rounds": 7, "repeats": 200}
-QUICK = {"specs": ("quickstart",), "rounds": 1, "repeats": 10}
+# Calls per measurement: `repeats`, fewer for slow nets so one measurement takes about `budget_s`
+# (never fewer than 20).
+FULL = {
+    "specs": ("quickstart", "fashion_mnist_cnn", "ctr_movielens"),
+    "rounds": 7,
+    "repeats": 200,
+    "budget_s": 1.0,
+}
+QUICK = {"specs": ("quickstart",), "rounds": 1, "repeats": 10, "budget_s": 0.1}
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -106,12 +113,14 @@ def measure(name: str, plan: dict[str, Any]) -> dict[str, Any]:
                 "export": export_program(module, rows, names).module(),
                 "onnxruntime": path,
             }
-        rounds = [_round(runners, data.val, plan["repeats"]) for _ in range(plan["rounds"])]
-        profile = ort_profile(runners["light"]["onnxruntime"], data.val, 100, plan["repeats"])
+        repeats = {net: _repeats(nets[net], rows, plan) for net in NETS}
+        rounds = [_round(runners, data.val, repeats) for _ in range(plan["rounds"])]
+        profile = ort_profile(runners["light"]["onnxruntime"], data.val, 100, repeats["light"])
     result = {
         "spec": name,
         "params": compiled.param_counts(),
         "macs": {net: macs(module, data.val) for net, module in nets.items()},
+        "repeats": repeats,
         "rounds_ms": rounds,
         "latency_ms": _summary(rounds),
         "ort_profile_light_100": profile,
@@ -120,7 +129,19 @@ def measure(name: str, plan: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _round(runners, split, repeats: int) -> dict[str, Any]:
+def _repeats(net, rows, plan: dict[str, Any]) -> int:
+    """Calls per measurement for `net`: as many as fit `budget_s` at 100 rows, 20 to `repeats`."""
+    batch = tuple(r[:100] for r in rows)
+    with torch.inference_mode():
+        net(*batch)
+        start = time.perf_counter()
+        net(*batch)
+        seconds = time.perf_counter() - start
+    fit = int(plan["budget_s"] / max(seconds, 1e-9))
+    return max(min(20, plan["repeats"]), min(plan["repeats"], fit))
+
+
+def _round(runners, split, repeats: dict[str, int]) -> dict[str, Any]:
     from rocketc.runtime.report import ort_latency, torch_latency
 
     out: dict[str, Any] = {net: {} for net in NETS}
@@ -128,9 +149,9 @@ def _round(runners, split, repeats: int) -> dict[str, Any]:
         for net in NETS:
             target = runners[net][runtime]
             if runtime == "onnxruntime":
-                out[net][runtime] = ort_latency(target, split, repeats)
+                out[net][runtime] = ort_latency(target, split, repeats[net])
             else:
-                out[net][runtime] = torch_latency(target, split, repeats)
+                out[net][runtime] = torch_latency(target, split, repeats[net])
     return out
 
 
@@ -207,7 +228,8 @@ def render(results: dict[str, Any]) -> str:
     m = results["matmul"]
     plan = results["plan"]
     lines = [
-        f"Single thread; median of {plan['repeats']} calls per round after warm-up, median over "
+        f"Single thread; median of up to {plan['repeats']} calls per round after warm-up (fewer "
+        f"for slow nets, at least 20), median over "
         f"{plan['rounds']} interleaved round(s) (range in brackets). Float32 matmul rate timed "
         f"in this run: **{m['best_flops'] / 1e9:.1f} GFLOP/s** (sizes "
         + ", ".join(f"{n}: {r / 1e9:.1f}" for n, r in m["by_size_flops"].items())
