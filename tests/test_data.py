@@ -542,6 +542,9 @@ def test_parse_fields_types_missing_and_wrong_values():
         4: "expected a whole number, got true",
         5: "expected a whole number, got 2.5",
     }
+    got = parse(Field("u", "int"), [2**70, 1])  # JSON integers have no size limit; ids do
+    assert got.wrong == {0: "1180591620717411303424 does not fit in 64 bits"}
+    assert parse(Field("x", "number"), [2**70]).values[0] == 2.0**70
     got = parse(Field("c", "str"), ["a", 5, None, ""])
     assert got.wrong == {1: "expected text, got 5"} and got.missing.tolist() == [0, 0, 1, 0]
     got = parse(Field("x", "number"), np.array([1.5, np.nan]))

@@ -301,6 +301,12 @@ def test_malformed_requests_name_the_field_and_the_row(client):
     for body in ([1, 2], {"rows": good, "columns": {}}, {"rows": [1]}, {"rows": good, "x": 1}):
         response = client.post("/v1/score", json=body)
         assert response.status_code == 422 and "error" in response.json()
+    huge = {"rows": [dict(good[0], user=2**70, price=float("inf"))]}  # JSON allows both
+    body = json.dumps(huge).encode()  # Python writes inf as Infinity, which json.loads reads
+    assert problems(client.post("/v1/score", content=body)) == [
+        ("rows[0].price", "is not a finite number"),
+        ("rows[0].user", "1180591620717411303424 does not fit in 64 bits"),
+    ]
     response = client.post("/v1/score", content=b"{'rows': }")
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
 

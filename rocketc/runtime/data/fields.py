@@ -91,7 +91,10 @@ def _plain(array: np.ndarray, allowed: set) -> np.ndarray | None:
     """
     if array.dtype != object or not set(map(type, array)) <= allowed:
         return None
-    return np.array(array.tolist(), dtype=np.int64 if allowed is _INTS else np.float64)
+    try:
+        return np.array(array.tolist(), dtype=np.int64 if allowed is _INTS else np.float64)
+    except OverflowError:  # an integer past 64 bits: the per-value pass words it
+        return None
 
 
 def _parse_int(array: np.ndarray, field: Field) -> Parsed:
@@ -99,17 +102,21 @@ def _parse_int(array: np.ndarray, field: Field) -> Parsed:
     plain = _plain(array, _INTS)
     if plain is not None:
         return Parsed(plain, np.zeros(n, bool), {})
-    plain = _plain(array, _NUMBERS)
-    if plain is not None:
-        array = plain  # now float64, None as NaN: the float branch below words the errors
+    if array.dtype == object and not set(map(type, array)) <= _INTS:
+        plain = _plain(array, _NUMBERS)
+        if plain is not None:
+            array = plain  # now float64, None as NaN: the float branch below words the errors
     if array.dtype.kind in "iub":
         return Parsed(array.astype(np.int64, copy=False), np.zeros(n, bool), {})
     if array.dtype.kind == "f":
         missing = np.isnan(array)
-        fine = np.isfinite(array) & (array == np.floor(array))
-        bad = ~missing & ~fine
+        whole = np.isfinite(array) & (array == np.floor(array))
+        fine = whole & (np.abs(array) < 2.0**63)
         wrong = {
-            int(r): f"expected a whole number, got {float(array[r])!r}" for r in np.flatnonzero(bad)
+            int(r): f"{float(array[r]):.0f} does not fit in 64 bits"
+            if whole[r]
+            else f"expected a whole number, got {float(array[r])!r}"
+            for r in np.flatnonzero(~missing & ~fine)
         }
         return Parsed(np.where(fine, array, 0).astype(np.int64), missing, wrong)
     values, missing, wrong = np.zeros(n, np.int64), np.zeros(n, bool), {}
@@ -117,8 +124,14 @@ def _parse_int(array: np.ndarray, field: Field) -> Parsed:
         if _is_missing(value):
             missing[row] = True
         elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            if not -(2**63) <= value < 2**63:
+                wrong[row] = f"{value} does not fit in 64 bits"
+                continue
             values[row] = value
         elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            if abs(value) >= 2.0**63:
+                wrong[row] = f"{value:.0f} does not fit in 64 bits"
+                continue
             values[row] = int(value)
         else:
             wrong[row] = f"expected a whole number, got {_name(value)}"
