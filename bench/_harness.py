@@ -226,6 +226,8 @@ def write_doc(results_dir: Path, doc: Path, parts: dict[str, Part]) -> Path:
         "python -m bench paper cotrain",
         ".venv/bin/python -m bench --render-only   # rebuild this file from bench/results/",
         ".venv/bin/python -m bench --quick         # smoke run into a temporary directory",
+        ".venv/bin/python -m bench paper --device cuda   # CIFAR-10 at full size (GPU + "
+        "data/cifar10.npz)",
         "```",
         "",
         "Each section names the machine and commit it was measured on; a part not rerun keeps "
@@ -233,12 +235,18 @@ def write_doc(results_dir: Path, doc: Path, parts: dict[str, Part]) -> Path:
         "`bench/results/<part>.json`.",
         "",
     ]
+    head += [
+        "| part | what it measures | full run |",
+        "|---|---|---|",
+        *(
+            f"| `{p.name}` | {(p.module.__doc__ or '').strip().splitlines()[0].split(': ', 1)[-1]} "
+            f"| {getattr(p.module, 'EXPECTED', '-')} |"
+            for p in parts.values()
+        ),
+        "",
+    ]
     if not sections:
-        head += [
-            "No results yet: run `.venv/bin/python -m bench` on a quiet machine (see each "
-            "part's docstring in `bench/` for its expected duration).",
-            "",
-        ]
+        head += ["No results yet: run `.venv/bin/python -m bench` on a quiet machine.", ""]
     text = "\n".join(head + _targets_table(targets) + sections).rstrip() + "\n"
     doc.write_text(text, encoding="utf-8")
     return doc

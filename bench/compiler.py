@@ -22,6 +22,7 @@ from typing import Any
 
 TITLE = "Compiler and CLI start-up"
 ORDER = 50
+EXPECTED = "about 1.5 min"
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"compile": 0.5, "check": 0.3}
 FULL = {"rounds": 10, "warm_up": True}

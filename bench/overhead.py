@@ -26,6 +26,7 @@ from bench._stats import ratio_spread, spread
 
 TITLE = "Overhead: generated step vs hand-written PyTorch"
 ORDER = 30
+EXPECTED = "about 1 min"
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ("quickstart", "fashion_mnist_cnn")
 TARGET = 1.03

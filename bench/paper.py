@@ -27,6 +27,7 @@ from bench._stats import paired_interval, verdict
 
 TITLE = "Paper: does the booster lift the light net?"
 ORDER = 10
+EXPECTED = "about 15-20 min on 2 quiet cores"
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "bench" / "recipes"
 BASELINE = "light_alone"

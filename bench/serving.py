@@ -24,6 +24,7 @@ import torch
 
 TITLE = "Serving: light vs booster latency"
 ORDER = 40
+EXPECTED = "about 3 min"
 ROOT = Path(__file__).resolve().parent.parent
 NETS = ("light", "booster")
 RUNTIMES = ("eager", "export", "onnxruntime")
