@@ -104,6 +104,7 @@ def _timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
+OWN = "rocketc"
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
@@ -120,7 +121,8 @@ def import_breakdown(args: list[str], top: int = 12) -> dict[str, Any]:
 
 
 def parse_importtime(text: str, top: int = 12) -> dict[str, Any]:
-    """Self time per top-level package from `-X importtime` output, with its first importer."""
+    """Self time per top-level package (per module for rocketc's own) from `-X importtime`
+    output, each with the module that first imported it."""
     entries = []  # (self_us, cumulative_us, depth, module), in the order Python prints them
     for line in text.splitlines():
         m = _IMPORT_LINE.match(line)
@@ -128,14 +130,16 @@ def parse_importtime(text: str, top: int = 12) -> dict[str, Any]:
             entries.append((int(m[1]), int(m[2]), len(m[3]) // 2, m[4]))
     by_package: dict[str, dict[str, Any]] = {}
     for i, (self_us, _, depth, module) in enumerate(entries):
-        package = module.split(".")[0]
+        # rocketc's own modules count one by one (their self time is mostly pydantic building
+        # the spec models' validators at class creation); other packages as a whole.
+        package = module if module.startswith(OWN) else module.split(".")[0]
         row = by_package.setdefault(package, {"self_us": 0, "modules": 0, "first_importer": None})
         row["self_us"] += self_us
         row["modules"] += 1
         if row["first_importer"] is None:
             # Children print before their parent: the importer is the next shallower line.
             parent = next((e[3] for e in entries[i + 1 :] if e[2] < depth), None)
-            while parent is not None and parent.split(".")[0] == package:
+            while parent is not None and parent.split(".")[0] == package.split(".")[0] != OWN:
                 j = next(k for k in range(i + 1, len(entries)) if entries[k][3] == parent)
                 parent = next((e[3] for e in entries[j + 1 :] if e[2] < entries[j][2]), None)
             row["first_importer"] = parent or "(the command)"

@@ -99,9 +99,10 @@ def test_paper_cuda_mode_says_why_it_skips(monkeypatch, tmp_path):
 # --- compiler: reading -X importtime -------------------------------------------------------
 IMPORTTIME = """\
 import time: self [us] | cumulative | imported package
-import time:       100 |        100 |     networkx.exception
-import time:       300 |        400 |   networkx
-import time:        50 |        450 | rocketc.compiler.graph
+import time:       100 |        100 |       networkx.exception
+import time:       300 |        400 |     networkx
+import time:        50 |        450 |   rocketc.compiler.graph
+import time:        10 |        460 | rocketc.compiler
 import time:        20 |         20 |   typer.core
 import time:        30 |         50 | typer
 """
@@ -109,7 +110,7 @@ import time:        30 |         50 | typer
 
 def test_importtime_sums_per_package_and_names_the_importer():
     got = compiler.parse_importtime(IMPORTTIME)
-    assert got["total_us"] == 500
+    assert got["total_us"] == 510
     nx = got["packages"]["networkx"]
     assert (nx["self_us"], nx["modules"], nx["first_importer"]) == (
         400,
@@ -118,6 +119,8 @@ def test_importtime_sums_per_package_and_names_the_importer():
     )
     assert got["packages"]["typer"]["first_importer"] == "(the command)"
     assert list(got["packages"])[0] == "networkx"  # heaviest first
+    # rocketc's own modules are listed one by one, each with its importer
+    assert got["packages"]["rocketc.compiler.graph"]["first_importer"] == "rocketc.compiler"
 
 
 # --- harness -------------------------------------------------------------------------------
