@@ -41,7 +41,7 @@ def _can_tie(op: type[LayerBase]) -> bool:
 def test_the_registry_is_the_catalogue():
     ops = registered_ops()
     assert list(ops)[:3] == ["linear", "mlp", "embedding"]  # module name order: dense first
-    assert len(ops) == 12
+    assert len(ops) == 14  # + pooled_embedding, field_embeddings (ops/sparse.py)
     for name, op in ops.items():
         assert get_args(op.model_fields["op"].annotation) == (name,)
 

@@ -19,9 +19,9 @@ from typing import Any
 from rocketc.backends.templating import environment
 from rocketc.compiler import Compiled
 from rocketc.compiler.losses import graph_terms, loss_node
-from rocketc.compiler.ops import LayerBase
+from rocketc.compiler.ops import LayerBase, TensorType
 from rocketc.compiler.passes.infer_shapes import input_ports
-from rocketc.compiler.spec import CategoricalInput, CosineSchedule, StepSchedule
+from rocketc.compiler.spec import CosineSchedule, StepSchedule
 from rocketc.errors import CodegenError
 
 BRANCH_DOCS = {
@@ -153,23 +153,12 @@ def _model_view(c: Compiled) -> dict[str, Any]:
     }
     light_args = [f"{a}.detach()" if a in detached else a for a in branches["light"].args]
 
-    layers = [g.nodes[n]["layer"] for n in c.layers()]
-    helpers = {h: layer for layer in layers for h in layer.helpers}  # macro name -> its op
-    inputs = []
-    for i in spec.inputs:
-        if isinstance(i, CategoricalInput):
-            inputs.append(
-                InputView(
-                    i.name,
-                    f"torch.randint(0, {i.vocab}, (batch_size,))",
-                    f"(B,) ids in [0, {i.vocab})",
-                )
-            )
-        else:
-            dims = ", ".join(map(str, i.shape))
-            inputs.append(
-                InputView(i.name, f"torch.randn(batch_size, {dims})", str(g.nodes[i.name]["type"]))
-            )
+    helpers = {  # macro name -> its op
+        h: g.nodes[n]["layer"]
+        for n in c.layers()
+        for h in g.nodes[n]["layer"].helpers_for(input_ports(g, n))
+    }
+    inputs = [_input_view(i.name, g.nodes[i.name]["type"]) for i in spec.inputs]
 
     counts = c.param_counts()
     return {
@@ -199,6 +188,18 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         "logits_shape": str(g.nodes[spec.heads.light]["type"]),
         "loss": _loss_view(c),
     }
+
+
+def _input_view(name: str, t: TensorType) -> InputView:
+    """A random example of one input: ids for categorical inputs (lists: (B, L), 0 = padding)."""
+    dims = ", ".join(["batch_size", *map(str, t.shape)])
+    if t.dtype == "index":
+        shape = str(t).removesuffix(" int64")
+        what = "ids" if not t.shape else "id lists, 0 = padding,"
+        return InputView(
+            name, f"torch.randint(0, {t.vocab}, ({dims},))", f"{shape} {what} in [0, {t.vocab})"
+        )
+    return InputView(name, f"torch.randn({dims})", str(t))
 
 
 @dataclass

@@ -115,7 +115,8 @@ def to_dot(compiled: Compiled) -> str:
             }
         elif g.nodes[v]["kind"] == "loss":
             attrs = {"color": COLORS[g.nodes[u]["role"]][1]}
-        dot.edge(folded[u].id if u in folded else _dot_id(g, u), _dot_id(g, v), **attrs)
+        head = folded[v].id if v in folded else _dot_id(g, v)  # into a group's table node
+        dot.edge(folded[u].id if u in folded else _dot_id(g, u), head, **attrs)
 
     for light, booster in ties:
         # constraint=false: the link must not pull the booster column up or down.

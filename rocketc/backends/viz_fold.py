@@ -11,6 +11,10 @@ consumer. The fan's inputs are named in the rows instead of being drawn.
 Kept apart, so that every tie link still has a box at each end: layers that tie and the booster
 layers they tie to. Only one op per fan (ctr_movielens's `genre_proj` linear stays beside its
 seven embeddings) so that the header can say what every row is.
+
+A *group* is one layer whose op embeds many inputs at once (`field_embeddings`, the field-group
+shorthand; any op whose `table_rows` answers): it is drawn the same way, one row per input,
+whatever its size, and the inputs only it reads are named in its rows instead of being drawn.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from html import escape
 import networkx as nx
 
 from rocketc.compiler import Compiled
+from rocketc.compiler.passes.infer_shapes import input_ports
 
 # Below this a fan is narrow enough to draw box by box; quickstart, the CNN and the WRN specs have
 # no fan at all, and ctr_movielens's 7 embeddings fold.
@@ -40,11 +45,16 @@ class Fold:
     op: str
     layers: tuple[str, ...]  # in the consumer's argument order
     inputs: tuple[str, ...]  # layers[i] reads inputs[i], and nothing else reads it
+    # A group: one layer (`layers[0]`) reading every input of `rows` (input, sizes, params);
+    # `inputs` holds those only it reads (not drawn).
+    rows: tuple[tuple[str, str, int], ...] = ()
 
 
 def find_folds(c: Compiled) -> list[Fold]:
-    """Every fan of FOLD_MIN or more layers, in the order of their first layer in the spec."""
+    """Every group, and every fan of FOLD_MIN or more layers, in the order of their first layer
+    in the spec."""
     g = c.graph
+    groups = [fold for n in c.layers() if (fold := _group(c, n)) is not None]
     tied = {
         end for n in c.layers() if (tie := g.nodes[n]["layer"].tie) is not None for end in (n, tie)
     }
@@ -82,7 +92,22 @@ def find_folds(c: Compiled) -> list[Fold]:
                 tuple(_only(g.predecessors(n)) for n in members),
             )
         )
-    return sorted(folds, key=lambda f: min(g.nodes[n]["index"] for n in f.layers))
+    return sorted(folds + groups, key=lambda f: min(g.nodes[n]["index"] for n in f.layers))
+
+
+def _group(c: Compiled, n: str) -> Fold | None:
+    """Layer `n` as a group, if its op draws itself as a table (`LayerBase.table_rows`)."""
+    g = c.graph
+    ports = input_ports(g, n)
+    rows = g.nodes[n]["layer"].table_rows(ports) if ports is not None else None
+    if rows is None:
+        return None
+    only_here = tuple(
+        p.name for p in ports if g.nodes[p.name]["kind"] == "input" and g.out_degree(p.name) == 1
+    )
+    consumer = _only(g.successors(n)) or ""
+    op = g.nodes[n]["layer"].op
+    return Fold("fold." + n, consumer, g.nodes[n]["role"], op, (n,), only_here, tuple(rows))
 
 
 def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
@@ -92,6 +117,8 @@ def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
     leading op name, which heads the column instead. The header names the layers by their op's
     `plural` ("embeddings"), or "<op> layers".
     """
+    if fold.rows:
+        return _group_label(g, fold)
     nodes = g.nodes
     total = sum(nodes[n]["params"] for n in fold.layers)
     noun = nodes[fold.layers[0]]["layer"].plural or f"{fold.op} layers"
@@ -124,6 +151,31 @@ def fold_label(g: nx.DiGraph, fold: Fold, op_text: Callable) -> str:
     title = (
         f"<tr><td colspan='{2 * len(head) - 1}' align='left'><b>{len(fold.layers)} "
         f"{escape(noun)}</b>  ·  {total:,} params{escape(each)}</td></tr>"
+    )
+    return (
+        f"<<table border='0' cellborder='0' cellspacing='0' cellpadding='2'>"
+        f"{title}{rows[0]}<hr/>{''.join(rows[1:])}</table>>"
+    )
+
+
+def _group_label(g: nx.DiGraph, fold: Fold) -> str:
+    """A group's label: its id and size, column names, then one row per input it embeds."""
+    (n,) = fold.layers
+    node = g.nodes[n]
+    noun = node["layer"].plural or f"{fold.op} inputs"
+    head = [("left", "input"), ("center", ""), ("left", fold.op), ("right", "params")]
+    rows = [_row(head, color=_GREY)]
+    for inp, sizes, params in fold.rows:
+        rows.append(
+            _row(
+                [("left", inp), ("center", "→"), ("left", sizes), ("right", f"{params:,}")],
+                bgcolor=_STRIPE if len(rows) % 2 == 0 else "",
+            )
+        )
+    title = (
+        f"<tr><td colspan='{2 * len(head) - 1}' align='left'><b>{escape(n)}</b>: "
+        f"{len(fold.rows)} {escape(noun)}  ·  {node['params']:,} params  ·  "
+        f"{escape(str(node['type']))}</td></tr>"
     )
     return (
         f"<<table border='0' cellborder='0' cellspacing='0' cellpadding='2'>"

@@ -16,8 +16,7 @@ import networkx as nx
 
 from rocketc.compiler.load import SourceMap
 from rocketc.compiler.losses import loss_node, spec_terms
-from rocketc.compiler.ops import TensorType
-from rocketc.compiler.spec import CategoricalInput, Spec
+from rocketc.compiler.spec import Spec
 from rocketc.errors import Position
 
 
@@ -33,10 +32,7 @@ def build_graph(spec: Spec, source_map: SourceMap) -> nx.DiGraph:
     graph = nx.DiGraph(spec=spec, file=source_map.file)
     problems = Problems([], [])
     for i, inp in enumerate(spec.inputs):
-        if isinstance(inp, CategoricalInput):
-            t = TensorType((), "index", inp.vocab)
-        else:
-            t = TensorType(tuple(inp.shape))
+        t = inp.tensor_type()  # dense: (B, *shape) float; categorical: (B,) ids; lists: (B, L)
         pos = source_map.pos(("inputs", i))
         if inp.name in graph:
             problems.duplicates.append((inp.name, pos))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from rocketc.compiler.load import Source
-from rocketc.compiler.ops import Layer, on_new_op
+from rocketc.compiler.ops import Layer, TensorType, on_new_op
 from rocketc.compiler.ops.base import IDENT, RESERVED
 from rocketc.errors import Diagnostic, SpecError
 
@@ -41,15 +41,80 @@ class DenseInput(_InputBase):
     kind: Literal["dense"]
     shape: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
 
+    def tensor_type(self) -> TensorType:
+        return TensorType(tuple(self.shape))
 
-class CategoricalInput(_InputBase):
+
+class _IdsInput(_InputBase):
+    """Category ids from a vocabulary the loader builds, or from a stable hash of each value."""
+
+    vocab: int | None = Field(
+        default=None,
+        ge=1,
+        description="Number of distinct ids, including id 0 (unseen or missing values). "
+        "Filled in as hash_buckets + 1 when hash_buckets is given.",
+    )
+    hash_buckets: int | None = Field(
+        default=None,
+        ge=1,
+        description="Hash each value (BLAKE2b of its text, the same in every process) to an id "
+        "in 1..hash_buckets instead of building a vocabulary; 0 stays the missing value. For id "
+        "spaces too big or too open to enumerate (users, items).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vocab_from_buckets(cls, data: Any) -> Any:
+        buckets = data.get("hash_buckets") if isinstance(data, dict) else None
+        if isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 1:
+            if data.get("vocab") is None:
+                return {**data, "vocab": buckets + 1}
+        return data
+
+    @model_validator(mode="after")
+    def _sized(self) -> _IdsInput:
+        if self.vocab is None:
+            raise PydanticCustomError(
+                "input_vocab",
+                "give vocab (the number of distinct ids, id 0 for unseen values included) or "
+                "hash_buckets (ids hashed into 1..N)",
+                {"at": "kind"},
+            )
+        if self.hash_buckets is not None and self.vocab != self.hash_buckets + 1:
+            raise PydanticCustomError(
+                "input_vocab",
+                "with hash_buckets {buckets} the ids are 0 (missing) and 1..{buckets}, so vocab "
+                "is {want}; leave vocab out",
+                {"buckets": self.hash_buckets, "want": self.hash_buckets + 1, "at": "vocab"},
+            )
+        return self
+
+    def tensor_type(self) -> TensorType:
+        """One id per example: (B,) int64."""
+        return TensorType((), "index", self.vocab or 0)
+
+
+class CategoricalInput(_IdsInput):
     """One category id per example, in [0, vocab). Id 0 is kept for unseen values by loaders."""
 
     kind: Literal["categorical"]
-    vocab: int = Field(ge=1, description="Number of distinct ids, including the unseen-value id.")
 
 
-Input = Annotated[DenseInput | CategoricalInput, Field(discriminator="kind")]
+class CategoricalListInput(_IdsInput):
+    """Several category ids per example (tags, genres, clicked items): a (B, max_len) id tensor.
+
+    A list keeps its first max_len ids and is padded with id 0, which pooling ops leave out (as
+    they do unseen and missing values, also id 0).
+    """
+
+    kind: Literal["categorical_list"]
+    max_len: int = Field(ge=1, le=4096, description="Ids kept per example; shorter lists pad.")
+
+    def tensor_type(self) -> TensorType:
+        return TensorType((self.max_len,), "index", self.vocab or 0)
+
+
+Input = Annotated[DenseInput | CategoricalInput | CategoricalListInput, Field(discriminator="kind")]
 
 
 # --- heads and losses ----------------------------------------------------------------------
@@ -266,12 +331,25 @@ class TabularData(_Split):
     label: str
     group: str | None = Field(default=None, description="Column for GAUC (e.g. user id).")
     categorical: list[str] = Field(
-        default_factory=list, description="Each column feeds the categorical input of its name."
+        default_factory=list,
+        description="Each column feeds the input of its name: categorical (one value per row) "
+        "or categorical_list (a Parquet list column, or text split at list_delimiter).",
     )
     dense: dict[str, list[str]] = Field(
         default_factory=dict, description="Dense input name -> numeric columns (standardised)."
     )
     split_by: str | None = Field(default=None, description="Sort by this column before splitting.")
+    weight: str | None = Field(
+        default=None,
+        description="Column of per-row sample weights (finite, >= 0): every loss term and every "
+        "metric (AUC, GAUC, logloss, accuracy, CE) weighs each row by it.",
+    )
+    list_delimiter: str = Field(
+        default="|",
+        min_length=1,
+        description="Separator of the values of a categorical_list input held as text "
+        "(CSV cells like 'drama|comedy'); surrounding spaces are dropped.",
+    )
 
 
 class NpzData(_Split):
@@ -281,6 +359,9 @@ class NpzData(_Split):
     path: str
     label: str = "label"
     group: str | None = None
+    weight: str | None = Field(
+        default=None, description="Array of per-row sample weights (finite, >= 0)."
+    )
 
 
 Data = Annotated[

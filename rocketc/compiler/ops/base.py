@@ -211,6 +211,18 @@ class LayerBase(BaseModel):
         """The op and the settings that make its size, for the diagram (`linear → 64`)."""
         return self.op  # type: ignore[attr-defined]
 
+    def helpers_for(self, ins: list[Port]) -> tuple[str, ...]:
+        """The macros of `helpers` this layer's code needs (an op may need fewer than all)."""
+        return self.helpers
+
+    def table_rows(self, ins: list[Port]) -> list[tuple[str, str, int]] | None:
+        """An op embedding many inputs at once: (input, its sizes, its parameters) per input.
+
+        The diagram then draws the layer as one table node, one row per input, like a folded
+        fan of per-input layers (`rocketc.backends.viz_fold`). None: an ordinary box.
+        """
+        return None
+
 
 def one_float(layer: LayerBase, ins: list[Port], min_dims: int = 1) -> TensorType:
     """The single float input of `layer`, checked to have at least `min_dims` feature dims."""
