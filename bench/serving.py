@@ -306,3 +306,29 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency at 100 candidates as a multiple of the FLOP floor, per spec, net and runtime."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    specs = results["specs"]
+    fig, ax = plt.subplots(figsize=(2.8 * len(specs) + 2, 3.6))
+    width = 0.8 / (len(NETS) * len(RUNTIMES))
+    for k, (net, runtime) in enumerate((n, r) for n in NETS for r in RUNTIMES):
+        xs = [i + k * width for i in range(len(specs))]
+        ys = [
+            s["latency_ms"][net][runtime]["batch_100"]["median"] / floor_ms(results, s, net, 100)
+            for s in specs
+        ]
+        ax.bar(xs, ys, width, label=f"{net} {runtime}", hatch="//" if net == "booster" else "")
+    ax.axhline(1.0, color="black", lw=1)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(specs))], [s["spec"] for s in specs])
+    ax.set(ylabel="× FLOP floor (100 candidates)", yscale="log")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
