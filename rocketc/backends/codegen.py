@@ -7,7 +7,6 @@ templates plain view objects to print. Output is byte-for-byte deterministic for
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from rocketc.backends.pysource import check_source, docstring_text
 from rocketc.backends.templating import environment
 from rocketc.compiler import Compiled
 from rocketc.compiler.losses import graph_terms, loss_node
@@ -67,7 +67,10 @@ def render(compiled: Compiled) -> dict[str, str]:
         }
     except Exception as exc:  # a template bug, never the user's spec
         raise CodegenError(f"internal error while rendering: {exc!r}") from exc
-    return {name: _format(name, text) for name, text in files.items()}
+    files = {name: _format(name, text) for name, text in files.items()}
+    for name, text in files.items():
+        check_source(name, text)  # compiles, and holds no control or bidi character
+    return files
 
 
 def _format(name: str, text: str) -> str:
@@ -334,12 +337,7 @@ def _docstring_lines(text: str) -> list[str]:
 
     A name longer than a line stays whole on its own line (lint allows a line of one word).
     """
-    return textwrap.wrap(_docstring_text(text), 96, break_long_words=False, break_on_hyphens=False)
-
-
-def _docstring_text(text: str) -> str:
-    """User text made safe in a triple-quoted docstring: backslashes doubled, no run of quotes."""
-    return re.sub(r'"(?=")', r'\\"', text.replace("\\", "\\\\"))
+    return textwrap.wrap(docstring_text(text), 96, break_long_words=False, break_on_hyphens=False)
 
 
 def _num(x: float) -> str:

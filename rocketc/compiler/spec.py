@@ -30,9 +30,18 @@ class _InputBase(_Model):
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
-        if keyword.iskeyword(value) or value in RESERVED:
+        if keyword.iskeyword(value) or value in RESERVED or not _bindable(value):
             raise ValueError(f"'{value}' is reserved in generated Python; pick another name")
         return value
+
+
+def _bindable(name: str) -> bool:
+    """Whether Python takes `name` (an identifier) as a parameter: `__debug__` it does not."""
+    try:
+        compile(f"def _f({name}): pass", "<name>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    return True
 
 
 class DenseInput(_InputBase):
