@@ -543,5 +543,71 @@ def serve(
         _fail(exc)
 
 
+@app.command()
+def init(
+    data: Annotated[
+        Path,
+        typer.Option("--data", exists=True, dir_okay=False, help="The table: .csv or .parquet."),
+    ],
+    label: Annotated[str, typer.Option("--label", help="The label column (0/1, or class ids).")],
+    group: Annotated[
+        str | None, typer.Option("--group", help="Column of GAUC groups (e.g. a user id).")
+    ] = None,
+    weight: Annotated[
+        str | None, typer.Option("--weight", help="Column of per-row sample weights.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Spec name.", show_default="the file's stem")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", dir_okay=False, help="Where to write the spec.")
+    ] = Path("spec.yaml"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the spec instead of writing it.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")] = False,
+    sample_rows: Annotated[
+        int, typer.Option(min=100, help="Rows read to decide each column.")
+    ] = 100_000,
+    dim: Annotated[int, typer.Option(min=1, help="Embedding width of every field.")] = 16,
+    list_delimiter: Annotated[
+        str, typer.Option(help="What separates the values of a list held as text.")
+    ] = "|",
+) -> None:
+    """Write a first spec for a table: decide each column (printed with its reason), size the
+    vocabularies, embed the fields once for both nets, and add a light tower and a booster."""
+    from rocketc.runtime.init import init_spec
+
+    if out.exists() and not (dry_run or force):
+        _fail(RocketcError(f"{out}: exists; pass --force to overwrite it, or another -o"))
+    try:
+        result = init_spec(
+            data,
+            label,
+            group=group,
+            weight=weight,
+            name=name,
+            out=out,
+            sample_rows=sample_rows,
+            dim=dim,
+            delimiter=list_delimiter,
+        )
+    except RocketcError as exc:
+        _fail(exc)
+    pad = max(len(c.name) for c in result.columns)
+    for c in result.columns:
+        role = c.role + (" + group" if c.also else "")
+        typer.echo(f"  {c.name.ljust(pad)}  {role.ljust(19)} {c.reason}", err=True)
+    if dry_run:
+        typer.echo(result.text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.text, encoding="utf-8")
+    typer.echo(
+        f"wrote {out}: check it with `rocketc check {out}`, train with `rocketc train {out}`"
+    )
+
+
+
 def main() -> None:
     app()

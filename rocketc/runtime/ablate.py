@@ -80,7 +80,7 @@ def _evaluate(task: str, gen: Generated, net: torch.nn.Module, data: Dataset) ->
     """Test metrics of `net`, run where `fit` left it (the spec's device)."""
     device = next(net.parameters()).device
     logits = gen.train.predict(net, batch_loader(data.test, 1024), device).numpy()
-    return evaluate(task, logits, data.test.target, data.test.group)
+    return evaluate(task, logits, data.test.target, data.test.group, data.test.weight)
 
 
 def hint_reaches_booster(gen: Generated) -> bool | None:

@@ -358,7 +358,9 @@ def evaluate_nets(
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
     logits = predict_nets(gen, model, split, batch_size, device)
-    return {net: evaluate(task, logits[net], split.target, split.group) for net in NETS}
+    return {
+        net: evaluate(task, logits[net], split.target, split.group, split.weight) for net in NETS
+    }
 
 
 # --- checkpoint files ----------------------------------------------------------------------

@@ -8,10 +8,11 @@ assert or a shape error three layers deep in the first training step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec
+from rocketc.compiler.spec import DenseInput, Spec
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.preprocess import Preprocessor
 
@@ -28,6 +29,8 @@ class Split:
     # The same rows before preprocessing, as `predict` and `serve` take them (field -> column);
     # `inputs` is `preprocess.encode(raw)`. None for hand-made splits.
     raw: dict[str, np.ndarray] | None = None
+    # Per-row sample weights (float64 (N,), finite, >= 0): data.weight. None: every row counts 1.
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -63,6 +66,13 @@ def describe(source: str, spec: Spec, train: Split, val: Split, test: Split) -> 
     return f"{source}: {sizes}, {rate:.1%} positive in train"
 
 
+def with_notes(description: str, features: list) -> str:
+    """The description, then one indented line per feature that reports on its fitting (how
+    hashed ids fill their buckets, how long lists are)."""
+    notes = [note for f in features if (note := getattr(f, "summary", lambda: None)())]
+    return "\n".join([description, *(f"  {note}" for note in notes)])
+
+
 def check(spec: Spec, dataset: Dataset) -> None:
     """Raise one DataError listing every way the data does not fit the spec."""
     problems: list[str] = []
@@ -87,15 +97,35 @@ def _check_split(spec: Spec, split_name: str, split: Split) -> list[str]:
     for item in spec.inputs:
         if item.name in split.inputs:
             problems += _check_input(item, split_name, split.inputs[item.name], n)
-    problems += _check_target(spec, split_name, split.target)
+    if split.target.shape == (n,):
+        problems += _check_target(spec, split_name, split.target)
+    else:  # e.g. one-hot or (N, 1) labels: the loss would fail on the first step
+        problems.append(
+            f"labels have shape {_shape(split.target.shape)}; expected (N,), one label per row "
+            "(a class index, or 0/1 for binary)"
+        )
     if split.group is not None and split.group.shape != (n,):
         problems.append(f"{split_name}: group has shape {split.group.shape}, expected ({n},)")
+    if split.weight is not None:
+        problems += _check_weight(split_name, split.weight, n)
     return problems
 
 
-def _check_input(
-    item: DenseInput | CategoricalInput, split_name: str, array: np.ndarray, n: int
-) -> list[str]:
+def _check_weight(split_name: str, weight: np.ndarray, n: int) -> list[str]:
+    if weight.shape != (n,):
+        return [f"{split_name}: weight has shape {weight.shape}, expected ({n},)"]
+    bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
+    if bad.size:
+        return [
+            f"{split_name}: sample weights are finite and >= 0; row {bad[0] + 1} of the split has "
+            f"{weight[bad[0]]:g} ({bad.size:,} rows)"
+        ]
+    if not weight.sum() > 0:
+        return [f"{split_name}: every sample weight is 0; nothing would count"]
+    return []
+
+
+def _check_input(item: Any, split_name: str, array: np.ndarray, n: int) -> list[str]:
     # Shape and dtype are the same in every split, so their messages leave the split out
     # (and `check` prints them once); value problems say which split they were found in.
     where = f"input '{item.name}'"
@@ -111,9 +141,11 @@ def _check_input(
         if not np.all(np.isfinite(array)):
             return [f"{where} ({split_name}): has NaN or infinite values"]
         return []
-    if array.shape != (n,):
+    expected = (n, *item.tensor_type().shape)  # categorical: (N,); categorical_list: (N, L)
+    if array.shape != expected:
+        what = "one id per row" if len(expected) == 1 else f"{expected[1]} ids per row (padded)"
         return [
-            f"{where}: a categorical input has one id per row, expected shape (N,), "
+            f"{where}: a {item.kind} input has {what}, expected shape {_shape(expected)}, "
             f"got {_shape(array.shape)}"
         ]
     if array.dtype != np.int64:

@@ -9,11 +9,15 @@ and `--set train.seed=...` reshuffles data and weights together. Everything fitt
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec
+from rocketc.compiler.spec import CategoricalInput, CategoricalListInput, DenseInput, Spec
 from rocketc.errors import DataError
+from rocketc.runtime.data.features import Categorical
+from rocketc.runtime.data.hashing import Hashed
+from rocketc.runtime.data.lists import CategoricalList
 
 
 def data_seed(spec: Spec) -> int:
@@ -74,10 +78,11 @@ def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -
     return [np.sort(p) for p in parts]
 
 
-def spec_input(spec: Spec, name: str, kind: type, source: str) -> DenseInput | CategoricalInput:
-    """The spec input `name`, which must exist and be of `kind` (DenseInput/CategoricalInput)."""
+def spec_input(spec: Spec, name: str, kind: type | tuple[type, ...], source: str) -> Any:
+    """The spec input `name`, which must exist and be of `kind` (an input class, or several)."""
     by_name = {i.name: i for i in spec.inputs}
-    wanted = "dense" if kind is DenseInput else "categorical"
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    wanted = " or ".join(k.model_fields["kind"].annotation.__args__[0] for k in kinds)
     if name not in by_name:
         raise DataError(
             f"{source} feeds input '{name}', which the spec does not declare "
@@ -86,6 +91,22 @@ def spec_input(spec: Spec, name: str, kind: type, source: str) -> DenseInput | C
     if not isinstance(by_name[name], kind):
         raise DataError(f"{source} gives '{name}' {wanted} values; declare it kind: {wanted}")
     return by_name[name]
+
+
+def id_feature(
+    item: CategoricalInput | CategoricalListInput, column: str, kind: str, delimiter: str = "|"
+):
+    """The feature making a categorical input's ids from raw field `column` (of type `kind`):
+    a train vocabulary, or a stable hash with `hash_buckets`; lists of values for
+    categorical_list inputs (text split at `delimiter`)."""
+    if isinstance(item, CategoricalListInput):
+        mode = "hashed" if item.hash_buckets else "vocabulary"
+        return CategoricalList(
+            item.name, item.vocab, item.max_len, column, delimiter, mode, item.hash_buckets
+        )
+    if item.hash_buckets:
+        return Hashed(item.name, item.hash_buckets, column, kind)
+    return Categorical(item.name, item.vocab, column, kind)
 
 
 def check_size(item: DenseInput, per_row: int, source: str, got: Sequence[int]) -> None:
@@ -97,3 +118,16 @@ def check_size(item: DenseInput, per_row: int, source: str, got: Sequence[int]) 
             f"input '{item.name}': dense shape mismatch: expected ({want}), "
             f"{source} gives ({have}) = {per_row} values per example"
         )
+
+
+def check_weights(weight: np.ndarray, what: str) -> np.ndarray:
+    """Sample weights as float64, which must be finite and >= 0 (bad rows named from 1)."""
+    weight = np.asarray(weight, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
+    if bad.size:
+        rows = ", ".join(f"row {r + 1} ({weight[r]:g})" for r in bad[:5])
+        raise DataError(
+            f"{what}: sample weights are finite and >= 0; {bad.size:,} row(s) are not: "
+            f"{rows}{' ...' if bad.size > 5 else ''}"
+        )
+    return weight

@@ -9,6 +9,9 @@ JSON object of a `/v1/score` request, one record of a data source. Each field ha
 - `vector`: a fixed count of real numbers, such as an image's pixels: a JSON list (nested
   lists are flattened row-major), in CSV/Parquet the columns `name_0 ... name_{k-1}` or one
   Parquet list column `name`.
+- `list`: any number of category values (tags, genres, clicked items): a JSON list, a Parquet
+  list column, or text the feature splits at its delimiter (a CSV cell `drama|comedy`); a single
+  value is a list of one, a missing one an empty list.
 
 `parse` turns one column of values, as numpy, pandas or JSON give them, into a typed numpy array,
 a mask of missing values (None, NaN, an empty cell) and the rows whose value has the wrong type.
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TYPES = ("int", "number", "str", "vector")
+TYPES = ("int", "number", "str", "vector", "list")
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,39 @@ def _parse_vector(array: np.ndarray, field: Field) -> Parsed:
     return Parsed(values, missing, wrong)
 
 
+_SCALARS = (str, int, float, np.integer, np.floating)
+
+
+def _parse_list(array: np.ndarray, field: Field) -> Parsed:
+    """Each value kept as it is, checked: text (split later), a list of plain values, or one
+    value (a list of one); missing values are empty lists."""
+    n = len(array)
+    if array.ndim == 2:  # padded rows (npz): one list per row
+        out = np.empty(n, dtype=object)
+        out[:] = list(array)
+        return Parsed(out, np.zeros(n, bool), {})
+    values, missing, wrong = np.empty(n, dtype=object), np.zeros(n, bool), {}
+    for row, value in enumerate(array):
+        if _is_missing(value):
+            missing[row] = True
+        elif isinstance(value, (bool, np.bool_)) or isinstance(value, dict):
+            wrong[row] = f"expected a list of values, got {_name(value)}"
+        elif isinstance(value, _SCALARS):
+            values[row] = value
+        elif not isinstance(value, (list, tuple, np.ndarray)) or (
+            isinstance(value, np.ndarray) and value.ndim != 1
+        ):
+            wrong[row] = f"expected a list of values, got {_name(value)}"
+        elif not all(
+            isinstance(v, _SCALARS) and not isinstance(v, (bool, np.bool_)) for v in value
+        ):
+            wrong[row] = "expected a list of plain values (text or numbers), got a list of others"
+        else:
+            values[row] = value
+    values[missing] = ""
+    return Parsed(values, missing, wrong)
+
+
 def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
     """The raw fields held by a pandas frame, typed for `fields.parse`.
 
@@ -257,4 +293,5 @@ _PARSERS = {
     "number": _parse_number,
     "str": _parse_str,
     "vector": _parse_vector,
+    "list": _parse_list,
 }

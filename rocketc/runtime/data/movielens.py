@@ -21,9 +21,10 @@ import numpy as np
 
 from rocketc.compiler.spec import CategoricalInput, DenseInput, MovielensData, Spec
 from rocketc.errors import DataError, Diagnostic
-from rocketc.runtime.data.base import Dataset, Split, describe, make_target
+from rocketc.runtime.data.base import Dataset, Split, describe, make_target, with_notes
 from rocketc.runtime.data.encode import group_ordered_split, ordered_split
 from rocketc.runtime.data.features import Bucket, Categorical, Dense, Floor, Prefix, Strip
+from rocketc.runtime.data.hashing import Hashed
 from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
 # The 19 ml-100k genres in u.genre order; RecBole's `class` column holds them as space-separated
@@ -87,7 +88,19 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
             continue
         column, kind, derive = _FEATURES[item.name]
         kind = kind or ("int" if raw[column].dtype.kind == "i" else "str")
-        feature = Categorical(item.name, item.vocab, column, kind, derive)
+        if item.hash_buckets and derive is not None:
+            problems.append(
+                Diagnostic(
+                    f"input '{item.name}': movielens-100k derives it from {column} "
+                    f"({derive.name}) into a few values; hash_buckets is for raw ids (user, item)"
+                )
+            )
+            continue
+        feature = (
+            Hashed(item.name, item.hash_buckets, column, kind)
+            if item.hash_buckets
+            else Categorical(item.name, item.vocab, column, kind, derive)
+        )
         try:
             features.append(feature.fit(take(raw, parts[0])))
         except DataError as exc:
@@ -105,7 +118,8 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
         rows_raw = take(raw, p)
         inputs = preprocess.encode_split(rows_raw, f"movielens-100k {name} split")
         splits.append(Split(inputs, make_target(spec, labels[p]), group[p], rows_raw))
-    return Dataset(*splits, describe("movielens-100k", spec, *splits), preprocess)
+    description = with_notes(describe("movielens-100k", spec, *splits), features)
+    return Dataset(*splits, description, preprocess)
 
 
 def _check_inputs(spec: Spec) -> None:

@@ -1,10 +1,12 @@
-"""A .npz archive holding one array per spec input, by name, plus the labels (and groups).
+"""A .npz archive holding one array per spec input, by name, plus the labels (groups, weights).
 
 The arrays are taken as already prepared: dense arrays must have exactly the spec's per-example
 shape (no reshaping, which would hide an HWC/CHW mix-up) and categorical arrays are ids already,
-so no vocabulary is built and an id outside [0, vocab) is an error. A raw row is therefore one
-field per spec input, by its name: the example's values (a JSON list, flattened row-major) for a
-dense input, its id for a categorical one; preprocessing only casts.
+so no vocabulary is built (nor hash computed: `hash_buckets` only sizes the table) and an id
+outside [0, vocab) is an error. A categorical_list input is an (N, max_len) array of ids padded
+with 0. A raw row is therefore one field per spec input, by its name: the example's values (a
+JSON list, flattened row-major) for a dense input, its id for a categorical one, its list of ids
+for a categorical_list; preprocessing only casts. `weight` names an array of sample weights.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import numpy as np
 from rocketc.compiler.spec import DenseInput, NpzData, Spec
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target
-from rocketc.runtime.data.encode import data_seed, random_split
+from rocketc.runtime.data.encode import check_weights, data_seed, random_split
 from rocketc.runtime.data.preprocess import identity, label_info, take
 
 
 def load(spec: Spec, data: NpzData) -> Dataset:
     arrays = _read(Path(data.path))
-    keys = [i.name for i in spec.inputs] + [data.label] + ([data.group] if data.group else [])
+    keys = [i.name for i in spec.inputs] + [data.label]
+    keys += [k for k in (data.group, data.weight) if k]
     absent = [k for k in keys if k not in arrays]
     if absent:
         raise DataError(
@@ -45,8 +48,12 @@ def load(spec: Spec, data: NpzData) -> Dataset:
             raw[item.name] = array.reshape(len(array), -1)
         else:
             array = _cast(array, np.int64, item.name, "integer", data.path)
+            per_row = item.tensor_type().shape  # (): one id; (L,): a padded list of ids
+            if array.shape[1:] != per_row:
+                problems.append(_shape_mismatch(item.name, per_row, array.shape[1:], "ids"))
+                continue
             raw[item.name] = array
-            top = int(array.max()) if array.ndim == 1 and len(array) else 0
+            top = int(array.max()) if len(array) else 0
             if top >= item.vocab:
                 problems.append(
                     f"input '{item.name}': category id {top} >= vocab {item.vocab} (npz ids are "
@@ -61,6 +68,9 @@ def load(spec: Spec, data: NpzData) -> Dataset:
     group = None
     if data.group:
         group = np.unique(arrays[data.group], return_inverse=True)[1].reshape(-1).astype(np.int64)
+    weight = None
+    if data.weight:
+        weight = check_weights(arrays[data.weight], f"{data.path}: array '{data.weight}'")
     parts = random_split(len(labels), data.val_fraction, data.test_fraction, data_seed(spec))
     splits = []
     for name, p in zip(("train", "val", "test"), parts, strict=True):
@@ -71,14 +81,15 @@ def load(spec: Spec, data: NpzData) -> Dataset:
                 make_target(spec, labels[p]),
                 None if group is None else group[p],
                 rows,
+                None if weight is None else weight[p],
             )
         )
     return Dataset(*splits, describe(Path(data.path).name, spec, *splits), preprocess)
 
 
-def _shape_mismatch(name: str, want, got) -> str:
+def _shape_mismatch(name: str, want, got, what: str = "dense") -> str:
     return (
-        f"input '{name}': dense shape mismatch: expected ({', '.join(['N', *map(str, want)])}), "
+        f"input '{name}': {what} shape mismatch: expected ({', '.join(['N', *map(str, want)])}), "
         f"got ({', '.join(['N', *map(str, got)])})"
     )
 
@@ -90,8 +101,16 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             f"directory: {Path(path).resolve()})"
         )
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load also reads one .npy array
+            raise DataError(
+                f"{path}: one .npy array, not a .npz archive; save every spec input and the "
+                "labels in one file: np.savez('data.npz', <input name>=..., label=...)"
+            )
+        with loaded as archive:
             return {key: archive[key] for key in archive.files}
+    except EOFError:
+        raise DataError(f"{path}: the file is empty; point data.path at a .npz archive") from None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"{path}: cannot read as .npz (object arrays are not allowed): {exc}"

@@ -32,6 +32,8 @@ from rocketc.runtime.data.features import (
     rows_error,
 )
 from rocketc.runtime.data.fields import Field
+from rocketc.runtime.data.hashing import Hashed  # noqa: F401 (registers the feature kind)
+from rocketc.runtime.data.lists import CategoricalList
 
 FORMAT = 1
 
@@ -50,7 +52,7 @@ class Preprocessor:
 
     source: str  # the data source it was fitted on
     raw_row: str  # what one raw row is, in words
-    features: list  # Categorical | Dense, in spec input order
+    features: list  # Categorical | Hashed | CategoricalList | Dense, in spec input order
     label: dict[str, Any]  # {"task", "meaning", and for multiclass "classes": [names]}
 
     def fields(self) -> dict[str, Field]:
@@ -121,11 +123,16 @@ class Preprocessor:
 
 def identity(spec) -> Preprocessor:
     """Inputs taken as they are: a dense input is a vector field of its name, a categorical one
-    an id field. For data prepared outside rocketc (npz archives, hand-made datasets)."""
+    an id field, a categorical list a list of ids. For data prepared outside rocketc (npz
+    archives, hand-made datasets)."""
     features: list = []
     for item in spec.inputs:
         if item.kind == "dense":
             features.append(Dense(item.name, tuple(item.shape), field=item.name))
+        elif item.kind == "categorical_list":  # padded id lists, 0 = padding
+            features.append(
+                CategoricalList(item.name, item.vocab, item.max_len, item.name, mode="ids")
+            )
         else:
             features.append(Categorical(item.name, item.vocab, item.name, "int"))
     raw = "one field per spec input, by its name: a list of numbers (dense) or an id (categorical)"

@@ -3,9 +3,11 @@
 A raw row is a table row: each categorical input reads the column of its name, each dense input
 its listed numeric columns. Fitted on the train split only: categorical vocabularies (sorted
 values get ids 1..K; id 0 is a value unseen in train, or a missing one) and the mean/std used to
-standardise dense columns. Missing values in label, dense, group or split_by columns are an
-error rather than silently filled: a fill value is a modelling choice the user should make in
-their own data pipeline.
+standardise dense columns. A categorical input with `hash_buckets` hashes its values instead
+(hashing.py); a categorical_list input reads a Parquet list column or text split at
+`list_delimiter` (lists.py). `weight` names a column of sample weights. Missing values in label,
+dense, group, split_by or weight columns are an error rather than silently filled: a fill value
+is a modelling choice the user should make in their own data pipeline.
 
 `fields.raw_columns` turns the pandas frame into raw fields; `rocketc predict` reads its files
 through the same function, chunk by chunk.
@@ -14,20 +16,29 @@ through the same function, chunk by chunk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import CategoricalInput, DenseInput, Spec, TabularData
+from rocketc.compiler.spec import (
+    CategoricalInput,
+    CategoricalListInput,
+    DenseInput,
+    Spec,
+    TabularData,
+)
 from rocketc.errors import DataError, Diagnostic
-from rocketc.runtime.data.base import Dataset, Split, describe, make_target
+from rocketc.runtime.data.base import Dataset, Split, describe, make_target, with_notes
 from rocketc.runtime.data.encode import (
     check_size,
+    check_weights,
     data_seed,
+    id_feature,
     ordered_split,
     random_split,
     spec_input,
 )
-from rocketc.runtime.data.features import Categorical, Dense
+from rocketc.runtime.data.features import Dense
 from rocketc.runtime.data.fields import raw_columns
 from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
@@ -37,6 +48,8 @@ def load(spec: Spec, data: TabularData) -> Dataset:
 
     frame = _read(data)
     _check_columns(spec, data, list(frame.columns))
+    if data.weight:
+        _check_weights(frame, data.weight, data.path)
     if data.split_by:
         _no_missing(frame, [data.split_by], data.path)
         frame = frame.sort_values(data.split_by, kind="stable", ignore_index=True)
@@ -44,13 +57,13 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     else:
         parts = random_split(len(frame), data.val_fraction, data.test_fraction, data_seed(spec))
 
-    features: dict[str, Categorical | Dense] = {}
+    features: dict[str, Any] = {}
     problems: list[Diagnostic] = []
     for name in data.categorical:
-        item = spec_input(spec, name, CategoricalInput, data.source)
+        item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
         kind = frame[name].to_numpy().dtype.kind
         kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
-        feature = Categorical(name, item.vocab, name, kind)
+        feature = id_feature(item, name, kind, data.list_delimiter)
         try:
             features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
         except DataError as exc:
@@ -81,23 +94,32 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     if data.group:
         _no_missing(frame, [data.group], data.path)
         group = pd.factorize(frame[data.group], sort=True)[0].astype(np.int64)
+    weight = frame[data.weight].to_numpy(dtype=np.float64) if data.weight else None
     splits = []
     for name, p in zip(("train", "val", "test"), parts, strict=True):
         rows = take(raw, p)
         inputs = preprocess.encode_split(rows, f"{Path(data.path).name} {name} split")
         splits.append(
-            Split(inputs, make_target(spec, labels[p]), None if group is None else group[p], rows)
+            Split(
+                inputs,
+                make_target(spec, labels[p]),
+                None if group is None else group[p],
+                rows,
+                None if weight is None else weight[p],
+            )
         )
-    return Dataset(*splits, describe(Path(data.path).name, spec, *splits), preprocess)
+    description = describe(Path(data.path).name, spec, *splits)
+    return Dataset(*splits, with_notes(description, ordered), preprocess)
 
 
-def _columns_text(features: list[Categorical | Dense]) -> str:
+def _columns_text(features: list) -> str:
     parts = []
     for f in features:
         if isinstance(f, Dense):
             parts.append(f"{', '.join(f.columns)} (numbers)")
         else:
-            parts.append(f"{f.column} ({f.type})")
+            (field,) = f.fields()
+            parts.append(f"{field.name} ({field.describe()})")
     return "; ".join(parts)
 
 
@@ -119,7 +141,7 @@ def _read(data: TabularData):
 def _check_columns(spec: Spec, data: TabularData, available: list[str]) -> None:
     """Every named column exists, and the feeds cover exactly the spec's inputs."""
     wanted = [data.label, *data.categorical, *(c for cols in data.dense.values() for c in cols)]
-    wanted += [c for c in (data.group, data.split_by) if c]
+    wanted += [c for c in (data.group, data.split_by, data.weight) if c]
     problems = [
         f"{data.path}: no column '{c}'; available: {available}"
         for c in dict.fromkeys(wanted)
@@ -145,6 +167,13 @@ def _numeric(frame, columns: list[str], path: str) -> None:
                 f"{path}: column '{column}' must be numeric; it holds "
                 f"{frame[column].dtype} values like {frame[column].iloc[0]!r}"
             )
+
+
+def _check_weights(frame, column: str, path: str) -> None:
+    """Sample weights are numbers, none missing, finite and >= 0 (rows named from 1)."""
+    _numeric(frame, [column], path)
+    _no_missing(frame, [column], path)
+    check_weights(frame[column].to_numpy(dtype=np.float64), f"{path}: column '{column}'")
 
 
 def _no_missing(frame, columns: list[str], path: str) -> None:

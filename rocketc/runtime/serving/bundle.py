@@ -24,7 +24,12 @@ from rocketc.runtime.data.preprocess import Preprocessor
 BUNDLE = "preprocess.json"
 MODEL = "light.onnx"
 REPORT = "report.json"
-_DTYPES = {"dense": "tensor(float)", "categorical": "tensor(int64)"}
+_DTYPES = {
+    "dense": "tensor(float)",
+    "categorical": "tensor(int64)",
+    "hashed": "tensor(int64)",
+    "categorical_list": "tensor(int64)",
+}
 
 
 def sha256(path: Path) -> str:

@@ -104,7 +104,7 @@ def score(
 ) -> float:
     """The light net's `metric` on `split`, evaluated without running the booster."""
     logits = gen.train.predict(model.light_net(), batch_loader(split, batch_size), device)
-    return float(evaluate(task, logits.numpy(), split.target, split.group)[metric])
+    return float(evaluate(task, logits.numpy(), split.target, split.group, split.weight)[metric])
 
 
 def score_on_test(gen: Generated, data: Dataset, run: RunOutcome, metric: str) -> float:

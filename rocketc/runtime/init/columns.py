@@ -1,0 +1,176 @@
+"""What each column of a table is, decided from a bounded sample of its rows, with the reason.
+
+`decide` looks at one column (a pandas Series of the sample) and returns a `Column`: the label,
+group or weight the user named; or a feature kind: `categorical` (a vocabulary), `hashed` (ids
+too many to enumerate), `list` (several values per row), `dense` (a number), or `ignore` (the
+reason says why and what would change it). The rules, in order:
+
+1. every value missing, or one value only: ignore (nothing to learn);
+2. a Parquet list column, or text holding the list delimiter in >= 10% of its cells: list;
+3. a timestamp: ignore (use it as `data.split_by`);
+4. whole numbers: every value distinct -> ignore (a row key); an id-like name (`user_id`,
+   `itemId`) -> hashed; at most NUMBER_CODES distinct values -> categorical (codes such as an
+   hour or a region number, not quantities); else dense;
+5. other numbers: dense, unless some are missing (dense inputs take none): then categorical with
+   few distinct values, else ignore;
+6. text: every value distinct -> ignore (a row key); an id-like name -> hashed; up to
+   CATEGORICAL_MAX distinct values -> categorical; more -> hashed. Booleans are categorical.
+
+A column whose name is not a Python identifier (or is reserved in generated code) cannot name a
+spec input and is ignored, saying so.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rocketc.compiler.ops.base import RESERVED
+from rocketc.compiler.ops.sparse import MODULEDICT_ATTRS
+
+CATEGORICAL_MAX = 10_000  # distinct text values embedded through a vocabulary; more are hashed
+NUMBER_CODES = 50  # whole-number columns with at most this many values are codes, not amounts
+ROW_KEY_MIN = 100  # a column of all-distinct values is a row key only with this many rows
+LIST_SHARE = 0.1  # text is a list when at least this share of its cells holds the delimiter
+MAX_LEN_CAP = 64  # longest list kept per row
+_ID_NAME = re.compile(r"(^|_)ids?$|[a-z0-9]Ids?$|ID$|(^|_)(key|uuid|hash)$", re.IGNORECASE)
+
+
+@dataclass
+class Column:
+    name: str
+    role: str  # label | group | weight | categorical | hashed | list | dense | ignore
+    reason: str
+    distinct: int = 0  # distinct values (lists: distinct values inside them), in what was read
+    max_len: int = 0  # lists: the longest list
+    delimiter: str | None = None  # lists held as text: what splits them
+    also: list[str] = field(default_factory=list)  # a group column is also a feature
+
+    @property
+    def feature(self) -> bool:
+        return self.role in ("categorical", "hashed", "list", "dense")
+
+
+def usable_name(name: str) -> str | None:
+    """Why `name` cannot name a spec input, or None when it can."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return "not a Python identifier, so it cannot name a spec input; rename the column"
+    if keyword.iskeyword(name) or name in RESERVED or name in MODULEDICT_ATTRS:
+        return "a name reserved in generated Python; rename the column to use it"
+    return None
+
+
+def decide(series, delimiter: str) -> Column:
+    """The decision for one sampled column (see the module docstring for the rules)."""
+    import pandas as pd
+
+    name = str(series.name)
+    present = series.dropna()
+    n, k = len(series), len(present)
+    if k == 0:
+        return Column(name, "ignore", f"every one of {n:,} sampled values is missing")
+    found = _as_lists(present, delimiter)
+    if found is not None:
+        text, lists = found
+        values = {token_text(v) for row in lists for v in row}
+        longest = max(map(len, lists))
+        how = f"text lists split at {delimiter!r}" if text else "a list column"
+        return Column(
+            name,
+            "list",
+            f"{how}: {len(values):,} distinct values, up to {longest} per row",
+            distinct=len(values),
+            max_len=min(max(longest, 1), MAX_LEN_CAP),
+            delimiter=delimiter if text else None,
+        )
+    distinct = int(present.nunique())
+    if distinct == 1:
+        return Column(name, "ignore", f"constant ({present.iloc[0]!r}): nothing to learn", 1)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return Column(name, "ignore", "a timestamp: set data.split_by to split by time", distinct)
+    if pd.api.types.is_bool_dtype(series):
+        return Column(name, "categorical", "true/false", distinct)
+    if pd.api.types.is_numeric_dtype(series):
+        return _number(name, present, n, distinct)
+    return _text(name, present, distinct)
+
+
+def _number(name: str, present, n: int, distinct: int) -> Column:
+    k = len(present)
+    values = present.to_numpy(dtype=np.float64)
+    whole = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+    counted = f"{distinct:,} distinct in {k:,} values"
+    if whole and distinct == k and k >= ROW_KEY_MIN:
+        return Column(name, "ignore", f"every value distinct ({counted}): a row key", distinct)
+    if whole and _ID_NAME.search(name) and distinct > NUMBER_CODES:
+        return Column(name, "hashed", f"whole numbers named like ids: {counted}", distinct)
+    if whole and distinct <= NUMBER_CODES:
+        missing = f", {n - k:,} missing (id 0)" if k < n else ""
+        return Column(
+            name,
+            "categorical",
+            f"whole numbers with {distinct} distinct values: codes, not amounts{missing}",
+            distinct,
+        )
+    if k < n:
+        if distinct <= NUMBER_CODES:
+            return Column(
+                name,
+                "categorical",
+                f"a number with {n - k:,} missing values and {distinct} distinct ones: "
+                "categorical, missing as id 0",
+                distinct,
+            )
+        return Column(
+            name,
+            "ignore",
+            f"a number with {n - k:,} missing of {n:,}: dense inputs take no missing value "
+            "(fill them, then run init again)",
+            distinct,
+        )
+    return Column(name, "dense", f"a number ({counted})", distinct)
+
+
+def _text(name: str, present, distinct: int) -> Column:
+    k = len(present)
+    counted = f"{distinct:,} distinct in {k:,} values"
+    if distinct == k and k >= ROW_KEY_MIN:
+        return Column(name, "ignore", f"every value distinct ({counted}): a row key", distinct)
+    if _ID_NAME.search(name) and distinct > NUMBER_CODES:
+        return Column(name, "hashed", f"text named like ids: {counted}", distinct)
+    if distinct <= CATEGORICAL_MAX:
+        return Column(name, "categorical", f"text, {counted}", distinct)
+    return Column(
+        name, "hashed", f"text, {counted} (> {CATEGORICAL_MAX:,}): too many to enumerate", distinct
+    )
+
+
+def _as_lists(present, delimiter: str) -> tuple[bool, list[list]] | None:
+    """(held as text?, the sampled values as lists) if the column holds lists (or delimited
+    text), else None."""
+    if isinstance(present.iloc[0], (list, tuple, np.ndarray)):
+        return False, [_items(v) for v in present]
+    if not all(isinstance(v, str) for v in present):
+        return None
+    if present.str.contains(delimiter, regex=False).mean() < LIST_SHARE:
+        return None
+    return True, [split_text(v, delimiter) for v in present.tolist()]
+
+
+def split_text(value: str, delimiter: str) -> list[str]:
+    """A text list's values, as the loader splits them (rocketc.runtime.data.lists)."""
+    return [t for t in (part.strip() for part in value.split(delimiter)) if t]
+
+
+def _items(value) -> list:
+    return [v for v in value if v is not None and not (isinstance(v, float) and v != v)]
+
+
+def token_text(value) -> str:
+    """A list value as the loader keys it (rocketc.runtime.data.hashing.canonical_text)."""
+    from rocketc.runtime.data.hashing import canonical_text
+
+    return canonical_text(value.strip() if isinstance(value, str) else value)
