@@ -201,20 +201,38 @@ class BoosterNet(SharedBottom):
         return self.booster(features)
 
 
-def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
+def weighted_mean(per_example: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+    """The batch mean of per-example losses, each counted at its sample weight (data.weight).
+
+    sum(w * loss) / sum(w): on the label terms, the weighted log loss the metrics report. A batch
+    whose weights are all 0 contributes nothing. None: the plain mean.
+    """
+    if sample_weight is None:
+        return per_example.mean()
+    return (per_example * sample_weight).sum() / sample_weight.sum().clamp(min=1e-12)
+
+
+def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS, sample_weight=None):
     """Loss terms by name, plus "total" = the `weights`-weighted sum that is minimised.
 
     target: (B,) float labels in {0, 1}.
     weights: LOSS_WEIGHTS, or loss_weights(epoch) while training.
+    sample_weight: (B,) per-example weights (the data's weight column); None counts each once.
     """
     # Gradient block (gradient_block: booster): the hint/KD terms read the booster logits
     # detached, so they pull the light net toward the booster and never move a booster weight.
     teacher = booster_logits.detach()
-    losses = {
-        "light": F.binary_cross_entropy_with_logits(light_logits.squeeze(1), target),
-        "booster": F.binary_cross_entropy_with_logits(booster_logits.squeeze(1), target),
-        "hint": F.mse_loss(light_logits, teacher),
+    # Each term per example, (B,), then averaged with the sample weights.
+    per_example = {
+        "light": F.binary_cross_entropy_with_logits(
+            light_logits.squeeze(1), target, reduction="none"
+        ),
+        "booster": F.binary_cross_entropy_with_logits(
+            booster_logits.squeeze(1), target, reduction="none"
+        ),
+        "hint": (light_logits - teacher).pow(2).mean(dim=1),
     }
+    losses = {k: weighted_mean(v, sample_weight) for k, v in per_example.items()}
     losses["total"] = sum(weights[k] * losses[k] for k in weights)
     return losses
 

@@ -66,7 +66,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, s: Settings):
 def train_one_epoch(
     model, loader, optimizer, s: Settings, device, epoch: int, on_step=None
 ) -> dict:
-    """One pass over `loader` (batches of (*inputs, target)); returns mean loss per term.
+    """One pass over `loader` (batches of (*inputs, target, sample_weight)); returns mean loss
+    per term.
 
     `epoch` (0-based) picks the loss weights: `loss_weights` in model.py.
     """
@@ -74,11 +75,13 @@ def train_one_epoch(
     weights = loss_weights(epoch)
     sums, count = {}, 0
     for step, batch in enumerate(loader):
-        *inputs, target = (t.to(device) for t in batch)
+        *inputs, target, sample_weight = (t.to(device) for t in batch)
         with torch.autocast(device.type, torch.bfloat16, enabled=s.precision == "bf16"):
             light_logits, booster_logits = model(*inputs)
         # Losses in fp32 whatever the forward ran in.
-        losses = compute_loss(light_logits.float(), booster_logits.float(), target, weights)
+        losses = compute_loss(
+            light_logits.float(), booster_logits.float(), target, weights, sample_weight
+        )
         if not torch.isfinite(losses["total"]):
             raise FloatingPointError(f"non-finite loss at step {step}: {losses['total'].item()}")
         optimizer.zero_grad(set_to_none=True)
@@ -139,6 +142,7 @@ if __name__ == "__main__":
     # Smoke run on random data: checks the loop end to end without a dataset.
     s = Settings(epochs=1)
     torch.manual_seed(s.seed)
-    data = torch.utils.data.TensorDataset(*example_inputs(256), example_targets(256))
+    sample_weight = torch.ones(256)  # every example counted once
+    data = torch.utils.data.TensorDataset(*example_inputs(256), example_targets(256), sample_weight)
     loader = torch.utils.data.DataLoader(data, batch_size=s.batch_size, shuffle=True)
     model = fit(RocketNet(), loader, s, on_epoch_end=lambda e, losses: print(e, losses))

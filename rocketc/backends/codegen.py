@@ -307,9 +307,13 @@ def _loss_view(c: Compiled) -> dict[str, Any]:
                     adapter.code() if adapter is not None else None,
                 )
             )
-        exprs.append((term.name, term.kind.expression(term, spec, names)))
+        # With sample weights each term is computed per example and averaged with them.
+        value = term.kind.per_example if sample_weighted(spec) else term.kind.expression
+        exprs.append((term.name, value(term, spec, names)))
     macros = environment().get_template("losses.jinja2").module
     helpers = sorted({h for term in terms for h in term.kind.helpers(term)})
+    if sample_weighted(spec):
+        helpers.append("weighted_mean")
     return {
         "terms": exprs,
         "weights": [(t.name, _num(t.weight)) for t in terms],
@@ -322,7 +326,14 @@ def _loss_view(c: Compiled) -> dict[str, Any]:
         "helpers": [str(getattr(macros, h)()) for h in helpers],
         "mode": spec.loss.gradient_block,
         "multiclass": spec.task == "multiclass",
+        "weighted": sample_weighted(spec),
     }
+
+
+def sample_weighted(spec) -> bool:
+    """Whether the spec's data has per-row sample weights (`data.weight`): the generated loss
+    then takes them, and the training batches carry them after the target."""
+    return getattr(spec.data, "weight", None) is not None
 
 
 def feature_reads(c: Compiled, side: str) -> list[str]:
@@ -399,4 +410,5 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         ),
         "settings": [(k, types[k], v, why) for k, v, why in settings],
         "features": any(r.what == "features" for t in graph_terms(c.graph) for r in t.reads),
+        "weighted": sample_weighted(c.spec),
     }

@@ -22,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
 from rocketc.runtime.data import Dataset, load_data
 from rocketc.runtime.generated import Generated, load_generated
@@ -68,7 +69,10 @@ class _Pair(torch.nn.Module):
 
 def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) -> float:
     settings = gen.train.Settings(seed=seed)
-    loader = batch_loader(data.train, settings.batch_size, torch.Generator().manual_seed(seed))
+    shuffle = torch.Generator().manual_seed(seed)
+    loader = batch_loader(
+        data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
+    )
     start = time.perf_counter()
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = gen.train.build_optimizer(torch.nn.ParameterList(params), settings)

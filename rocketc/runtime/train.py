@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
 from rocketc.errors import TrainError
 from rocketc.runtime.data import Dataset, Split, load_data
@@ -102,7 +103,9 @@ class TrainRecipe:
         if self.data is None:
             self.data = load_data(self.spec)
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
-        self.train_loader = batch_loader(self.data.train, self.spec.train.batch_size, self.shuffle)
+        self.train_loader = batch_loader(
+            self.data.train, self.spec.train.batch_size, self.shuffle, sample_weighted(self.spec)
+        )
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
 
     def setup_model(self) -> None:
@@ -314,21 +317,32 @@ def _device(gen: Generated, settings: Any) -> torch.device:
 
 
 # --- batches and evaluation (ablate and tune use these too) ---------------------------------
-def tensors(split: Split) -> list[torch.Tensor]:
-    """A split's inputs in spec order, then the target."""
-    return [torch.from_numpy(np.ascontiguousarray(a)) for a in split.inputs.values()] + [
+def tensors(split: Split, weighted: bool = False) -> list[torch.Tensor]:
+    """A split's inputs in spec order, then the target; `weighted`: then the sample weights
+    (the split's, or ones if it has none), which a weighted spec's train_one_epoch reads."""
+    out = [torch.from_numpy(np.ascontiguousarray(a)) for a in split.inputs.values()] + [
         torch.from_numpy(np.ascontiguousarray(split.target))
     ]
+    if weighted:
+        weight = split.weight if split.weight is not None else np.ones(len(split))
+        out.append(torch.from_numpy(np.asarray(weight, dtype=np.float32)))
+    return out
 
 
-def batch_loader(split: Split, batch_size: int, shuffle: torch.Generator | None = None):
+def batch_loader(
+    split: Split,
+    batch_size: int,
+    shuffle: torch.Generator | None = None,
+    weighted: bool = False,
+):
     """Batches sliced straight from the tensors (one indexing op per batch, not per example).
+    Training batches of a spec with `data.weight` end with the sample weights (`weighted`).
 
     Same sampler as DataLoader(shuffle=True, generator=...) uses internally, so the batches, and
     with them resumed runs, are those of a plain DataLoader.
     """
     data = torch.utils.data
-    dataset = data.TensorDataset(*tensors(split))
+    dataset = data.TensorDataset(*tensors(split, weighted))
     order = (
         data.RandomSampler(dataset, generator=shuffle)
         if shuffle is not None

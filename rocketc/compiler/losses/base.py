@@ -86,6 +86,12 @@ class LossKind:
         """The term's value in generated `compute_loss`; `names` holds what each side reads."""
         raise NotImplementedError
 
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        """The term per example, (B,), for a spec with sample weights (`data.weight`): the
+        generated compute_loss averages it with the weights, and its plain batch mean equals
+        `expression` (tests/test_weighted_loss.py holds every registered kind to that)."""
+        raise NotImplementedError
+
     def helpers(self, term: Term) -> tuple[str, ...]:
         """Functions (macros of templates/losses.jinja2) the expression calls."""
         return ()

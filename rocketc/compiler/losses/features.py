@@ -51,6 +51,14 @@ class FeatureHints(LossKind):
         loss = "F.mse_loss" if term.config.kind == "mse" else "attention_distance"
         return f"{loss}({names['light']}, {names['booster']})"
 
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        light, booster = names["light"], names["booster"]
+        if term.config.kind == "mse":
+            return f"({light} - {booster}).pow(2).flatten(1).mean(dim=1)"
+        # attention_distance before its batch mean: the squared distance of the two maps.
+        maps = [f"F.normalize({x}.pow(2).mean(dim=1).flatten(1), dim=1)" for x in (light, booster)]
+        return f"({maps[0]} - {maps[1]}).pow(2).sum(dim=1)"
+
     def helpers(self, term: Term) -> tuple[str, ...]:
         return ("attention_distance",) if term.config.kind == "attention" else ()
 

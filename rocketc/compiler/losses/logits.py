@@ -29,6 +29,12 @@ def _label_loss(logits: str, spec: Spec) -> str:
     return f"F.binary_cross_entropy_with_logits({logits}.squeeze(1), target)"
 
 
+def _label_loss_per_example(logits: str, spec: Spec) -> str:
+    if spec.task == "multiclass":
+        return f'F.cross_entropy({logits}, target, reduction="none")'
+    return f'F.binary_cross_entropy_with_logits({logits}.squeeze(1), target, reduction="none")'
+
+
 def _ce(spec: Spec) -> str:
     return "cross-entropy" if spec.task == "multiclass" else "binary cross-entropy"
 
@@ -48,6 +54,9 @@ class LightLabels(LossKind):
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
         return _label_loss(names["light"], spec)
+
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        return _label_loss_per_example(names["light"], spec)
 
     def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
         return f"{_ce(spec)}, light logits"
@@ -73,6 +82,9 @@ class BoosterLabels(LossKind):
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
         return _label_loss(names["booster"], spec)
+
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        return _label_loss_per_example(names["booster"], spec)
 
     def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
         return f"{_ce(spec)}, booster logits"
@@ -111,6 +123,18 @@ class Hint(LossKind):
         return [Term(self.name, self, h.weight, h.warmup_epochs, ("loss", "hint"), reads, h)]
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        student, teacher = self._compared(term, spec, names)
+        if term.config.reduction == "mean":
+            return f"F.mse_loss({student}, {teacher})"
+        return f"({student} - {teacher}).pow(2).sum(dim=1).mean()"
+
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        student, teacher = self._compared(term, spec, names)
+        over_classes = "mean" if term.config.reduction == "mean" else "sum"
+        return f"({student} - {teacher}).pow(2).{over_classes}(dim=1)"
+
+    def _compared(self, term: Term, spec: Spec, names: dict[Side, str]) -> tuple[str, str]:
+        """The two sides the hint compares: logits or probabilities, z-scored or not."""
         h = term.config
         student, teacher = names["light"], names["booster"]
         if h.normalize == "zscore":
@@ -125,9 +149,7 @@ class Hint(LossKind):
                     f"torch.sigmoid({student}{scale})",
                     f"torch.sigmoid({teacher}{scale})",
                 )
-        if h.reduction == "mean":
-            return f"F.mse_loss({student}, {teacher})"
-        return f"({student} - {teacher}).pow(2).sum(dim=1).mean()"
+        return student, teacher
 
     def helpers(self, term: Term) -> tuple[str, ...]:
         return ("zscore",) if term.config.normalize == "zscore" else ()
@@ -169,6 +191,19 @@ class KD(LossKind):
         return (
             f"F.binary_cross_entropy_with_logits({student} / {t}, "
             f"torch.sigmoid({teacher} / {t})) * {t}**2"
+        )
+
+    def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
+        t = num(term.config.temperature)
+        student, teacher = names["light"], names["booster"]
+        if spec.task == "multiclass":
+            return (
+                f"F.kl_div(F.log_softmax({student} / {t}, dim=1), "
+                f'F.softmax({teacher} / {t}, dim=1), reduction="none").sum(dim=1) * {t}**2'
+            )
+        return (
+            f"F.binary_cross_entropy_with_logits({student} / {t}, "
+            f'torch.sigmoid({teacher} / {t}), reduction="none").squeeze(1) * {t}**2'
         )
 
     def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:

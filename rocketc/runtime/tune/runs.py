@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled, compile_source
 from rocketc.compiler.load import Source
 from rocketc.runtime.ablate import VARIANTS
@@ -72,7 +73,10 @@ def train_once(
     torch.manual_seed(seed)
     model = gen.model.RocketNet().to(device)
     optimizer = gen.train.build_optimizer(model, settings)
-    loader = batch_loader(data.train, settings.batch_size, torch.Generator().manual_seed(seed))
+    shuffle = torch.Generator().manual_seed(seed)
+    loader = batch_loader(
+        data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
+    )
     out = RunOutcome(seed, [], 0)
     task = gen.compiled.spec.task
 
