@@ -13,6 +13,7 @@ import importlib.util
 import numpy as np
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from rocketc.backends.viz import to_dot
@@ -22,6 +23,8 @@ from rocketc.errors import DataError
 from rocketc.runtime.data import load_data
 from rocketc.runtime.init import columns as columns_module
 from rocketc.runtime.init import init_spec
+from rocketc.runtime.serving.app import create_app
+from rocketc.runtime.serving.bundle import load_bundle
 
 GENRES = ["drama", "comedy", "horror", "scifi", "noir", "western"]
 
@@ -124,6 +127,25 @@ def test_the_spec_checks_draws_and_trains_as_written(tmp_path, small_categorical
     trained = runner.invoke(app, ["train", str(out), "-o", str(runs), "--epochs", "1"])
     assert trained.exit_code == 0, trained.output
     assert (runs / "light.onnx").is_file() and (runs / "preprocess.json").is_file()
+
+    # predict and serve take the new kinds from raw rows: text lists in CSV, JSON lists in
+    # requests, hashed ids as they come; both give the same scores.
+    scores = tmp_path / "scores.csv"
+    predicted = runner.invoke(app, ["predict", str(runs), "--data", str(path), "-o", str(scores)])
+    assert predicted.exit_code == 0, predicted.output
+    want = pd.read_csv(scores)["score"].to_numpy()[:20]
+    client = TestClient(create_app(load_bundle(runs)))
+    rows = [
+        {k: (None if not isinstance(v, list) and pd.isna(v) else v) for k, v in row.items()}
+        for row in hostile().iloc[:20].astype({"premium": int}).astype(object).to_dict("records")
+    ]  # a bool column trains as 0/1 ids (field type int), as in CSV
+    response = client.post("/v1/score", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["scores"], want, atol=1e-6)
+    rows[3]["genres"] = {"not": "a list"}
+    response = client.post("/v1/score", json={"rows": rows})
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "genres"
 
 
 def test_vocabularies_count_the_whole_file_when_the_sample_is_smaller(tmp_path):
