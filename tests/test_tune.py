@@ -325,3 +325,56 @@ def test_pruning_sees_the_running_mean_over_seeds(tmp_path):
         hook(2, 0.7)
     assert trial.reports == [(3, pytest.approx(0.7)), (4, 0.75), (5, 0.75)]
     assert trial.user_attrs["pruned_at"] == "seed 1, epoch 3"
+
+
+# --- the recipe book and duplicate trials ---------------------------------------------------
+def test_book_recipes_come_right_after_the_specs_own(study_dir):
+    study = study_dir[1].study
+    first, second = study.get_trials(deepcopy=False)[:2]
+    assert first.user_attrs["origin"] == "spec"
+    # quickstart hints on probabilities at weight 1 with the block; the book's first question
+    # is the same hint without the block.
+    assert second.user_attrs["origin"] == "book: no gradient block"
+    assert second.params["loss.gradient_block"] == "none"
+    assert second.params["loss.hint.on"] == "probs"
+
+
+def test_book_skips_what_the_spec_already_is_and_what_the_space_cannot_hold(tmp_path):
+    from rocketc.runtime.tune.book import book_params
+
+    compiled = quickstart()  # hint on probs at weight 1, 1 epoch: no warm-up entry
+    space = default_space(compiled.spec, epochs=1)
+    names = [name for name, _ in book_params(space, compiled.spec, compiled.source.data, 1)]
+    assert names == ["no gradient block", "z-scored logit hint"]
+    # With gradient_block fixed by the space, its entry goes; a binary task has no z-score.
+    fixed = write(tmp_path, "loss.gradient_block: booster\n")
+    space = load_space(str(fixed), compiled.spec, epochs=8)
+    names = [name for name, _ in book_params(space, compiled.spec, compiled.source.data, 8)]
+    assert names == ["z-scored logit hint", "hint warm-up"]
+
+
+def test_a_recipe_drawn_twice_reuses_the_first_score_without_training(tmp_path):
+    # Every dimension fixed or off: each trial draws the spec's own recipe again.
+    space = write(
+        tmp_path,
+        "".join(
+            f"{path}: null\n"
+            for path in (
+                "loss.hint.weight",
+                "loss.hint.on",
+                "loss.hint.normalize",
+                "loss.hint.temperature",
+                "loss.gradient_block",
+                "loss.kd.weight",
+                "loss.kd.temperature",
+            )
+        )
+        + "loss.booster: [1.0]\n",
+    )
+    result = tune(
+        quickstart(), tmp_path / "dup", options(trials=3, space=space, verdict_seeds=0), QUIET
+    )
+    trials = result.study.get_trials(deepcopy=False)
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
+    assert trials[1].value == trials[2].value == trials[0].value
+    assert not trials[1].intermediate_values  # never trained

@@ -30,6 +30,7 @@ from rocketc.errors import RocketcError, TuneError
 from rocketc.runtime.data import load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import headline
+from rocketc.runtime.tune.book import book_params
 from rocketc.runtime.tune.runs import (
     Diverged,
     RunOutcome,
@@ -178,6 +179,11 @@ class Tuner:
         study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
         if existing == 0:
             study.enqueue_trial(spec_params(self.space, self.spec), user_attrs={"origin": "spec"})
+            # Then the recipes with evidence behind them (book.py), before the sampler's own.
+            data = self.compiled.source.data
+            entries = book_params(self.space, self.spec, data, self.epochs)
+            for name, params in entries[: max(self.options.trials - 1, 0)]:  # within --trials
+                study.enqueue_trial(params, user_attrs={"origin": f"book: {name}"})
         self.console.print(
             f"study '{self.study_name}' in {self.storage_url}: {existing} trial(s) so far"
         )
@@ -309,6 +315,13 @@ class Tuner:
     def _objective(self, trial: optuna.Trial) -> float:
         recipe = sample_recipe(self.space, trial, self.spec, self.compiled.source.data)
         trial.set_user_attr("recipe", {k: None if v is UNSET else v for k, v in recipe.items()})
+        twin = self._same_recipe(trial)
+        if twin is not None:  # the sampler drew a recipe already trained: reuse its score
+            trial.set_user_attr("duplicate_of", twin.number)
+            for key, value in twin.user_attrs.items():
+                if key not in ("recipe", "origin", "duplicate_of"):
+                    trial.set_user_attr(key, value)
+            return float(twin.value)
         try:
             compiled = self._compile(recipe)
         except RocketcError as exc:
@@ -359,6 +372,14 @@ class Tuner:
             study.stop()  # other workers on a shared study may have filled it already
 
     # --- helpers -------------------------------------------------------------------------------
+    def _same_recipe(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+        """A finished trial with exactly this trial's recipe (same seeds, same epochs)."""
+        recipe = trial.user_attrs["recipe"]
+        for other in self.study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
+            if other.number != trial.number and other.user_attrs.get("recipe") == recipe:
+                return other
+        return None
+
     def _compile(self, recipe: Recipe) -> Compiled:
         data = apply_recipe(self.compiled.source.data, recipe)
         return compile_source(Source(data, self.compiled.source.source_map))
