@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from rocketc.errors import RocketcError
+from rocketc.errors import RocketcError, os_error
 
 app = typer.Typer(
     name="rocketc",
@@ -31,7 +31,9 @@ SpecArg = Annotated[
 ]
 
 
-def _fail(exc: RocketcError) -> None:
+def _fail(exc: RocketcError | OSError) -> None:
+    if isinstance(exc, OSError):  # a path in the way, no permission, a full disk: the user's
+        exc = os_error(exc)
     for diagnostic in exc.diagnostics:
         print(diagnostic, file=sys.stderr)
     count = len(exc.diagnostics)
@@ -89,7 +91,7 @@ def compile_(
         compiled = compile_file(spec)
         out_dir = out if out is not None else Path("generated") / compiled.spec.name
         written = write(compiled, out_dir)
-    except RocketcError as exc:
+    except (RocketcError, OSError) as exc:
         _fail(exc)
     for path in written:
         typer.echo(f"wrote {path}")
@@ -109,7 +111,10 @@ def schema(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(exc)
         typer.echo(f"wrote {out}")
 
 
@@ -165,14 +170,27 @@ def train(
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=2**63 - 1, help="Override train.seed.")
+    ] = None,
     device: Annotated[Device | None, typer.Option(help="Override train.device.")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the run directory's checkpoint.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in the run directory (refused if its spec, seed, data or "
+            "rocketc version changed).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace the run the run directory holds."),
     ] = False,
     assignments: SetOption = None,
 ) -> None:
     """Co-train light and booster on the spec's data, then export the light net alone."""
+    if resume and overwrite:
+        raise typer.BadParameter("choose one of --resume and --overwrite", param_hint="--overwrite")
     sets = list(assignments or [])
     device_name = device.value if device is not None else None
     for key, value in (("epochs", epochs), ("seed", seed), ("device", device_name)):
@@ -183,8 +201,8 @@ def train(
         from rocketc.runtime.train import train_run
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name
-        result = train_run(compiled, out_dir, resume=resume)
-    except RocketcError as exc:
+        result = train_run(compiled, out_dir, resume=resume, overwrite=overwrite)
+    except (RocketcError, OSError) as exc:
         _fail(exc)
     typer.echo(f"run directory: {result.out_dir}")
 
@@ -233,7 +251,12 @@ def ablate(
         if unknown:
             raise RocketcError(f"unknown variant(s) {unknown}; choose from {sorted(names)}")
         out_dir = out if out is not None else Path("runs") / compiled.spec.name / "ablation"
+        out_dir.mkdir(parents=True, exist_ok=True)  # a path in the way fails now, not at the end
         from rich.console import Console
+
+        from rocketc.runtime.budget import check_fits
+
+        check_fits(compiled, compiled.spec.train.batch_size)
 
         run_ablation(
             compiled,
@@ -244,7 +267,7 @@ def ablate(
             console=Console(stderr=True, width=max(160, Console().width)),
             recipe=recipe,
         )
-    except RocketcError as exc:
+    except (RocketcError, OSError) as exc:
         _fail(exc)
     typer.echo(f"wrote {out_dir / 'ablation.md'}")
 
@@ -293,9 +316,12 @@ def _print_audit(result) -> None:
 def _audit_or_fail(compiled, batch_size: int, seed: int) -> None:
     """Run, print, and exit 1 if any cell contradicts the spec (so CI can gate on it)."""
     from rocketc.runtime.audit import run_audit
+    from rocketc.runtime.budget import allocating, check_fits
 
     try:
-        result = run_audit(compiled, batch_size, seed)
+        check_fits(compiled, batch_size)
+        with allocating(compiled):
+            result = run_audit(compiled, batch_size, seed)
     except RocketcError as exc:
         _fail(exc)
     _print_audit(result)
@@ -345,7 +371,7 @@ def viz(
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))
         path = render(compiled, out if out is not None else Path(f"{compiled.spec.name}.svg"))
-    except RocketcError as exc:
+    except (RocketcError, OSError) as exc:
         _fail(exc)
     typer.echo(f"wrote {path}")
     if audit:
@@ -434,6 +460,9 @@ def tune(
         from rocketc.runtime.tune import tune as run_tune
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name / "tune"
+        from rocketc.runtime.budget import check_fits
+
+        check_fits(compiled, compiled.spec.train.batch_size)
         options = TuneOptions(
             trials=trials,
             seeds=seeds,
@@ -445,7 +474,7 @@ def tune(
             overrides=sets,
         )
         result = run_tune(compiled, out_dir, options, Console(stderr=True, soft_wrap=True))
-    except RocketcError as exc:
+    except (RocketcError, OSError) as exc:
         _fail(exc)
     if result.verdict is not None:
         typer.echo(result.verdict.text)
@@ -606,7 +635,6 @@ def init(
     typer.echo(
         f"wrote {out}: check it with `rocketc check {out}`, train with `rocketc train {out}`"
     )
-
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ the spec file and the 1-based line/column of the YAML text it is about, so the C
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -81,6 +82,32 @@ class VizError(RocketcError):
 
 class TuneError(RocketcError):
     """`rocketc tune` cannot run: a bad --space file, storage URL or study to resume."""
+
+
+# What an OSError means for the user, by errno; the path itself is said by `os_error`.
+_OS_ADVICE = {
+    errno.ENOTDIR: "a part of the path is a file, not a directory; choose another path",
+    errno.EEXIST: "a part of the path is a file, not a directory; choose another path",
+    errno.EISDIR: "is a directory, not a file; choose a file name",
+    errno.ENOENT: "no such file or directory",
+    errno.EACCES: "permission denied; choose a place you can write to",
+    errno.EPERM: "operation not permitted; choose a place you can write to",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.ENOSPC: "no space left on the device; free some space or choose another disk",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another disk",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def os_advice(exc: OSError) -> str:
+    return _OS_ADVICE.get(exc.errno, exc.strerror or str(exc))  # type: ignore[arg-type]
+
+
+def os_error(exc: OSError, doing: str = "") -> RocketcError:
+    """An OSError (a path in the way, no permission, a full disk) as one line naming the path."""
+    where = exc.filename if exc.filename is not None else None
+    doing = f"{doing}: " if doing else ""
+    return RocketcError([Diagnostic(f"{doing}{os_advice(exc)}", str(where) if where else None)])
 
 
 class Collector:

@@ -283,7 +283,12 @@ class Train(_Model):
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = ConstantSchedule(name="constant")
     clip_grad_norm: float | None = Field(default=None, gt=0.0)
-    seed: int = 0
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**63 - 1,
+        description="Seeds the weights, the batch order and the data split (0 .. 2**63-1).",
+    )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: CUDA autocast.")
     select: Select = Select()

@@ -15,7 +15,9 @@ import logging
 import statistics
 import tempfile
 import time
+import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import torch
 from rich.console import Console
 
 from rocketc.compiler import Compiled
-from rocketc.errors import Diagnostic, TrainError
+from rocketc.errors import Diagnostic, RocketcError, TrainError
 from rocketc.runtime.data import Dataset, Split
 from rocketc.runtime.result import RunResult
 
@@ -38,14 +40,52 @@ def launch_light_net(
     data: Dataset,
     result: RunResult,
     console: Console,
+    kept: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Export the light net of `model`, verify and measure it, write report.json/md."""
+    """Export the light net of `model`, verify and measure it, write report.json/md.
+
+    Any failure becomes a TrainError that names the weights already on disk (`kept`, plus
+    light_state_dict.pt, the first file written here) and says how to retry; the traceback goes
+    to export_error.log for a bug report.
+    """
+    try:
+        return _launch(compiled, model, data, result, console)
+    except Exception as exc:  # noqa: BLE001 (whatever broke, the trained weights must be named)
+        raise _export_failed(exc, result.out_dir, kept) from None
+
+
+def _export_failed(exc: Exception, out_dir: Path, kept: Sequence[str]) -> TrainError:
+    log = out_dir / "export_error.log"
+    try:
+        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        details = f"; details in {log}"
+    except OSError:
+        details = ""
+    if isinstance(exc, RocketcError):
+        cause = "; ".join(d.message for d in exc.diagnostics)
+    else:
+        lines = str(exc).strip().splitlines()
+        cause = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    state_dict = out_dir / "light_state_dict.pt"
+    weights = [*kept, *([f"{state_dict} (the light net)"] if state_dict.exists() else [])]
+    return TrainError(
+        f"export failed: {cause}. The trained weights are kept in {', '.join(weights)}"
+        f"{details}. Fix the cause, then run the same command with --resume to export again "
+        "without training"
+    )
+
+
+def _launch(
+    compiled: Compiled, model: torch.nn.Module, data: Dataset, result: RunResult, console: Console
+) -> dict[str, Any]:
     out_dir = result.out_dir
     model.eval()
     light = model.light_net().eval()
     booster = model.booster_net().eval()
     names = list(data.val.inputs)
-    rows = _rows(data.val, 256)
+    # Real validation rows, at least 2 (a 1-row split repeats its row): with a batch of 1,
+    # torch.export would specialise the batch dimension instead of keeping it dynamic.
+    rows = _batch(data.val, max(2, min(len(data.val), 256)))
 
     torch.save(light.state_dict(), out_dir / "light_state_dict.pt")
     program = export_program(light, rows, names)

@@ -2,16 +2,16 @@
 
 `TrainRecipe.run` reads top to bottom: data -> model -> optimizer -> resume -> epoch loop (each
 epoch: validate, select, checkpoint) -> test with the selected weights -> export. The run
-directory holds everything needed to ship and to judge the light net: per-epoch metrics (JSONL,
-CSV, curves.png), an atomic per-epoch `checkpoint.pt` for `--resume`, `best.pt` (the weights of
-the epoch `train.select` chose), the exported light net of that epoch (torch.export `light.pt2`,
-verified `light.onnx`) and report.json/report.md.
+directory holds everything needed to ship and to judge the light net: `run.json` (which run it
+is and how far it got; `rundir` decides when a run may be resumed or replaced), per-epoch metrics
+(JSONL, CSV, curves.png), a checksummed per-epoch `checkpoint.pt` for `--resume` (`checkpoint`),
+`best.pt` (the weights of the epoch `train.select` chose), the exported light net of that
+epoch (torch.export `light.pt2`, verified `light.onnx`) and report.json/report.md.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
 from rocketc.errors import TrainError
+from rocketc.runtime import budget, checkpoint, rundir
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.history import (
     NETS,
     final_table,
     plot,
-    read_history,
     summary_line,
     write_history,
 )
@@ -49,12 +49,20 @@ def train_run(
     out_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     data: Dataset | None = None,
     console: Console | None = None,
     launch: bool = True,
 ) -> RunResult:
-    """Train, select the best epoch, test it and (if `launch`) export it with its report."""
-    return TrainRecipe(compiled, out_dir, resume=resume, data=data, console=console).run(launch)
+    """Train, select the best epoch, test it and (if `launch`) export it with its report.
+
+    `out_dir` must not hold another run unless `resume` (continue it: same fingerprint only) or
+    `overwrite` (replace it); see `rundir`.
+    """
+    recipe = TrainRecipe(
+        compiled, out_dir, resume=resume, overwrite=overwrite, data=data, console=console
+    )
+    return recipe.run(launch)
 
 
 class TrainRecipe:
@@ -66,21 +74,25 @@ class TrainRecipe:
         out_dir: str | Path,
         *,
         resume: bool = False,
+        overwrite: bool = False,
         data: Dataset | None = None,
         console: Console | None = None,
     ):
         self.compiled, self.spec = compiled, compiled.spec
         self.out_dir = Path(out_dir)
-        self.resume_requested = resume
+        self.resume_requested, self.overwrite = resume, overwrite
         self.data = data
         self.console = console or Console(stderr=True)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
 
     def run(self, launch: bool = True) -> RunResult:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        budget.check_fits(self.compiled, self.spec.train.batch_size)
+        self.plan = rundir.plan(self.out_dir, self.resume_requested, self.overwrite)
         self.setup_data()
-        self.setup_model()
+        self.setup_run_dir()
+        with budget.allocating(self.compiled):
+            self.setup_model()
         self.setup_optimizer()
         self.resume()
         started = time.perf_counter()
@@ -94,6 +106,7 @@ class TrainRecipe:
         self.console.print(final_table(test, selection["selected_epoch"]))
         if launch:
             result.report = self.export(result)
+            rundir.finish(self.out_dir, self.fingerprint)
         return result
 
     # --- setup ---------------------------------------------------------------------------------
@@ -107,6 +120,22 @@ class TrainRecipe:
             self.data.train, self.spec.train.batch_size, self.shuffle, sample_weighted(self.spec)
         )
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
+
+    def setup_run_dir(self) -> None:
+        """Fingerprint the run. A resume must match run.json and have a sound checkpoint, else
+        it is refused here, before anything is written; a new run clears an earlier one
+        (--overwrite) and writes run.json."""
+        self.fingerprint = rundir.fingerprint(self.compiled, self.data)
+        self.run_id = rundir.fingerprint_id(self.fingerprint)
+        self.checkpoint_state = None
+        if self.plan.resume:
+            rundir.check_resume(self.plan, self.fingerprint)
+            self.checkpoint_state = self._read_checkpoint()
+            if self.checkpoint_state is None:
+                self.console.print(f"no {CHECKPOINT} in {self.out_dir}: starting from epoch 1")
+        elif self.resume_requested:
+            self.console.print(f"nothing to resume in {self.out_dir}: starting a new run")
+        rundir.begin(self.plan, self.fingerprint)
 
     def setup_model(self) -> None:
         """Import the generated code, prove its gradient block, build the twins (seeded)."""
@@ -123,19 +152,20 @@ class TrainRecipe:
         self.scheduler = self.gen.train.build_scheduler(self.optimizer, self.settings)
 
     def resume(self) -> None:
-        """With `--resume`, continue after checkpoint.pt's epoch; otherwise start clean."""
-        checkpoint = self.out_dir / CHECKPOINT
-        if self.resume_requested and checkpoint.exists():
-            state = _restore(checkpoint, self.model, self.optimizer, self.scheduler, self.shuffle)
+        """With the checkpoint `setup_run_dir` verified, continue after its epoch (metrics.jsonl
+        is rebuilt from the history it carries); otherwise start clean."""
+        state = self.checkpoint_state
+        if state is not None:
+            checkpoint.restore(state, self.model, self.optimizer, self.scheduler, self.shuffle)
             self.start_epoch = int(state["epoch"])
             self.selection.load_state_dict(state["selection"])
-            self.history = [r for r in read_history(self.out_dir) if r["epoch"] <= self.start_epoch]
+            self.history = list(state["history"])
             self._repair_best()
             self.console.print(
                 f"resuming {self.spec.name} after epoch {self.start_epoch}/{self.settings.epochs}"
                 f"; best so far: epoch {self.selection.best_epoch}"
             )
-        elif not self.resume_requested:
+        else:
             for stale in ("metrics.jsonl", "metrics.csv", CHECKPOINT, BEST):
                 (self.out_dir / stale).unlink(missing_ok=True)
         write_history(self.out_dir, self.history)
@@ -215,41 +245,52 @@ class TrainRecipe:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "selection": self.selection.state_dict(),
+            "history": self.history,
+            "run": self.run_id,
             "torch_rng": torch.get_rng_state(),
             "shuffle_rng": self.shuffle.get_state(),
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        _atomic_save(state, self.out_dir / CHECKPOINT)
+        checkpoint.save(state, self.out_dir / CHECKPOINT)
 
     def save_best(self) -> None:
         """best.pt: the selected epoch's weights. Written after checkpoint.pt, which records the
         selection, so a kill in between leaves a checkpoint whose own weights are the best."""
         sel = self.selection
         state = {"epoch": sel.best_epoch, "metric": sel.metric, "value": sel.best_value}
-        _atomic_save({**state, "model": self.model.state_dict()}, self.out_dir / BEST)
+        state = {**state, "run": self.run_id, "model": self.model.state_dict()}
+        checkpoint.save(state, self.out_dir / BEST)
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        return checkpoint.read_for_resume(
+            self.out_dir / CHECKPOINT, self.out_dir / BEST, self.run_id
+        )
 
     def _repair_best(self) -> None:
         best_epoch = self.selection.best_epoch
-        if best_epoch is None or _best_epoch_on_disk(self.out_dir / BEST) == best_epoch:
-            return
-        if best_epoch != self.start_epoch:
-            raise TrainError(
-                f"cannot resume: {self.out_dir / BEST} does not hold epoch {best_epoch}, the best "
-                "so far; train again without --resume"
-            )
-        self.save_best()  # killed between checkpoint.pt and best.pt: the weights just loaded
+        if (
+            best_epoch is not None
+            and checkpoint.best_epoch(self.out_dir / BEST, self.run_id) != best_epoch
+        ):
+            self.save_best()  # killed between checkpoint.pt and best.pt: the weights just loaded
 
     def load_selected(self) -> None:
         """Put the selected epoch's weights in the model (test, plot and export use them)."""
         if self.selection.best_epoch is None:
             return  # no finite validation value in any epoch: keep the last weights
-        state = torch.load(self.out_dir / BEST, map_location="cpu", weights_only=True)
+        state = checkpoint.load(self.out_dir / BEST, checkpoint.RESTART)
         self.model.load_state_dict(state["model"])
 
     # --- export --------------------------------------------------------------------------------
     def export(self, result: RunResult) -> dict[str, Any]:
-        return launch_light_net(self.compiled, self.model.cpu(), self.data, result, self.console)
+        """Launch the selected light net. A failure loses nothing: the error names the weights
+        on disk (best.pt, checkpoint.pt) and `--resume` exports again without training."""
+        best = self.out_dir / BEST
+        kept = [f"{best} (epoch {self.selection.best_epoch})"] if best.exists() else []
+        kept.append(str(self.out_dir / CHECKPOINT))
+        model = self.model.cpu()
+        return launch_light_net(self.compiled, model, self.data, result, self.console, kept)
 
 
 class _EarlyStop(Exception):
@@ -375,36 +416,3 @@ def evaluate_nets(
     return {
         net: evaluate(task, logits[net], split.target, split.group, split.weight) for net in NETS
     }
-
-
-# --- checkpoint files ----------------------------------------------------------------------
-def _atomic_save(state: dict[str, Any], path: Path) -> None:
-    """Write-then-rename, so a kill mid-write never leaves a torn file."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _restore(path: Path, model, optimizer, scheduler, shuffle: torch.Generator) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise TrainError(f"cannot resume from {path}: {exc}") from None
-    if "selection" not in state:
-        raise TrainError(
-            f"cannot resume from {path}: it predates best-epoch selection; train without --resume"
-        )
-    torch.set_rng_state(state["torch_rng"])
-    shuffle.set_state(state["shuffle_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state
-
-
-def _best_epoch_on_disk(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]

@@ -319,7 +319,14 @@ class Dense:
         return flags, unknown
 
     def fit(self, frame: Mapping[str, np.ndarray], per_column: bool = True) -> Dense:
-        """Mean and std of the train split's raw numbers; a constant column keeps std 1."""
+        """Mean and std of the train split's raw numbers; a constant column keeps std 1.
+
+        Computed on the numbers divided by a power of two at least their largest magnitude
+        (exact, so ordinary data gets the very same bits), then scaled back: a huge but finite
+        value such as 1e300 no longer overflows the squares into an infinite std that would
+        standardise the whole column to zeros. Values of 2**1020 (~1e307) and beyond are
+        refused, naming the column: their distance to the mean may not fit in a float64.
+        """
         n = len(next(iter(frame.values())))
         blocks = range(0, max(n, 1), CHUNK_ROWS)
         axis = 0 if per_column else None
@@ -332,14 +339,36 @@ class Dense:
 
         if n <= CHUNK_ROWS:  # one block: numpy's own (pairwise) mean and std
             x = raw(0)
-            mean, std = x.mean(axis=axis), x.std(axis=axis)
+            scale = self._scale(np.abs(x).max(axis=axis, initial=0.0))
+            mean, std = (x / scale).mean(axis=axis), (x / scale).std(axis=axis)
         else:  # two passes over row blocks: big image sets never exist in float64 at once
-            mean = sum(raw(a).sum(axis=axis) for a in blocks) / (n if per_column else n * self.size)
-            squares = sum(((raw(a) - mean) ** 2).sum(axis=axis) for a in blocks)
-            std = np.sqrt(squares / (n if per_column else n * self.size))
-        mean, std = np.atleast_1d(mean), np.atleast_1d(std)
+            scale = self._scale(
+                np.max([np.abs(raw(a)).max(axis=axis, initial=0.0) for a in blocks], axis=0)
+            )
+            count = n if per_column else n * self.size
+            mean = sum((raw(a) / scale).sum(axis=axis) for a in blocks) / count
+            squares = sum(((raw(a) / scale - mean) ** 2).sum(axis=axis) for a in blocks)
+            std = np.sqrt(squares / count)
+        mean, std = np.atleast_1d(mean * scale), np.atleast_1d(std * scale)
         self.mean, self.std = mean, np.where(std > 0, std, 1.0)
         return self
+
+    def _scale(self, largest: np.ndarray) -> np.ndarray:
+        """2**k >= each column's largest |value| (1 for an all-zero column), or a DataError."""
+        exponent = np.frexp(np.atleast_1d(largest))[1]
+        if exponent.max(initial=0) > 1020:
+            j = int(np.argmax(exponent))
+            if self.columns is not None and len(exponent) == len(self.columns):
+                name = self.columns[j]
+            else:
+                name = f"{self.field}[{j}]" if len(exponent) > 1 else self.field or self.input
+            raise DataError(
+                f"{name}: values as large as {float(np.atleast_1d(largest)[j]):.3g} cannot be "
+                "standardised (their distance to the mean may not fit in a float64); rescale "
+                "the column, e.g. take its log or divide it by a constant"
+            )
+        scale = np.ldexp(1.0, exponent)
+        return scale if largest.ndim else scale[0]
 
     def encode(self, frame: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[RowProblem]]:
         x, problems = self.raw(frame)
