@@ -191,3 +191,27 @@ def test_moduledict_attributes_are_in_step_with_torch():
     own = {a for a in dir(nn.ModuleDict()) if not a.startswith("_")}
     assert own <= MODULEDICT_ATTRS
     assert MODULEDICT_ATTRS - MODULE_ATTRS == {"clear", "items", "keys", "pop", "update", "values"}
+
+
+def test_a_light_pooled_embedding_can_tie_the_boosters(compile_spec_text, load_model):
+    text = """\
+version: 1
+name: tied_lists
+task: binary
+inputs:
+  - {name: tags, kind: categorical_list, vocab: 30, max_len: 4}
+layers:
+  - {id: booster_tags, op: pooled_embedding, in: tags, dim: 8, pool: sum, role: booster}
+  - {id: light_tags, op: pooled_embedding, in: tags, dim: 8, role: light, tie: booster_tags}
+  - {id: light_out, op: linear, in: light_tags, out_features: 1, role: light}
+  - {id: booster_out, op: linear, in: booster_tags, out_features: 1, role: booster}
+heads: {light: light_out, booster: booster_out}
+"""
+    compiled = compile_spec_text(text)
+    assert compiled.graph.nodes["light_tags"]["tie_paths"] == [("embedding.weight", 240)]
+    assert compiled.param_counts()["shared"] == 240  # counted once, as shared
+    rocket = load_model(compiled).model.RocketNet()
+    assert rocket.light.light_tags.embedding.weight is rocket.booster.booster_tags.embedding.weight
+    assert rocket.light.light_tags.pool == "mean"  # its own pooling over the same table
+    with pytest.raises(Exception, match="cannot tie"):
+        compile_spec_text(text.replace("dim: 8, role: light", "dim: 4, role: light"))
