@@ -133,6 +133,16 @@ def test_a_kill_while_overwriting_leaves_a_replacing_run_never_a_mixed_one(
     assert not (run / "light.onnx").exists() and not (run / "report.json").exists()
 
 
+def test_a_damaged_run_json_is_refused_unless_overwritten(tiny, finished, tmp_path):
+    run = copy_of(finished, tmp_path)
+    (run / "run.json").write_text("{not json")
+    for flags in ({}, {"resume": True}):
+        with pytest.raises(TrainError, match="run.json: is damaged"):
+            train_run(compile_file(tiny), run, console=QUIET, launch=False, **flags)
+    train_run(compile_file(tiny), run, overwrite=True, console=QUIET, launch=False)
+    assert rundir.read_manifest(run)["state"] == "training"
+
+
 def test_a_directory_of_other_files_is_never_taken_for_a_run(tiny, tmp_path):
     (tmp_path / "code").mkdir()
     with pytest.raises(TrainError, match="holds code but no rocketc run"):

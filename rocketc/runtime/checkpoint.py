@@ -83,7 +83,7 @@ def _feed(h, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the bytes, without a copy
     elif isinstance(obj, Mapping):
         h.update(f"M{len(obj)}".encode())
         for key in sorted(obj, key=lambda k: (type(k).__name__, repr(k))):

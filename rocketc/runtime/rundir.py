@@ -112,7 +112,12 @@ def plan(path: Path, resume: bool, overwrite: bool) -> Plan:
     if not path.exists():
         make_dir(path)
         return Plan(path, False, False, None)
-    manifest = read_manifest(path)
+    try:
+        manifest = read_manifest(path)
+    except TrainError:
+        if not overwrite:
+            raise
+        return Plan(path, False, True, None)  # damaged: --overwrite replaces it like any run
     holds_run = manifest is not None or any((path / m).exists() for m in _LEGACY_MARKS)
     if not holds_run:
         stray = [a for a in ARTEFACTS if (path / a).exists()]
