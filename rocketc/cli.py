@@ -8,6 +8,7 @@ printed as `file:line:col: message` lines on stderr with exit code 1; usage erro
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -187,10 +188,32 @@ def train(
         typer.Option("--overwrite", help="Replace the run the run directory holds."),
     ] = False,
     assignments: SetOption = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train data-parallel in N processes on this machine (torchrun's launcher; gloo "
+            "on CPU, nccl on CUDA); train.batch_size stays the global batch.",
+        ),
+    ] = 1,
+    master_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Rendezvous port for --nproc.", show_default="a free port"
+        ),
+    ] = None,
 ) -> None:
-    """Co-train light and booster on the spec's data, then export the light net alone."""
+    """Co-train light and booster on the spec's data, then export the light net alone.
+
+    Under torchrun (`torchrun --nnodes M --nproc-per-node N -m rocketc train SPEC`) each process
+    trains its shard and rank 0 writes the run directory, as with --nproc N on one machine.
+    """
     if resume and overwrite:
         raise typer.BadParameter("choose one of --resume and --overwrite", param_hint="--overwrite")
+    if nproc > 1 and "WORLD_SIZE" in os.environ:
+        raise typer.BadParameter("torchrun started this process already", param_hint="--nproc")
+    if master_port is not None and nproc == 1:
+        raise typer.BadParameter("goes with --nproc N, N > 1", param_hint="--master-port")
     sets = list(assignments or [])
     device_name = device.value if device is not None else None
     for key, value in (("epochs", epochs), ("seed", seed), ("device", device_name)):
@@ -198,13 +221,30 @@ def train(
             sets.append(f"train.{key}={value}")
     try:
         compiled = _load_with_overrides(spec, sets)
+        from rocketc.runtime import distributed
+        from rocketc.runtime.launcher import launch
         from rocketc.runtime.train import train_run
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name
-        result = train_run(compiled, out_dir, resume=resume, overwrite=overwrite)
+        if nproc > 1:  # N copies of this command, without --nproc, under torchrun's agent
+            argv = ["train", *([str(spec)] if spec else []), "--out", str(out_dir)]
+            argv += ["--resume"] * resume + ["--overwrite"] * overwrite
+            argv += [arg for s in sets for arg in ("--set", s)]
+            settings = compiled.spec.train
+            launch(
+                nproc,
+                argv,
+                batch_size=settings.batch_size,
+                device=settings.device,
+                port=master_port,
+            )
+            return
+        with distributed.joined(compiled.spec.train.device) as world:
+            result = train_run(compiled, out_dir, resume=resume, overwrite=overwrite, world=world)
     except (RocketcError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"run directory: {result.out_dir}")
+    if world.is_main:
+        typer.echo(f"run directory: {result.out_dir}")
 
 
 @app.command()

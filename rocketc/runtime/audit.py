@@ -26,7 +26,16 @@ from rocketc.compiler import Compiled
 from rocketc.compiler.losses import GROUPS, graph_terms
 from rocketc.errors import Diagnostic, TrainError
 
-__all__ = ["GROUPS", "AuditResult", "Cell", "audit_error", "expected", "explain", "run_audit"]
+__all__ = [
+    "GROUPS",
+    "AuditResult",
+    "Cell",
+    "audit_error",
+    "expected",
+    "explain",
+    "run_audit",
+    "run_ddp_audit",
+]
 
 
 def expected(compiled: Compiled, term: str, group: str) -> bool:
@@ -148,6 +157,70 @@ def run_audit(compiled: Compiled, batch_size: int = 8, seed: int = 0) -> AuditRe
     return AuditResult(
         compiled.spec.name, compiled.file, mode, batch_size, seed, terms, sizes, cells, problems
     )
+
+
+def run_ddp_audit(
+    compiled: Compiled, gen, world, find_unused: bool, batch_size: int = 8, seed: int = 0
+) -> AuditResult:
+    """`run_audit` through DistributedDataParallel's all-reduce, on every rank of `world`.
+
+    Like `rocketc audit`, one loss term at a time and per parameter group; but each term is a
+    real step of the DDP set-up training uses (forward, then `backward()`), each rank on its own
+    random batch, and the gradients read are the averaged ones DDP leaves in `.grad`. The term
+    is backpropagated together with zero times every output, so each weight the outputs reach
+    takes part in the all-reduce (a weight the term does not reach gets exactly zero), as in a
+    training step. A group is reached when its gradient norm is above zero; the cells are
+    checked against the loss registry like the one-process audit's.
+    """
+    import torch
+
+    from rocketc.runtime.distributed import wrap
+
+    device = world.device()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = gen.model.RocketNet().train().to(device)
+        torch.manual_seed(seed + 1 + world.rank)
+        inputs = [t.to(device) for t in gen.model.example_inputs(batch_size)]
+        target = gen.model.example_targets(batch_size).to(device)
+        present = gen.model.compute_loss(*net(*inputs), target)
+        terms = [t.name for t in graph_terms(compiled.graph) if t.name in present]
+        problems: list[str] = []
+        groups = _groups(compiled, net, problems)
+        params = dict(net.named_parameters())
+        sizes = {g: sum(p.numel() for n, p in params.items() if groups[n] == g) for g in GROUPS}
+        ddp = wrap(net, world, find_unused)
+        cells = {}
+        for term in terms:
+            net.zero_grad(set_to_none=True)
+            outputs = ddp(*inputs)
+            losses = gen.model.compute_loss(*outputs, target)
+            (losses[term] + sum(0.0 * t.float().sum() for t in _output_tensors(outputs))).backward()
+            squares = dict.fromkeys(GROUPS, 0.0)
+            for name, p in params.items():
+                if p.grad is not None:
+                    squares[groups[name]] += float(p.grad.detach().double().pow(2).sum())
+            for group in GROUPS:
+                want = expected(compiled, term, group) if sizes[group] else None
+                cells[term, group] = Cell(term, group, math.sqrt(squares[group]), want)
+        net.zero_grad(set_to_none=True)
+    mode = compiled.spec.loss.gradient_block
+    return AuditResult(
+        compiled.spec.name, compiled.file, mode, batch_size, seed, terms, sizes, cells, problems
+    )
+
+
+def _output_tensors(value):
+    """The tensors in a model's outputs (tuples, lists and dicts of them)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _output_tensors(v)]
+    return []
 
 
 def _groups(compiled: Compiled, net, problems: list[str]) -> dict[str, str]:

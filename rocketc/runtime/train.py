@@ -12,11 +12,11 @@ epoch (torch.export `light.pt2`, verified `light.onnx`) and report.json/report.m
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,7 +24,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
 from rocketc.errors import TrainError
-from rocketc.runtime import budget, checkpoint, rundir
+from rocketc.runtime import budget, checkpoint, distributed, rundir
+from rocketc.runtime.batches import batch_loader, evaluate_nets, predict_nets, tensors
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.history import (
@@ -53,16 +54,15 @@ def train_run(
     data: Dataset | None = None,
     console: Console | None = None,
     launch: bool = True,
+    world: distributed.World = distributed.SINGLE,
 ) -> RunResult:
     """Train, select the best epoch, test it and (if `launch`) export it with its report.
 
     `out_dir` must not hold another run unless `resume` (continue it: same fingerprint only) or
     `overwrite` (replace it); see `rundir`.
     """
-    recipe = TrainRecipe(
-        compiled, out_dir, resume=resume, overwrite=overwrite, data=data, console=console
-    )
-    return recipe.run(launch)
+    options = {"resume": resume, "overwrite": overwrite, "data": data, "console": console}
+    return TrainRecipe(compiled, out_dir, **options, world=world).run(launch)
 
 
 class TrainRecipe:
@@ -77,9 +77,14 @@ class TrainRecipe:
         overwrite: bool = False,
         data: Dataset | None = None,
         console: Console | None = None,
+        world: distributed.World = distributed.SINGLE,
     ):
         self.compiled, self.spec = compiled, compiled.spec
         self.out_dir = Path(out_dir)
+        self.world = world
+        if not world.is_main:  # the same recipe, writing to a scratch directory, printing nothing
+            self._scratch = tempfile.TemporaryDirectory(prefix=f"rocketc-rank{world.rank}-")
+            self.out_dir, console = Path(self._scratch.name), distributed.quiet_console()
         self.resume_requested, self.overwrite = resume, overwrite
         self.data = data
         self.console = console or Console(stderr=True)
@@ -98,6 +103,8 @@ class TrainRecipe:
         started = time.perf_counter()
         self.train()
         seconds = time.perf_counter() - started
+        if not self.world.is_main:  # rank 0 tests and exports
+            return RunResult(self.out_dir, self.history, {}, seconds, self.audit)
         self.load_selected()
         selection = self.selection.summary(self.settings.epochs)
         test = self.evaluate(self.data.test)
@@ -116,9 +123,14 @@ class TrainRecipe:
         if self.data is None:
             self.data = load_data(self.spec)
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
-        self.train_loader = batch_loader(
-            self.data.train, self.spec.train.batch_size, self.shuffle, sample_weighted(self.spec)
-        )
+        train, size = self.data.train, self.spec.train.batch_size
+        weighted = sample_weighted(self.spec)
+        if self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
+            self.train_loader, self.sampler = distributed.shard_loader(
+                tensors(train, weighted), size, self.world, self.spec.train.seed
+            )
+        else:
+            self.train_loader = batch_loader(train, size, self.shuffle, weighted)
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
 
     def setup_run_dir(self) -> None:
@@ -136,6 +148,7 @@ class TrainRecipe:
         elif self.resume_requested:
             self.console.print(f"nothing to resume in {self.out_dir}: starting a new run")
         rundir.begin(self.plan, self.fingerprint)
+        self.checkpoint_state = self.world.from_main(self.checkpoint_state)  # rank 0's files
 
     def setup_model(self) -> None:
         """Import the generated code, prove its gradient block, build the twins (seeded)."""
@@ -182,10 +195,11 @@ class TrainRecipe:
         )
         self.progress = _Progress(self.console, len(self.train_loader), s.epochs)
         self.progress.start(self.start_epoch + 1)
+        model = self._distribute()
         try:
             with self.progress:
                 self.gen.train.fit(
-                    self.model,
+                    model,
                     self.train_loader,
                     s,
                     optimizer=self.optimizer,
@@ -205,12 +219,36 @@ class TrainRecipe:
             epoch = len(self.history) + 1
             kept = f"; last good checkpoint: {self.out_dir / CHECKPOINT}" if self.history else ""
             raise TrainError(f"training stopped in epoch {epoch}: {exc}{kept}") from None
+        self._check_in_sync()
 
     def _on_epoch_end(self, epoch: int, train_losses: dict[str, float]) -> None:
-        self.end_epoch(epoch + 1, train_losses)
+        self.end_epoch(epoch + 1, self.world.mean(train_losses))
         if self.selection.patience_spent and epoch + 1 < self.settings.epochs:
             raise _EarlyStop
+        if self.world.distributed:
+            distributed.begin_epoch(self.world, self.sampler, self.settings.seed, epoch + 1)
         self.progress.start(epoch + 2)
+
+    def _distribute(self) -> torch.nn.Module:
+        """One process: the model. Several: prove the gradient block through DDP, then wrap."""
+        from rocketc.runtime.audit import audit_error, run_ddp_audit
+
+        if not self.world.distributed:
+            return self.model
+        self.unused = distributed.unused_parameters(self.gen, self.settings.epochs)
+        ddp_audit = run_ddp_audit(self.compiled, self.gen, self.world, bool(self.unused))
+        if not ddp_audit.ok:
+            raise audit_error(ddp_audit)
+        distributed.begin_epoch(self.world, self.sampler, self.settings.seed, self.start_epoch)
+        return distributed.wrap(self.model, self.world, find_unused=bool(self.unused))
+
+    def _check_in_sync(self) -> None:
+        """Several processes: every rank must end with rank 0's weights; distributed.json."""
+        if not self.world.distributed:
+            return
+        digests = distributed.in_sync(self.model, self.world)
+        summary = {"unused_parameters": self.unused, "weights_sha256": digests}
+        distributed.write_summary(self.out_dir, self.world, self.spec.train.batch_size, summary)
 
     def end_epoch(self, epoch: int, train_losses: dict[str, float]) -> None:
         """After epoch `epoch` (1-based): validate both nets, select, checkpoint, log."""
@@ -231,7 +269,14 @@ class TrainRecipe:
         self.console.print(line, soft_wrap=True)
 
     def validate(self) -> dict[str, dict[str, float]]:
-        return self.evaluate(self.data.val)
+        """Both nets on the whole validation split (each rank predicts a shard; all gathered)."""
+        if not self.world.distributed:
+            return self.evaluate(self.data.val)
+        split, w, bs = self.data.val, self.world, self.settings.eval_batch_size
+        shard = predict_nets(self.gen, self.model, w.shard(split), bs, self.device)
+        logits = {net: w.gather(torch.from_numpy(shard[net]), len(split)).numpy() for net in NETS}
+        task = self.spec.task
+        return {n: evaluate(task, logits[n], split.target, split.group, split.weight) for n in NETS}
 
     def evaluate(self, split: Split) -> dict[str, dict[str, float]]:
         bs = self.settings.eval_batch_size
@@ -355,64 +400,3 @@ def _device(gen: Generated, settings: Any) -> torch.device:
     if settings.precision == "bf16" and device.type != "cuda":
         raise TrainError("precision bf16 needs a CUDA device here; use fp32 on CPU")
     return device
-
-
-# --- batches and evaluation (ablate and tune use these too) ---------------------------------
-def tensors(split: Split, weighted: bool = False) -> list[torch.Tensor]:
-    """A split's inputs in spec order, then the target; `weighted`: then the sample weights
-    (the split's, or ones if it has none), which a weighted spec's train_one_epoch reads."""
-    out = [torch.from_numpy(np.ascontiguousarray(a)) for a in split.inputs.values()] + [
-        torch.from_numpy(np.ascontiguousarray(split.target))
-    ]
-    if weighted:
-        weight = split.weight if split.weight is not None else np.ones(len(split))
-        out.append(torch.from_numpy(np.asarray(weight, dtype=np.float32)))
-    return out
-
-
-def batch_loader(
-    split: Split,
-    batch_size: int,
-    shuffle: torch.Generator | None = None,
-    weighted: bool = False,
-):
-    """Batches sliced straight from the tensors (one indexing op per batch, not per example).
-    Training batches of a spec with `data.weight` end with the sample weights (`weighted`).
-
-    Same sampler as DataLoader(shuffle=True, generator=...) uses internally, so the batches, and
-    with them resumed runs, are those of a plain DataLoader.
-    """
-    data = torch.utils.data
-    dataset = data.TensorDataset(*tensors(split, weighted))
-    order = (
-        data.RandomSampler(dataset, generator=shuffle)
-        if shuffle is not None
-        else data.SequentialSampler(dataset)
-    )
-    batches = data.BatchSampler(order, batch_size, drop_last=False)
-    return data.DataLoader(dataset, sampler=batches, batch_size=None, generator=shuffle)
-
-
-def predict_nets(
-    gen: Generated, model: torch.nn.Module, split: Split, batch_size: int, device: torch.device
-) -> dict[str, np.ndarray]:
-    """Logits of each net on its own: the light net is evaluated without running the booster."""
-    loader = batch_loader(split, batch_size)
-    return {
-        "light": gen.train.predict(model.light_net(), loader, device).numpy(),
-        "booster": gen.train.predict(model.booster_net(), loader, device).numpy(),
-    }
-
-
-def evaluate_nets(
-    task: str,
-    gen: Generated,
-    model: torch.nn.Module,
-    split: Split,
-    batch_size: int,
-    device: torch.device,
-) -> dict[str, dict[str, float]]:
-    logits = predict_nets(gen, model, split, batch_size, device)
-    return {
-        net: evaluate(task, logits[net], split.target, split.group, split.weight) for net in NETS
-    }
