@@ -7,6 +7,9 @@ is and how far it got; `rundir` decides when a run may be resumed or replaced), 
 (JSONL, CSV, curves.png), a checksummed per-epoch `checkpoint.pt` for `--resume` (`checkpoint`),
 `best.pt` (the weights of the epoch `train.select` chose), the exported light net of that
 epoch (torch.export `light.pt2`, verified `light.onnx`) and report.json/report.md.
+
+Under torchrun (`distributed`) every process runs this recipe with its `World`: it trains its
+shard under DDP, validates on the whole split (gathered); ranks other than 0 write to scratch.
 """
 
 from __future__ import annotations
