@@ -1,0 +1,70 @@
+"""What every command shares: the typer app, argument types, error printing, spec loading."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rocketc.errors import RocketcError, os_error
+
+app = typer.Typer(
+    name="rocketc",
+    help="Rocket Launching compiler: declare a light net and its booster once, get PyTorch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+SpecArg = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, help="Spec YAML file."),
+]
+
+
+def _fail(exc: RocketcError | OSError) -> None:
+    if isinstance(exc, OSError):  # a path in the way, no permission, a full disk: the user's
+        exc = os_error(exc)
+    for diagnostic in exc.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    count = len(exc.diagnostics)
+    if count > 1:
+        print(f"{count} errors", file=sys.stderr)
+    raise typer.Exit(code=1) from None
+
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a spec value, e.g. --set loss.hint.weight=0.1 (repeatable)."
+    ),
+]
+
+
+def _load_with_overrides(spec: Path | None, assignments: list[str]):
+    """Compile `spec` (default: the embedded quickstart) after applying --set overrides."""
+    from rocketc.compiler import compile_source
+    from rocketc.compiler.load import load_file
+    from rocketc.compiler.overrides import apply_overrides
+
+    path = spec if spec is not None else embedded_spec("quickstart")
+    return compile_source(apply_overrides(load_file(path), assignments))
+
+
+def embedded_spec(name: str) -> Path:
+    """A spec shipped with rocketc (inside the wheel, or specs/ in a source checkout)."""
+    here = Path(__file__).resolve().parent.parent  # rocketc/
+    for candidate in (here / "specs" / f"{name}.yaml", here.parent / "specs" / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise RocketcError(f"embedded spec '{name}' is missing from this installation")
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"

@@ -1,0 +1,105 @@
+"""Commands that serve the exported light net: predict (files), serve (HTTP)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rocketc.cli._app import (
+    _fail,
+    app,
+)
+from rocketc.errors import RocketcError
+
+RunDirArg = Annotated[
+    Path,
+    typer.Argument(
+        exists=True, file_okay=False, help="Run directory of `rocketc train` (light.onnx + bundle)."
+    ),
+]
+
+
+ThreadsOption = Annotated[
+    int, typer.Option("--threads", min=1, help="onnxruntime intra-op threads (per worker).")
+]
+
+
+class OnError(str, Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+@app.command()
+def predict(
+    run_dir: RunDirArg,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", exists=True, dir_okay=False, help="Rows to score: .csv or .parquet."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", dir_okay=False, help="Scores: .parquet or .csv."),
+    ] = Path("scores.parquet"),
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="Copy this input column into the output (repeatable)."),
+    ] = None,
+    on_error: Annotated[
+        OnError,
+        typer.Option(help="fail: list bad rows and write nothing; skip: reject them to a file."),
+    ] = OnError.fail,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read and scored at a time.")] = 65536,
+    threads: ThreadsOption = 1,
+) -> None:
+    """Score a file with the run's light.onnx and preprocessing, in chunks (never imports torch)."""
+    from rocketc.runtime.serving.predict import predict_file
+
+    try:
+        result = predict_file(
+            run_dir,
+            data,
+            out,
+            keep=list(keep or []),
+            on_error=on_error.value,
+            chunk_rows=chunk_rows,
+            threads=threads,
+        )
+    except RocketcError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {result.out}: {result.scored:,} of {result.rows:,} rows scored")
+    if result.rejects is not None:
+        typer.echo(
+            f"rejected {result.rejected:,} rows ({result.problems:,} problems): {result.rejects}"
+        )
+
+
+@app.command()
+def serve(
+    run_dir: RunDirArg,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    threads: ThreadsOption = 1,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most candidate rows per request.")] = 10000,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body.")] = 8.0,
+    stop_after: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Shut down gracefully after this many seconds."),
+    ] = None,
+) -> None:
+    """Serve the run's light net over HTTP: POST /v1/score, GET /healthz, GET /v1/metadata."""
+    from rocketc.runtime.serving.requests import Limits
+    from rocketc.runtime.serving.server import ServeOptions
+    from rocketc.runtime.serving.server import serve as run_server
+
+    limits = Limits(max_rows=max_rows, max_body_bytes=int(max_body_mb * (1 << 20)))
+    options = ServeOptions(str(run_dir), host, port, workers, threads, limits, stop_after)
+    try:
+        run_server(options)
+    except RocketcError as exc:
+        _fail(exc)
