@@ -174,9 +174,9 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
     target: (B,) class ids.
     weights: LOSS_WEIGHTS, or loss_weights(epoch) while training.
     """
-    # Gradient block (gradient_block: booster): the hint/KD terms read the booster logits
-    # detached, so they pull the light net toward the booster and never move a booster weight.
-    teacher = booster_logits.detach()
+    # No gradient block (gradient_block: none, an ablation): the hint/KD terms also pull the
+    # booster toward the light net.
+    teacher = booster_logits
     losses = {
         "light": F.cross_entropy(light_logits, target),
         "booster": F.cross_entropy(booster_logits, target),
