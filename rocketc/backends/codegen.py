@@ -18,9 +18,9 @@ from typing import Any
 from rocketc.backends.pysource import check_source, docstring_text
 from rocketc.backends.templating import environment
 from rocketc.compiler import Compiled
+from rocketc.compiler.graph import input_ports
 from rocketc.compiler.losses import graph_terms, loss_node
 from rocketc.compiler.ops import LayerBase, TensorType
-from rocketc.compiler.passes.infer_shapes import input_ports
 from rocketc.compiler.spec import CosineSchedule, StepSchedule
 from rocketc.errors import CodegenError
 

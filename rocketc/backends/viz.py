@@ -26,8 +26,7 @@ import networkx as nx
 
 from rocketc.backends.viz_fold import Fold, find_folds, fold_label
 from rocketc.compiler import Compiled
-from rocketc.compiler.graph import head_ids
-from rocketc.compiler.passes.infer_shapes import input_ports
+from rocketc.compiler.graph import head_ids, input_ports
 from rocketc.errors import Diagnostic, VizError
 
 FORMATS = ("svg", "png", "pdf", "dot")

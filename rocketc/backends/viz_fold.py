@@ -26,7 +26,7 @@ from html import escape
 import networkx as nx
 
 from rocketc.compiler import Compiled
-from rocketc.compiler.passes.infer_shapes import input_ports
+from rocketc.compiler.graph import input_ports
 
 # Below this a fan is narrow enough to draw box by box; quickstart, the CNN and the WRN specs have
 # no fan at all, and ctr_movielens's 7 embeddings fold.

@@ -16,6 +16,7 @@ import networkx as nx
 
 from rocketc.compiler.load import SourceMap
 from rocketc.compiler.losses import loss_node, spec_terms
+from rocketc.compiler.ops import Port
 from rocketc.compiler.spec import Spec
 from rocketc.errors import Position
 
@@ -98,3 +99,15 @@ def layers_in_order(graph: nx.DiGraph) -> list[str]:
 def head_ids(graph: nx.DiGraph) -> tuple[str, str]:
     spec: Spec = graph.graph["spec"]
     return spec.heads.light, spec.heads.booster
+
+
+def input_ports(graph: nx.DiGraph, n: str) -> list[Port] | None:
+    """The typed inputs of layer `n` in argument order, or None if one is still unknown."""
+    preds = sorted(graph.in_edges(n, data="port"), key=lambda e: e[2])
+    ports = []
+    for u, _, _ in preds:
+        t = graph.nodes[u].get("type")
+        if t is None:
+            return None
+        ports.append(Port(u, t))
+    return ports

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-from rocketc.compiler.graph import head_ids, layers_in_order
+from rocketc.compiler.graph import head_ids, input_ports, layers_in_order
 from rocketc.compiler.losses import TermError, dotted
-from rocketc.compiler.ops import OpError, Port, TensorType
+from rocketc.compiler.ops import OpError, TensorType
 from rocketc.errors import Collector, ShapeError
 
 
@@ -75,15 +75,3 @@ def _infer_terms(graph: nx.DiGraph, errors: Collector) -> None:
             continue
         nodes[n]["adapter"] = adapter
         nodes[n]["params"] = adapter.params if adapter is not None else 0
-
-
-def input_ports(graph: nx.DiGraph, n: str) -> list[Port] | None:
-    """The typed inputs of layer `n` in argument order, or None if one is still unknown."""
-    preds = sorted(graph.in_edges(n, data="port"), key=lambda e: e[2])
-    ports = []
-    for u, _, _ in preds:
-        t = graph.nodes[u].get("type")
-        if t is None:
-            return None
-        ports.append(Port(u, t))
-    return ports
