@@ -1,0 +1,142 @@
+"""tune: `rocketc tune` at the reference budget: the best recipe it finds vs light alone, on test.
+
+Issue 8's question, answered the way a user would: run a study on the spec's own data (the
+search space in `bench/tune_spaces/<spec>.yaml`), then the verdict on the test split with paired
+seeds the search never saw. The raw study (every trial, per-seed values, the verdict's per-seed
+scores) is kept; the rendered section is the verdict, the trials and the best recipe.
+
+Full run: `specs/fashion_mnist_small.yaml` (20,000 train rows, 4 epochs: the reference budget),
+8 trials x 1 seed, verdict over 5 paired seeds; about 35 minutes on 2 quiet CPU cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TITLE = "Tune: the best recipe against light alone"
+ORDER = 15
+EXPECTED = "about 35 min"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Study:
+    key: str
+    spec: str
+    sets: tuple[str, ...]
+    trials: int
+    seeds: int
+    verdict_seeds: int
+
+
+FULL = (Study("fashion_mnist", "fashion_mnist_small", (), 8, 1, 5),)
+QUICK = (Study("digits", "quickstart", ("train.epochs=1",), 2, 1, 2),)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    from rich.console import Console
+
+    from rocketc.cli import _load_with_overrides
+    from rocketc.runtime.tune import TuneOptions, tune
+
+    studies = []
+    for study in QUICK if quick else FULL:
+        spec = ROOT / "specs" / f"{study.spec}.yaml"
+        space = ROOT / "bench" / "tune_spaces" / f"{study.spec}.yaml"
+        options = TuneOptions(
+            trials=study.trials,
+            seeds=study.seeds,
+            verdict_seeds=study.verdict_seeds,
+            space=space if space.is_file() else None,
+            overrides=list(study.sets),
+        )
+        with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
+            out = Path(tmp)
+            compiled = _load_with_overrides(spec, list(study.sets))
+            tune(compiled, out, options, Console(stderr=True))
+            studies.append({"key": study.key, **summarise(out), "space": _relative(options.space)})
+    return {"studies": studies}
+
+
+def summarise(out: Path) -> dict[str, Any]:
+    """The raw results of one finished study directory (`tune.json` and `trials.csv`)."""
+    with open(out / "trials.csv", encoding="utf-8") as f:
+        trials = list(csv.DictReader(f))
+    return {"tune": json.loads((out / "tune.json").read_text()), "trials": trials}
+
+
+def _relative(path: Path | None) -> str | None:
+    return None if path is None else str(path.relative_to(ROOT))
+
+
+def _points(x: float) -> str:
+    return f"{x * 100:+.2f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    lines: list[str] = [results["note"], ""] if results.get("note") else []
+    for study in results["studies"]:
+        t = study["tune"]
+        verdict = t.get("verdict") or {}
+        lines += [
+            f"### {study['key']}: `specs/{t['spec']}.yaml`, {t['epochs']} epochs per run",
+            "",
+            f"Study: {t['trials'].get('complete', 0)} complete and {t['trials'].get('pruned', 0)} "
+            f"pruned trials, {len(t['seeds'])} seed(s) each; objective: validation "
+            f"{t['metric']} at the best epoch. Search space: "
+            + (f"`{study['space']}`." if study.get("space") else "rocketc's default."),
+            f"Light alone on validation: {t['light_alone']['mean']:.4f}.",
+            "",
+        ]
+        if verdict:
+            low, high = verdict["ci95"]
+            lines += [
+                f"**Verdict on the test split** ({len(verdict['seeds'])} paired seeds the search "
+                f"never used): {verdict['text']}",
+                "",
+                "| seed | light alone | best recipe | difference |",
+                "|---:|---:|---:|---:|",
+                *(
+                    f"| {s} | {a:.4f} | {r:.4f} | {_points(r - a)} |"
+                    for s, a, r in zip(
+                        verdict["seeds"], verdict["alone"], verdict["rocket"], strict=True
+                    )
+                ),
+                "",
+                f"Mean paired difference {_points(verdict['mean_diff'])} points, 95% t-interval "
+                f"[{_points(low)}, {_points(high)}].",
+                "",
+            ]
+        lines += ["| trial | state | validation | recipe |", "|---:|---|---:|---|"]
+        for row in study["trials"]:
+            recipe = " ".join(
+                f"{k.removeprefix('loss.')}={v}"
+                for k, v in row.items()
+                if k.startswith("loss.") and v not in ("", None)
+            )
+            lines.append(f"| {row['trial']} | {row['state']} | {row['value']} | {recipe} |")
+        best = t.get("best")
+        if best:
+            recipe = ", ".join(f"`{k}: {v}`" for k, v in sorted(best["recipe"].items()))
+            lines += ["", f"Best recipe (trial {best['trial']}): {recipe}.", ""]
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 8: the tuned light net beats light alone on Fashion-MNIST by >= 1 point (test)."""
+    target = "tuned rocket ≥ light alone + 1 point on Fashion-MNIST (test, paired seeds)"
+    for study in results["studies"]:
+        verdict = study["tune"].get("verdict")
+        if study["key"] == "fashion_mnist" and verdict:
+            low, high = verdict["ci95"]
+            measured = (
+                f"{_points(verdict['mean_diff'])} points [{_points(low)}, {_points(high)}] over "
+                f"{len(verdict['seeds'])} seeds"
+            )
+            return [{"target": target, "measured": measured, "met": verdict["mean_diff"] >= 0.01}]
+    return [{"target": target, "measured": "no Fashion-MNIST study in this run", "met": None}]
