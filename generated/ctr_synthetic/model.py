@@ -233,7 +233,12 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS, sam
         "hint": (light_logits - teacher).pow(2).mean(dim=1),
     }
     losses = {k: weighted_mean(v, sample_weight) for k, v in per_example.items()}
-    losses["total"] = sum(weights[k] * losses[k] for k in weights)
+    # The minimised total, written out: each term times its weight for this epoch.
+    losses["total"] = (
+        weights["light"] * losses["light"]
+        + weights["booster"] * losses["booster"]
+        + weights["hint"] * losses["hint"]
+    )
     return losses
 
 

@@ -182,7 +182,12 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
         "booster": F.cross_entropy(booster_logits, target),
         "hint": F.mse_loss(light_logits, teacher),
     }
-    losses["total"] = sum(weights[k] * losses[k] for k in weights)
+    # The minimised total, written out: each term times its weight for this epoch.
+    losses["total"] = (
+        weights["light"] * losses["light"]
+        + weights["booster"] * losses["booster"]
+        + weights["hint"] * losses["hint"]
+    )
     return losses
 
 

@@ -160,7 +160,12 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
         "booster": F.cross_entropy(booster_logits, target),
         "hint": F.mse_loss(F.softmax(light_logits, dim=1), F.softmax(teacher, dim=1)),
     }
-    losses["total"] = sum(weights[k] * losses[k] for k in weights)
+    # The minimised total, written out: each term times its weight for this epoch.
+    losses["total"] = (
+        weights["light"] * losses["light"]
+        + weights["booster"] * losses["booster"]
+        + weights["hint"] * losses["hint"]
+    )
     return losses
 
 

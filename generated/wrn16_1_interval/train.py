@@ -4,6 +4,7 @@ Needs only torch and model.py beside it. `rocketc train` drives `fit` with real 
 checkpoints and export; `python train.py` runs a short smoke run on random data.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -72,10 +73,12 @@ def train_one_epoch(
     """
     model.train()
     weights = loss_weights(epoch)
+    bf16 = s.precision == "bf16"
     sums, count = {}, 0
     for step, batch in enumerate(loader):
         *inputs, target = (t.to(device) for t in batch)
-        with torch.autocast(device.type, torch.bfloat16, enabled=s.precision == "bf16"):
+        # bf16 autocast only when asked for: even a disabled autocast costs a small MLP ~5% a step.
+        with torch.autocast(device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
             light_logits, booster_logits = model(*inputs)
         # Losses in fp32 whatever the forward ran in.
         losses = compute_loss(light_logits.float(), booster_logits.float(), target, weights)
