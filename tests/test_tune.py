@@ -378,3 +378,41 @@ def test_a_recipe_drawn_twice_reuses_the_first_score_without_training(tmp_path):
     assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0, 0]
     assert trials[1].value == trials[2].value == trials[0].value
     assert not trials[1].intermediate_values  # never trained
+
+
+def test_a_recipe_pruned_before_is_pruned_again_without_training(tmp_path):
+    # A study that already holds a pruned trial of the recipe every trial will draw.
+    space = write(
+        tmp_path, "".join(f"{p}: null\n" for p in _ALL_LOSS_PATHS) + "loss.booster: [1.0]\n"
+    )
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="quickstart", direction="maximize")
+    dist = optuna.distributions.CategoricalDistribution([1.0])
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED,
+            params={"loss.booster": 1.0},
+            distributions={"loss.booster": dist},
+            user_attrs={"recipe": {"loss.booster": 1.0}},
+            intermediate_values={0: 0.1},
+        )
+    )
+    opts = options(trials=2, space=space, verdict_seeds=0, storage=storage)
+    result = tune(quickstart(), tmp_path / "out", opts, QUIET)
+    trials = result.study.get_trials(deepcopy=False)
+    # --trials counts finished trials, pruned ones included: one more trial ran, and stopped
+    # at once as the pruned trial's twin.
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0]
+    assert not trials[1].intermediate_values
+
+
+_ALL_LOSS_PATHS = (
+    "loss.hint.weight",
+    "loss.hint.on",
+    "loss.hint.normalize",
+    "loss.hint.temperature",
+    "loss.gradient_block",
+    "loss.kd.weight",
+    "loss.kd.temperature",
+)

@@ -321,6 +321,8 @@ class Tuner:
             for key, value in twin.user_attrs.items():
                 if key not in ("recipe", "origin", "duplicate_of"):
                     trial.set_user_attr(key, value)
+            if twin.state == State.PRUNED:  # pruned once: the same run would be pruned again
+                raise optuna.TrialPruned()
             return float(twin.value)
         try:
             compiled = self._compile(recipe)
@@ -373,9 +375,10 @@ class Tuner:
 
     # --- helpers -------------------------------------------------------------------------------
     def _same_recipe(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
-        """A finished trial with exactly this trial's recipe (same seeds, same epochs)."""
+        """A finished or pruned trial with exactly this trial's recipe (same seeds and epochs)."""
         recipe = trial.user_attrs["recipe"]
-        for other in self.study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
+        done = (State.COMPLETE, State.PRUNED)
+        for other in self.study.get_trials(deepcopy=False, states=done):
             if other.number != trial.number and other.user_attrs.get("recipe") == recipe:
                 return other
         return None
