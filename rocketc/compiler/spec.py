@@ -364,6 +364,22 @@ class TabularData(_Split):
         description="Separator of the values of a categorical_list input held as text "
         "(CSV cells like 'drama|comedy'); surrounding spaces are dropped.",
     )
+    stream: bool | None = Field(
+        default=None,
+        description="Read the train split in record batches (bounded memory) instead of into "
+        "memory; unset: streamed when the file is larger than 256 MiB.",
+    )
+
+    @model_validator(mode="after")
+    def _stream_without_split_by(self) -> TabularData:
+        if self.stream and self.split_by:
+            raise PydanticCustomError(
+                "stream_split_by",
+                "split_by sorts the whole table in memory, which a streamed table never holds; "
+                "drop split_by (a seeded random split) or set stream: false",
+                {"at": "stream"},
+            )
+        return self
 
 
 class NpzData(_Split):

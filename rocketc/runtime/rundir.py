@@ -82,6 +82,9 @@ def data_sha256(data: Dataset) -> str:
     h = hashlib.sha256()
     for name in ("train", "val", "test"):
         split = getattr(data, name)
+        if hasattr(split, "identity"):  # a streamed split: its file, split and preprocessing
+            h.update(f"{name}:{split.identity()}".encode())
+            continue
         arrays = {**split.inputs, "@target": split.target}
         for extra in ("group", "weight"):  # GAUC groups; sample weights (where a split has them)
             if getattr(split, extra, None) is not None:

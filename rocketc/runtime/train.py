@@ -128,7 +128,14 @@ class TrainRecipe:
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
         train, size = self.data.train, self.spec.train.batch_size
         weighted = sample_weighted(self.spec)
-        if self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
+        if hasattr(train, "loader"):  # a streamed table: read again every epoch
+            if self.world.distributed:
+                raise TrainError(
+                    "a streamed table (data.stream) trains in one process for now; drop "
+                    "--nproc, or set data.stream: false to read it into memory"
+                )
+            self.train_loader = train.loader(size, self.shuffle, weighted)
+        elif self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
             self.train_loader, self.sampler = distributed.shard_loader(
                 tensors(train, weighted), size, self.world, self.spec.train.seed
             )

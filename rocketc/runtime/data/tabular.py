@@ -46,6 +46,10 @@ from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 def load(spec: Spec, data: TabularData) -> Dataset:
     import pandas as pd  # only when a table is asked for
 
+    from rocketc.runtime.data import stream
+
+    if stream.wanted(data):  # read in record batches: the train split never held at once
+        return stream.load(spec, data)
     frame = _read(data)
     _check_columns(spec, data, list(frame.columns))
     if data.weight:

@@ -1,0 +1,339 @@
+"""Streamed tables: a CSV or Parquet file read in record batches, so memory stays bounded.
+
+Chosen by `data.stream: true`, or automatically for a file over `STREAM_BYTES`. One pass over
+the file (pyarrow's dataset API, `READ_ROWS` rows at a time) fits the run's `Preprocessor` on the
+train rows: the distinct raw values of each categorical column (a vocabulary is as large as its
+values, not as the file; hashed ids keep only their bucket statistics) and each dense column's
+mean and variance, merged block by block (Chan et al.). The same pass keeps the validation and
+test rows: they are scored in full, so they stay in memory like the in-memory path's.
+
+The split is the in-memory path's seeded `random_split` over the row count, kept as one byte per
+row (10 MB for 10M rows). The train split is then read again every epoch: its rows, in file
+order, fill a shuffle buffer of `buffer_rows`; each full buffer is permuted with the run's
+generator and cut into batches (a partial batch is carried into the next buffer). Equivalence:
+when the buffer holds the whole train split, the batches are exactly the in-memory
+`batch_loader`'s for the same generator (the same rows in the same order; dense values equal up to
+the last bits of the mean/std, which are merged per block instead of numpy's pairwise sum).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rocketc.compiler.spec import (
+    CategoricalInput,
+    CategoricalListInput,
+    DenseInput,
+    Spec,
+    TabularData,
+)
+from rocketc.errors import DataError
+from rocketc.runtime.data.base import Dataset, Split, make_target, with_notes
+from rocketc.runtime.data.encode import (
+    check_size,
+    data_seed,
+    id_feature,
+    random_split,
+    spec_input,
+)
+from rocketc.runtime.data.features import Dense, rows_error
+from rocketc.runtime.data.fields import raw_columns
+from rocketc.runtime.data.preprocess import Preprocessor, label_info
+
+STREAM_BYTES = 256 * 2**20  # a larger file is streamed unless data.stream says otherwise
+READ_ROWS = 65_536  # rows per record batch read
+BUFFER_ROWS = 262_144  # rows per shuffle buffer
+
+TRAIN, VAL, TEST = 0, 1, 2
+
+
+def wanted(data: TabularData) -> bool:
+    """Stream this table? `data.stream` when set; otherwise for a large file (not with split_by,
+    which sorts the whole table)."""
+    if data.stream is not None:
+        return data.stream
+    path = Path(data.path)
+    return not data.split_by and path.is_file() and path.stat().st_size > STREAM_BYTES
+
+
+class StreamedTrain:
+    """The train split of a streamed table: read again from the file every epoch."""
+
+    def __init__(self, data: TabularData, preprocess: Preprocessor, member: np.ndarray, **kw):
+        self.data, self.preprocess, self.member = data, preprocess, member
+        self.rows: int = kw["rows"]
+        self.positive_rate: float = kw["positive_rate"]
+        self.spec: Spec = kw["spec"]
+        self.columns = list(dict.fromkeys([*preprocess.fields(), data.label, *_extra(data)]))
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def identity(self) -> str:
+        """What the run fingerprint hashes for it: the file, its size and change time, the
+        split and the fitted preprocessing (the rows themselves are never held at once)."""
+        stat = Path(self.data.path).stat()
+        member = np.packbits(self.member == TRAIN).tobytes()
+        return f"{Path(self.data.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:" + (
+            f"{hash_bytes(member)}:{self.preprocess.dumps()}"
+        )
+
+    def loader(self, batch_size: int, shuffle, weighted: bool = False, buffer_rows: int = 0):
+        return StreamLoader(self, batch_size, shuffle, weighted, buffer_rows or BUFFER_ROWS)
+
+    def blocks(self):
+        """(inputs, target, weight) of the train rows of each record batch, in file order."""
+        what = f"{Path(self.data.path).name} train split"
+        for offset, frame in _frames(self.data, self.columns):
+            keep = np.flatnonzero(self.member[offset : offset + len(frame)] == TRAIN)
+            if not len(keep):
+                continue
+            frame = frame.iloc[keep]
+            raw = raw_columns(frame, list(self.preprocess.fields().values()))
+            encoded = self.preprocess.encode(raw)
+            if encoded.problems:
+                raise rows_error(encoded.problems, what)
+            target = make_target(self.spec, frame[self.data.label].to_numpy())
+            weight = frame[self.data.weight].to_numpy(np.float64) if self.data.weight else None
+            yield encoded.inputs, target, weight
+
+
+class StreamLoader:
+    """Batches of a streamed train split, shuffled within a buffer (see the module docstring)."""
+
+    def __init__(self, train: StreamedTrain, batch_size: int, shuffle, weighted, buffer_rows):
+        self.train, self.batch_size, self.shuffle = train, batch_size, shuffle
+        self.weighted, self.buffer_rows = weighted, max(buffer_rows, batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.train) / self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        if self.shuffle is not None:  # as DataLoader does: its base seed comes first
+            torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
+        pending: list[list[torch.Tensor]] = []
+        held = 0
+        for inputs, target, weight in self.train.blocks():
+            columns = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
+            columns.append(torch.from_numpy(np.ascontiguousarray(target)))
+            if self.weighted:
+                w = weight if weight is not None else np.ones(len(target))
+                columns.append(torch.from_numpy(np.asarray(w, dtype=np.float32)))
+            pending.append(columns)
+            held += len(target)
+            if held >= self.buffer_rows:
+                buffer = self._permute(pending)
+                full = held // self.batch_size * self.batch_size
+                yield from self._cut(buffer, full)
+                pending, held = [[c[full:] for c in buffer]], held - full
+        if held:
+            yield from self._cut(self._permute(pending), held)
+            if self.shuffle is not None:  # RandomSampler draws one more permutation at its end:
+                torch.randperm(held, generator=self.shuffle)  # the next epoch starts alike
+
+    def _permute(self, pending):
+        """The held rows as one tensor per column, permuted with the run's generator."""
+        import torch
+
+        buffer = [torch.cat(parts) for parts in zip(*pending, strict=True)]
+        if self.shuffle is None:
+            return buffer
+        order = torch.randperm(len(buffer[0]), generator=self.shuffle)
+        return [c[order] for c in buffer]
+
+    def _cut(self, buffer, upto: int):
+        for a in range(0, upto, self.batch_size):
+            yield tuple(c[a : min(a + self.batch_size, upto)] for c in buffer)
+
+
+def hash_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _extra(data: TabularData) -> list[str]:
+    return [c for c in (data.weight,) if c]
+
+
+def _open(data: TabularData):
+    import pyarrow.dataset as ds
+
+    path = Path(data.path)
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such {data.source} file (relative paths start from the "
+            f"current directory: {path.resolve()})"
+        )
+    file_format: Any = data.source
+    if data.source == "csv":  # an empty cell is missing, as pandas reads it
+        from pyarrow import csv
+
+        file_format = ds.CsvFileFormat(convert_options=csv.ConvertOptions(strings_can_be_null=True))
+    try:
+        return ds.dataset(str(path), format=file_format)
+    except Exception as exc:  # pyarrow raises many types for a malformed file
+        raise DataError(f"{path}: cannot read as {data.source}: {exc}") from None
+
+
+def _frames(data: TabularData, columns: list[str]):
+    """(row offset, pandas frame) of each record batch of `columns`, in file order."""
+    dataset = _open(data)
+    offset = 0
+    try:
+        for batch in dataset.to_batches(columns=columns, batch_size=READ_ROWS):
+            if batch.num_rows:
+                yield offset, batch.to_pandas()
+                offset += batch.num_rows
+    except DataError:
+        raise
+    except Exception as exc:  # a malformed block past the first
+        raise DataError(f"{data.path}: cannot read as {data.source}: {exc}") from None
+
+
+# --- the fit pass -------------------------------------------------------------------------
+def load(spec: Spec, data: TabularData) -> Dataset:
+    """Fit the preprocessing on the train rows and keep val/test, in one pass over the file."""
+    import pandas as pd
+
+    from rocketc.runtime.data import tabular
+
+    dataset = _open(data)
+    tabular._check_columns(spec, data, dataset.schema.names)
+    n = dataset.count_rows()
+    parts = random_split(n, data.val_fraction, data.test_fraction, data_seed(spec))
+    member = np.full(n, TRAIN, dtype=np.uint8)
+    member[parts[VAL]], member[parts[TEST]] = VAL, TEST
+    del parts
+    dense_columns = [c for cols in data.dense.values() for c in cols]
+    read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
+    fit = _Fit(spec, data)
+    held: dict[int, list] = {VAL: [], TEST: []}
+    positives = 0.0
+    for offset, frame in _frames(data, list(dict.fromkeys(c for c in read if c))):
+        tabular._numeric(frame, [data.label, *dense_columns], data.path)
+        group = [data.group] if data.group else []
+        tabular._no_missing(frame, [data.label, *dense_columns, *group], data.path)
+        if data.weight:
+            tabular._check_weights(frame, data.weight, data.path)
+        where = member[offset : offset + len(frame)]
+        train = frame.iloc[np.flatnonzero(where == TRAIN)]
+        fit.update(train, offset)
+        positives += float(train[data.label].sum()) if spec.task == "binary" else 0.0
+        for split in (VAL, TEST):
+            held[split].append(frame.iloc[np.flatnonzero(where == split)])
+    features = fit.finish()
+    meaning = f"'{data.label}' is 1" if spec.task == "binary" else f"the class in '{data.label}'"
+    preprocess = Preprocessor(
+        data.source,
+        f"one table row: {tabular._columns_text(features)}",
+        features,
+        label_info(spec, meaning),
+    )
+    rows = int((member == TRAIN).sum())
+    train = StreamedTrain(
+        data, preprocess, member, rows=rows, positive_rate=positives / max(rows, 1), spec=spec
+    )
+    val, test = (_in_memory(spec, data, preprocess, pd.concat(held[s]), s) for s in (VAL, TEST))
+    name = Path(data.path).name
+    sizes = f"{rows:,} train (streamed) / {len(val):,} val / {len(test):,} test"
+    rate = f"{train.positive_rate:.1%} positive in train"
+    described = f"{name}: {sizes}, " + (
+        rate if spec.task == "binary" else f"{spec.num_classes} classes"
+    )
+    return Dataset(train, val, test, with_notes(described, features), preprocess)
+
+
+def _in_memory(spec, data: TabularData, preprocess: Preprocessor, frame, split: int) -> Split:
+    import pandas as pd
+
+    what = f"{Path(data.path).name} {('train', 'val', 'test')[split]} split"
+    raw = raw_columns(frame, list(preprocess.fields().values()))
+    inputs = preprocess.encode_split(raw, what)
+    group = None
+    if data.group:
+        group = pd.factorize(frame[data.group], sort=True)[0].astype(np.int64)
+    weight = frame[data.weight].to_numpy(dtype=np.float64) if data.weight else None
+    target = make_target(spec, frame[data.label].to_numpy())
+    return Split(inputs, target, group, raw, weight)
+
+
+class _Fit:
+    """Each input's feature, fitted block by block on the train rows: the distinct raw values
+    of a categorical column; a dense column's count, mean and squared deviations (merged as
+    Chan et al.) and its largest magnitude."""
+
+    def __init__(self, spec: Spec, data: TabularData):
+        self.spec, self.data = spec, data
+        self.features: dict[str, Any] | None = None
+        self.distinct: dict[str, Any] = {}
+        self.moments: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _create(self, frame) -> dict[str, Any]:
+        spec, data, out = self.spec, self.data, {}
+        for name in data.categorical:
+            item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
+            if isinstance(item, CategoricalListInput):
+                raise DataError(
+                    f"input '{name}': categorical_list inputs are not streamed yet; set "
+                    "data.stream: false (the table is then read into memory)"
+                )
+            kind = frame[name].to_numpy().dtype.kind
+            kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
+            out[name] = id_feature(item, name, kind, data.list_delimiter)
+        for name, columns in data.dense.items():
+            item = spec_input(spec, name, DenseInput, data.source)
+            check_size(item, len(columns), f"columns {columns}", [len(columns)])
+            out[name] = Dense(name, tuple(item.shape), columns=list(columns))
+        return out
+
+    def update(self, frame, offset: int) -> None:
+        import pandas as pd
+
+        if self.features is None:
+            self.features = self._create(frame)
+        if not len(frame):
+            return
+        for name, feature in self.features.items():
+            raw = raw_columns(frame, feature.fields())
+            if isinstance(feature, Dense):
+                self._moments(name, feature, raw, offset)
+                continue
+            (field,) = feature.fields()
+            new = pd.unique(raw[field.name])
+            old = self.distinct.get(name)
+            self.distinct[name] = new if old is None else pd.unique(np.concatenate([old, new]))
+
+    def _moments(self, name: str, feature: Dense, raw, offset: int) -> None:
+        x, problems = feature.raw(raw)
+        if problems:
+            raise rows_error(problems, "the train split (a record batch)", offset=offset)
+        m, mean = len(x), x.mean(axis=0)
+        squares, top = ((x - mean) ** 2).sum(axis=0), np.abs(x).max(axis=0)
+        if name in self.moments:
+            n, mean_a, squares_a, top_a = self.moments[name]
+            delta, total = mean - mean_a, n + m
+            mean = mean_a + delta * (m / total)
+            squares = squares_a + squares + delta**2 * (n * m / total)
+            m, top = total, np.maximum(top, top_a)
+        self.moments[name] = (m, mean, squares, top)
+
+    def finish(self) -> list:
+        if self.features is None or (not self.distinct and not self.moments):
+            raise DataError(f"{self.data.path}: the train split has no rows")
+        for name, feature in self.features.items():
+            if isinstance(feature, Dense):
+                n, mean, squares, top = self.moments[name]
+                feature._scale(top)  # refuses values too large to standardise, by column
+                std = np.sqrt(squares / n)
+                feature.mean, feature.std = np.atleast_1d(mean), np.where(std > 0, std, 1.0)
+            else:
+                (field,) = feature.fields()
+                feature.fit({field.name: self.distinct[name]})
+        return [self.features[i.name] for i in self.spec.inputs if i.name in self.features]

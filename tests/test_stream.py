@@ -1,0 +1,180 @@
+"""Streamed tables: the same preprocessing and, with a buffer holding the whole train split, the
+very batches of the in-memory path; a table larger than the buffer trains; `data.stream` is
+checked where it is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rocketc.compiler import compile_text
+from rocketc.errors import DataError, SpecError
+from rocketc.runtime.batches import batch_loader
+from rocketc.runtime.data import load_data
+from rocketc.runtime.data import stream as streaming
+
+SPEC = """\
+version: 1
+name: streamed
+task: binary
+inputs:
+  - {name: user, kind: categorical, hash_buckets: 256}
+  - {name: city, kind: categorical, vocab: 5}
+  - {name: age, kind: categorical, vocab: 8}
+  - {name: numeric, kind: dense, shape: [2]}
+layers:
+  - {id: fields, op: field_embeddings, in: [user, city, age], dim: 4, role: shared}
+  - {id: features, op: concat, in: [fields, numeric], role: shared}
+  - {id: light_logit, op: linear, in: features, out_features: 1, role: light}
+  - {id: booster_tower, op: mlp, in: features, units: [8], role: booster}
+  - {id: booster_logit, op: linear, in: booster_tower, out_features: 1, role: booster}
+heads: {light: light_logit, booster: booster_logit}
+train: {epochs: 1, batch_size: 32, seed: 3}
+data:
+  source: @SOURCE@
+  path: @PATH@
+  label: clicked
+  group: user
+  weight: w
+  categorical: [user, city, age]
+  dense: {numeric: [price, size]}
+  stream: @STREAM@
+"""
+
+
+def table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "user": [f"user{k}" for k in rng.integers(0, 50, n)],
+            "city": rng.choice(["paris", "lyon", "nice", None], n),
+            "age": rng.integers(18, 25, n),
+            "price": rng.normal(10, 2, n),
+            "size": rng.exponential(3.0, n),
+            "w": rng.choice([0.5, 1.0, 2.0], n),
+            "clicked": rng.integers(0, 2, n),
+        }
+    )
+
+
+def write(tmp_path, frame: pd.DataFrame, source: str):
+    path = tmp_path / f"t.{source}"
+    if source == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, row_group_size=100)  # several row groups
+    return path
+
+
+def spec_for(path, source: str, stream: str):
+    text = SPEC.replace("@SOURCE@", source).replace("@PATH@", str(path))
+    return compile_text(text.replace("@STREAM@", stream)).spec
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_a_whole_table_buffer_gives_the_in_memory_batches(tmp_path, source, monkeypatch):
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)  # many record batches for a small table
+    path = write(tmp_path, table(500), source)
+    memory = load_data(spec_for(path, source, "false"))
+    streamed = load_data(spec_for(path, source, "true"))
+    assert isinstance(streamed.train, streaming.StreamedTrain)
+    assert len(streamed.train) == len(memory.train)
+    mine, theirs = streamed.preprocess, memory.preprocess
+    assert mine.to_dict()["inputs"][:3] == theirs.to_dict()["inputs"][:3]  # ids: identical
+    (dense,), (expected_dense,) = mine.features[3:], theirs.features[3:]
+    np.testing.assert_allclose(dense.mean, expected_dense.mean, rtol=1e-12)
+    np.testing.assert_allclose(dense.std, expected_dense.std, rtol=1e-12)
+    for split in ("val", "test"):
+        a, b = getattr(streamed, split), getattr(memory, split)
+        assert list(a.inputs) == list(b.inputs)
+        np.testing.assert_array_equal(a.target, b.target)
+        np.testing.assert_array_equal(a.weight, b.weight)
+        for name in a.inputs:
+            np.testing.assert_allclose(a.inputs[name], b.inputs[name], rtol=1e-6)
+
+    for epoch_seed in (0, 7):
+        g_memory = torch.Generator().manual_seed(epoch_seed)
+        g_stream = torch.Generator().manual_seed(epoch_seed)
+        expected = batch_loader(memory.train, 32, g_memory, weighted=True)
+        got = streamed.train.loader(32, g_stream, weighted=True, buffer_rows=10_000)
+        assert len(got) == len(expected)
+        for _epoch in range(2):  # the generator moves on between epochs in both
+            pairs = list(zip(got, expected, strict=True))
+            assert len(pairs) == len(expected)
+            for mine, theirs in pairs:
+                for a, b in zip(mine, theirs, strict=True):
+                    if a.dtype == torch.int64:
+                        assert torch.equal(a, b)
+                    else:
+                        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_a_small_buffer_still_yields_every_train_row_once_per_epoch(tmp_path):
+    path = write(tmp_path, table(700), "parquet")
+    streamed = load_data(spec_for(path, "parquet", "true"))
+    loader = streamed.train.loader(32, torch.Generator().manual_seed(1), buffer_rows=100)
+    batches = list(loader)
+    assert len(batches) == len(loader) == -(-len(streamed.train) // 32)
+    assert all(len(b[0]) == 32 for b in batches[:-1])
+    plain = list(streamed.train.loader(32, None, buffer_rows=100))
+    assert sorted_rows(batches) == sorted_rows(plain)  # the same rows, each once
+    assert not torch.equal(batches[0][0], plain[0][0])  # but shuffled
+
+
+def sorted_rows(batches) -> list[tuple[float, ...]]:
+    """Every row of the batches (ids, dense values, target) as a tuple, sorted."""
+    columns = [torch.cat([b[k] for b in batches]).double() for k in range(len(batches[0]))]
+    table = torch.cat([c.reshape(len(c), -1) for c in columns], dim=1)
+    return sorted(map(tuple, table.tolist()))
+
+
+def test_a_table_larger_than_the_buffer_trains(tmp_path, monkeypatch):
+    from rocketc.compiler import compile_file
+    from rocketc.runtime.train import train_run
+
+    monkeypatch.setattr(streaming, "READ_ROWS", 256)
+    monkeypatch.setattr(streaming, "BUFFER_ROWS", 300)
+    path = write(tmp_path, table(3000), "parquet")
+    spec_path = tmp_path / "s.yaml"
+    text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+    spec_path.write_text(text.replace("@STREAM@", "true"))
+    result = train_run(compile_file(spec_path), tmp_path / "run", launch=False)
+    (record,) = result.history
+    assert np.isfinite(record["train_loss"]["total"])
+    assert 0.0 <= record["val"]["light"]["auc"] <= 1.0
+
+
+def test_a_large_file_streams_unless_told_otherwise(tmp_path, monkeypatch):
+    path = write(tmp_path, table(200), "parquet")
+    monkeypatch.setattr(streaming, "STREAM_BYTES", 10)
+    spec = compile_text(
+        SPEC.replace("@SOURCE@", "parquet")
+        .replace("@PATH@", str(path))
+        .replace("  stream: @STREAM@\n", "")
+    ).spec
+    assert spec.data.stream is None and streaming.wanted(spec.data)
+    assert not streaming.wanted(spec_for(path, "parquet", "false").data)
+
+
+def test_bad_rows_in_a_streamed_table_name_the_column(tmp_path):
+    frame = table(200)
+    frame.loc[150, "price"] = np.nan
+    path = write(tmp_path, frame, "parquet")
+    with pytest.raises(DataError, match="'price' has 1 missing"):
+        load_data(spec_for(path, "parquet", "true"))
+
+
+def test_stream_errors_point_at_the_line(tmp_path):
+    path = tmp_path / "t.parquet"
+    text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+    line = text.splitlines().index("  stream: @STREAM@") + 1
+    with pytest.raises(SpecError) as bad_value:
+        compile_text(text.replace("@STREAM@", "sometimes"), "s.yaml")
+    assert f"s.yaml:{line}:" in str(bad_value.value)
+    with_split_by = text.replace("@STREAM@", "true\n  split_by: age")
+    with pytest.raises(SpecError) as both:
+        compile_text(with_split_by, "s.yaml")
+    message = str(both.value)
+    assert f"s.yaml:{line}:" in message and "split_by" in message
