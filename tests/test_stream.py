@@ -178,3 +178,50 @@ def test_stream_errors_point_at_the_line(tmp_path):
         compile_text(with_split_by, "s.yaml")
     message = str(both.value)
     assert f"s.yaml:{line}:" in message and "split_by" in message
+
+
+def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path):
+    path = write(tmp_path, table(401), "parquet")
+    streamed = load_data(spec_for(path, "parquet", "true"))
+    everything = list(streamed.train.loader(32, None, weighted=True))
+    shards = [streamed.train.shard_loader(32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
+    epochs = []
+    for epoch in (0, 1):
+        batches = []
+        for shard in shards:
+            shard.set_epoch(epoch)
+            batches.append(list(shard))
+            assert len(batches[-1]) == len(shard) == len(shards[0])
+            assert all(len(b[0]) == 16 for b in batches[-1][:-1])
+        epochs.append(batches)
+        # both shards hold every train row; the shorter one repeats its first row once
+        rows = sorted_rows(batches[0] + batches[1])
+        assert len(rows) == len(streamed.train) + len(streamed.train) % 2
+        assert sorted(set(rows)) == sorted(set(sorted_rows(everything)))
+    assert not torch.equal(epochs[0][0][0][0], epochs[1][0][0][0])  # reshuffled per epoch
+
+
+def test_two_processes_train_a_streamed_table_to_the_same_weights(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rocketc.runtime import distributed
+
+    path = write(tmp_path, table(600), "parquet")
+    spec_path = tmp_path / "s.yaml"
+    text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+    spec_path.write_text(text.replace("@STREAM@", "true"))
+    out = tmp_path / "run"
+    args = ["train", str(spec_path), "--nproc", "2", "--epochs", "2", "-o", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "rocketc", *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    digests = json.loads((out / distributed.SUMMARY).read_text())["weights_sha256"]
+    assert len(digests) == 2 and len(set(digests)) == 1

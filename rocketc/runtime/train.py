@@ -128,12 +128,14 @@ class TrainRecipe:
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
         train, size = self.data.train, self.spec.train.batch_size
         weighted = sample_weighted(self.spec)
-        if hasattr(train, "loader"):  # a streamed table: read again every epoch
-            if self.world.distributed:
-                raise TrainError(
-                    "a streamed table (data.stream) trains in one process for now; drop "
-                    "--nproc, or set data.stream: false to read it into memory"
-                )
+        if hasattr(train, "loader") and self.world.distributed:  # a streamed table's shard
+            distributed.check_batch_split(size, self.world.size)
+            w = self.world
+            self.train_loader = train.shard_loader(
+                size, w.rank, w.size, self.spec.train.seed, weighted
+            )
+            self.sampler = self.train_loader  # set_epoch reseeds its shuffle, as a sampler's
+        elif hasattr(train, "loader"):  # a streamed table: read again every epoch
             self.train_loader = train.loader(size, self.shuffle, weighted)
         elif self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
             self.train_loader, self.sampler = distributed.shard_loader(

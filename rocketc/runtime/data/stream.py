@@ -83,13 +83,29 @@ class StreamedTrain:
         )
 
     def loader(self, batch_size: int, shuffle, weighted: bool = False, buffer_rows: int = 0):
+        """One process: batches shuffled with the run's generator `shuffle` (None: file order)."""
         return StreamLoader(self, batch_size, shuffle, weighted, buffer_rows or BUFFER_ROWS)
 
-    def blocks(self):
-        """(inputs, target, weight) of the train rows of each record batch, in file order."""
+    def shard_loader(self, batch_size: int, rank: int, world: int, seed: int, weighted=False):
+        """Rank `rank` of `world`: every `world`-th train row from the `rank`-th, in batches of
+        batch_size // world, shuffled by a generator seeded per epoch (call `set_epoch`, as on
+        a DistributedSampler). Shards are padded, as DistributedSampler pads, with a repeat of
+        the shard's first row so every rank takes the same number of steps."""
+        loader = StreamLoader(self, batch_size // world, None, weighted, BUFFER_ROWS)
+        loader.rank, loader.world, loader.seed = rank, world, seed
+        return loader
+
+    def blocks(self, rank: int = 0, world: int = 1):
+        """(inputs, target, weight) of the train rows of each record batch, in file order
+        (with `world` > 1: of rank `rank`'s rows only)."""
         what = f"{Path(self.data.path).name} train split"
+        seen = 0  # train rows in earlier record batches
         for offset, frame in _frames(self.data, self.columns):
             keep = np.flatnonzero(self.member[offset : offset + len(frame)] == TRAIN)
+            if world > 1:
+                order = seen + np.arange(len(keep))
+                seen += len(keep)
+                keep = keep[order % world == rank]
             if not len(keep):
                 continue
             frame = frame.iloc[keep]
@@ -105,12 +121,25 @@ class StreamedTrain:
 class StreamLoader:
     """Batches of a streamed train split, shuffled within a buffer (see the module docstring)."""
 
+    rank, world, seed = 0, 1, 0  # a shard: see StreamedTrain.shard_loader
+
     def __init__(self, train: StreamedTrain, batch_size: int, shuffle, weighted, buffer_rows):
         self.train, self.batch_size, self.shuffle = train, batch_size, shuffle
         self.weighted, self.buffer_rows = weighted, max(buffer_rows, batch_size)
 
+    def rows(self) -> int:
+        """Rows per epoch: the split, or a shard padded to ceil(rows / world)."""
+        return math.ceil(len(self.train) / self.world)
+
     def __len__(self) -> int:
-        return math.ceil(len(self.train) / self.batch_size)
+        return math.ceil(self.rows() / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A shard's shuffle for epoch `epoch` (0-based): seeded by seed, rank and epoch."""
+        import torch
+
+        state = np.random.SeedSequence([self.seed, self.rank, epoch]).generate_state(1)[0]
+        self.shuffle = torch.Generator().manual_seed(int(state))
 
     def __iter__(self):
         import torch
@@ -118,15 +147,18 @@ class StreamLoader:
         if self.shuffle is not None:  # as DataLoader does: its base seed comes first
             torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
         pending: list[list[torch.Tensor]] = []
-        held = 0
-        for inputs, target, weight in self.train.blocks():
+        held, short = 0, self.rows() - self._shard_rows()
+        for inputs, target, weight in self.train.blocks(self.rank, self.world):
             columns = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
             columns.append(torch.from_numpy(np.ascontiguousarray(target)))
             if self.weighted:
                 w = weight if weight is not None else np.ones(len(target))
                 columns.append(torch.from_numpy(np.asarray(w, dtype=np.float32)))
+            if short:  # pad the shard with a repeat of its first row
+                columns = [torch.cat([c, c[:short]]) for c in columns]
+                short = 0
             pending.append(columns)
-            held += len(target)
+            held += len(columns[0])
             if held >= self.buffer_rows:
                 buffer = self._permute(pending)
                 full = held // self.batch_size * self.batch_size
@@ -136,6 +168,10 @@ class StreamLoader:
             yield from self._cut(self._permute(pending), held)
             if self.shuffle is not None:  # RandomSampler draws one more permutation at its end:
                 torch.randperm(held, generator=self.shuffle)  # the next epoch starts alike
+
+    def _shard_rows(self) -> int:
+        n, world = len(self.train), self.world
+        return n // world + (self.rank < n % world)
 
     def _permute(self, pending):
         """The held rows as one tensor per column, permuted with the run's generator."""
