@@ -225,3 +225,11 @@ def test_two_processes_train_a_streamed_table_to_the_same_weights(tmp_path):
     assert done.returncode == 0, done.stderr
     digests = json.loads((out / distributed.SUMMARY).read_text())["weights_sha256"]
     assert len(digests) == 2 and len(set(digests)) == 1
+
+
+def test_the_bench_streams_a_synthetic_table_and_counts_every_train_row():
+    from bench import scale
+
+    record = scale.streaming(20_000)
+    assert record["rows"] == 20_000 - 2 * 200  # 1% val and 1% test stay in memory
+    assert record["val_rows"] == 200 and record["peak_rss_mb"] > 0
