@@ -233,3 +233,14 @@ def test_the_bench_streams_a_synthetic_table_and_counts_every_train_row():
     record = scale.streaming(20_000)
     assert record["rows"] == 20_000 - 2 * 200  # 1% val and 1% test stay in memory
     assert record["val_rows"] == 200 and record["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("n", [10, 997, 20_000])
+def test_split_members_are_the_in_memory_random_split(n, tmp_path):
+    from rocketc.runtime.data.encode import random_split
+
+    data = spec_for(tmp_path / "t.parquet", "parquet", "true").data
+    member = streaming.split_members(n, data, seed=11)
+    parts = random_split(n, data.val_fraction, data.test_fraction, 11)
+    for split, rows in enumerate(parts):
+        np.testing.assert_array_equal(np.flatnonzero(member == split), rows)

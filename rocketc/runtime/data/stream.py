@@ -37,8 +37,8 @@ from rocketc.runtime.data.encode import (
     check_size,
     data_seed,
     id_feature,
-    random_split,
     spec_input,
+    split_sizes,
 )
 from rocketc.runtime.data.features import Dense, rows_error
 from rocketc.runtime.data.fields import raw_columns
@@ -207,7 +207,11 @@ def _open(data: TabularData):
             f"{path}: no such {data.source} file (relative paths start from the "
             f"current directory: {path.resolve()})"
         )
-    file_format: Any = data.source
+    # Parquet: no pre-buffering (pyarrow would fetch the file's column chunks ahead, and hold
+    # them: memory growing with the file instead of one row group)
+    file_format: Any = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
+    )
     if data.source == "csv":  # an empty cell is missing, as pandas reads it
         from pyarrow import csv
 
@@ -245,11 +249,7 @@ def load(spec: Spec, data: TabularData) -> Dataset:
 
     dataset = _open(data)
     tabular._check_columns(spec, data, dataset.schema.names)
-    n = dataset.count_rows()
-    parts = random_split(n, data.val_fraction, data.test_fraction, data_seed(spec))
-    member = np.full(n, TRAIN, dtype=np.uint8)
-    member[parts[VAL]], member[parts[TEST]] = VAL, TEST
-    del parts
+    member = split_members(dataset.count_rows(), data, data_seed(spec))
     dense_columns = [c for cols in data.dense.values() for c in cols]
     read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
     fit = _Fit(spec, data)
@@ -287,6 +287,18 @@ def load(spec: Spec, data: TabularData) -> Dataset:
         rate if spec.task == "binary" else f"{spec.num_classes} classes"
     )
     return Dataset(train, val, test, with_notes(described, features), preprocess)
+
+
+def split_members(n: int, data: TabularData, seed: int) -> np.ndarray:
+    """Each row's split (uint8: TRAIN, VAL, TEST): `encode.random_split`'s seeded split, drawn
+    as the same shuffle of an int32 (not int64) range when it fits, at 5 bytes a row."""
+    n_train, n_val, _ = split_sizes(n, data.val_fraction, data.test_fraction)
+    rows = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    np.random.default_rng(seed).shuffle(rows)  # = Generator.permutation(n), element for element
+    member = np.full(n, TRAIN, dtype=np.uint8)
+    member[rows[n_train : n_train + n_val]] = VAL
+    member[rows[n_train + n_val :]] = TEST
+    return member
 
 
 def _in_memory(spec, data: TabularData, preprocess: Preprocessor, frame, split: int) -> Split:
