@@ -22,6 +22,7 @@ from rocketc.runtime.ablate import VARIANTS
 from rocketc.runtime.data import Dataset, Split
 from rocketc.runtime.generated import Generated
 from rocketc.runtime.metrics import evaluate
+from rocketc.runtime.select import Selection
 from rocketc.runtime.train import batch_loader
 
 # on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
@@ -79,11 +80,12 @@ def train_once(
     )
     out = RunOutcome(seed, [], 0)
     task = gen.compiled.spec.task
+    selection = Selection(metric)  # the same best-epoch rule as `rocketc train`
 
     def on_epoch_end(epoch: int, _losses: dict[str, float]) -> None:
         value = score(task, gen, model, data.val, metric, settings.eval_batch_size, device)
         out.values.append(value)
-        if math.isfinite(value) and (not out.best_epoch or value > out.best):
+        if math.isfinite(value) and selection.update(epoch + 1, value):
             out.best_epoch = epoch + 1
             if keep_best:
                 out.state = copy.deepcopy(model.state_dict())
