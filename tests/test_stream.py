@@ -166,6 +166,19 @@ def test_bad_rows_in_a_streamed_table_name_the_column(tmp_path):
         load_data(spec_for(path, "parquet", "true"))
 
 
+def test_a_bad_value_far_into_the_file_is_named_by_its_file_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    frame = table(500)
+    data = spec_for(tmp_path / "t.csv", "csv", "true").data
+    member = streaming.split_members(len(frame), data, seed=3)
+    row = int(np.flatnonzero(member == streaming.TRAIN)[-1])  # in the last record batch
+    assert row >= 6 * 64
+    frame.loc[row, "price"] = np.inf
+    path = write(tmp_path, frame, "csv")
+    with pytest.raises(DataError, match=rf"t\.csv, row {row + 1}: price: is not a finite"):
+        load_data(spec_for(path, "csv", "true"))
+
+
 def test_stream_errors_point_at_the_line(tmp_path):
     path = tmp_path / "t.parquet"
     text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))

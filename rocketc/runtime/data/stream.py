@@ -19,6 +19,7 @@ the last bits of the mean/std, which are merged per block instead of numpy's pai
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from rocketc.runtime.data.encode import (
     spec_input,
     split_sizes,
 )
-from rocketc.runtime.data.features import Dense, rows_error
+from rocketc.runtime.data.features import Dense, RowProblem, rows_error
 from rocketc.runtime.data.fields import raw_columns
 from rocketc.runtime.data.preprocess import Preprocessor, label_info
 
@@ -98,7 +99,7 @@ class StreamedTrain:
     def blocks(self, rank: int = 0, world: int = 1):
         """(inputs, target, weight) of the train rows of each record batch, in file order
         (with `world` > 1: of rank `rank`'s rows only)."""
-        what = f"{Path(self.data.path).name} train split"
+        name = Path(self.data.path).name
         seen = 0  # train rows in earlier record batches
         for offset, frame in _frames(self.data, self.columns):
             keep = np.flatnonzero(self.member[offset : offset + len(frame)] == TRAIN)
@@ -112,7 +113,7 @@ class StreamedTrain:
             raw = raw_columns(frame, list(self.preprocess.fields().values()))
             encoded = self.preprocess.encode(raw)
             if encoded.problems:
-                raise rows_error(encoded.problems, what)
+                raise file_rows_error(encoded.problems, offset + keep, name)
             target = make_target(self.spec, frame[self.data.label].to_numpy())
             weight = frame[self.data.weight].to_numpy(np.float64) if self.data.weight else None
             yield encoded.inputs, target, weight
@@ -186,6 +187,12 @@ class StreamLoader:
     def _cut(self, buffer, upto: int):
         for a in range(0, upto, self.batch_size):
             yield tuple(c[a : min(a + self.batch_size, upto)] for c in buffer)
+
+
+def file_rows_error(problems: list[RowProblem], rows: np.ndarray, what: str) -> DataError:
+    """`rows_error` naming each row by its place in the file (1-based, header not counted):
+    `rows[k]` is the 0-based file row of the k-th row that was encoded."""
+    return rows_error([replace(p, row=int(rows[p.row])) for p in problems], what)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -262,8 +269,9 @@ def load(spec: Spec, data: TabularData) -> Dataset:
         if data.weight:
             tabular._check_weights(frame, data.weight, data.path)
         where = member[offset : offset + len(frame)]
-        train = frame.iloc[np.flatnonzero(where == TRAIN)]
-        fit.update(train, offset)
+        kept = np.flatnonzero(where == TRAIN)
+        train = frame.iloc[kept]
+        fit.update(train, offset + kept)
         positives += float(train[data.label].sum()) if spec.task == "binary" else 0.0
         for split in (VAL, TEST):
             held[split].append(frame.iloc[np.flatnonzero(where == split)])
@@ -344,7 +352,8 @@ class _Fit:
             out[name] = Dense(name, tuple(item.shape), columns=list(columns))
         return out
 
-    def update(self, frame, offset: int) -> None:
+    def update(self, frame, rows: np.ndarray) -> None:
+        """Fold in the train rows `frame`, which are the file's rows `rows` (0-based)."""
         import pandas as pd
 
         if self.features is None:
@@ -354,17 +363,17 @@ class _Fit:
         for name, feature in self.features.items():
             raw = raw_columns(frame, feature.fields())
             if isinstance(feature, Dense):
-                self._moments(name, feature, raw, offset)
+                self._moments(name, feature, raw, rows)
                 continue
             (field,) = feature.fields()
             new = pd.unique(raw[field.name])
             old = self.distinct.get(name)
             self.distinct[name] = new if old is None else pd.unique(np.concatenate([old, new]))
 
-    def _moments(self, name: str, feature: Dense, raw, offset: int) -> None:
+    def _moments(self, name: str, feature: Dense, raw, rows: np.ndarray) -> None:
         x, problems = feature.raw(raw)
         if problems:
-            raise rows_error(problems, "the train split (a record batch)", offset=offset)
+            raise file_rows_error(problems, rows, Path(self.data.path).name)
         m, mean = len(x), x.mean(axis=0)
         squares, top = ((x - mean) ** 2).sum(axis=0), np.abs(x).max(axis=0)
         if name in self.moments:
