@@ -179,6 +179,46 @@ def test_a_bad_value_far_into_the_file_is_named_by_its_file_row(tmp_path, monkey
         load_data(spec_for(path, "csv", "true"))
 
 
+def test_a_vocabulary_past_the_spec_stops_the_fit_at_the_first_record_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    read = []
+    frames = streaming._frames
+
+    def counted(data, columns):
+        for offset, frame in frames(data, columns):
+            read.append(offset)
+            yield offset, frame
+
+    monkeypatch.setattr(streaming, "_frames", counted)
+    frame = table(1000)
+    frame["city"] = [f"city{k % 300}" for k in range(len(frame))]  # vocab 5 holds 4
+    path = write(tmp_path, frame, "parquet")
+    words = r"input 'city' needs vocab >= \d+ \(\d+ values in the train split"
+    with pytest.raises(DataError, match=words + "'s first"):
+        load_data(spec_for(path, "parquet", "true"))
+    assert read == [0]  # refused before a second record batch was read
+    with pytest.raises(DataError, match=words + r" \+ id 0"):  # the in-memory fit's words
+        load_data(spec_for(path, "parquet", "false"))
+
+
+def test_hashed_ids_keep_bucket_flags_and_a_fixed_sketch_not_their_values():
+    from rocketc.runtime.data.hashing import BucketUse, collision_stats, hash_values
+
+    values = np.random.default_rng(0).integers(0, 20_000, 60_000)
+    use = BucketUse(1000)
+    for block in np.array_split(values, 7):  # values repeat within and across blocks
+        use.add(str(v) for v in np.unique(block))
+    assert len(use.smallest) == BucketUse.SKETCH and use.used.shape == (1001,)
+    distinct = np.unique(values)
+    exact = collision_stats(len(distinct), hash_values(distinct, 1000), 1000)
+    stats = use.stats()
+    assert stats["buckets_used"] == exact["buckets_used"] and stats["values_estimated"]
+    assert abs(stats["values"] - len(distinct)) < 0.05 * len(distinct)
+    few = BucketUse(1000)
+    few.add(str(v) for v in distinct[:300])
+    assert few.stats() == collision_stats(300, hash_values(distinct[:300], 1000), 1000)
+
+
 def test_stream_errors_point_at_the_line(tmp_path):
     path = tmp_path / "t.parquet"
     text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))

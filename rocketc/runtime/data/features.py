@@ -166,12 +166,17 @@ class Categorical:
     def fit(self, frame: Mapping[str, np.ndarray]) -> Categorical:
         """Build the vocabulary from `frame` (the train split's raw rows)."""
         values, missing, _ = self.values(frame)
-        vocabulary = np.unique(values[~missing])
+        return self.fit_values(values[~missing])
+
+    def fit_values(self, values: np.ndarray, seen: str = "the train split") -> Categorical:
+        """Build the vocabulary from derived, non-missing `values` (repeats allowed), or refuse
+        more distinct values than the spec's vocab holds (`seen`: where they were found)."""
+        vocabulary = np.unique(values)
         needed = len(vocabulary) + 1
         if self.vocab < needed:
             raise DataError(
                 f"input '{self.input}' needs vocab >= {needed} ({len(vocabulary):,} values in "
-                f"the train split + id 0 for unseen); the spec declares {self.vocab}"
+                f"{seen} + id 0 for unseen); the spec declares {self.vocab}"
             )
         self.vocabulary, self._index = vocabulary, None
         return self

@@ -10,6 +10,8 @@ Python's `repr`. Id 0 stays the missing value, as in every categorical input.
 Collisions are the price: two values in one bucket share an embedding. `Hashed.fit` counts them
 on the train split (distinct values, buckets used, values sharing a bucket, and what a uniform
 hash would give by chance), and the run's data description and preprocess.json report them.
+A streamed table counts them block by block with `BucketUse`, which keeps nothing per value: past
+4,096 distinct values their count is an estimate, marked "values_estimated".
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ def canonical_text(value: Any) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def bucket_of(text: str, buckets: int) -> int:
-    """The id of one value's text: 1 + (BLAKE2b digest as a little-endian integer) mod buckets."""
+def digest_of(text: str) -> int:
+    """One value's text as a 64-bit number: its BLAKE2b digest read as a little-endian integer."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
-    return 1 + int.from_bytes(digest, "little") % buckets
+    return int.from_bytes(digest, "little")
+
+
+def bucket_of(text: str, buckets: int) -> int:
+    """The id of one value's text: 1 + its digest mod buckets."""
+    return 1 + digest_of(text) % buckets
 
 
 def hash_values(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -72,11 +79,43 @@ def collision_stats(distinct_values: int, ids: np.ndarray, buckets: int) -> dict
     }
 
 
+class BucketUse:
+    """Bucket use counted block by block (a streamed table's fit) in memory set by the buckets,
+    never by the values: one flag per bucket, and the SKETCH smallest distinct digests, which
+    count the distinct values exactly up to SKETCH and estimate them beyond (k minimum values:
+    (k - 1) / the k-th smallest digest as a fraction of 2**64; standard error ~1/sqrt(k), 1.6%)."""
+
+    SKETCH = 4096
+
+    def __init__(self, buckets: int):
+        self.buckets = buckets
+        self.used = np.zeros(buckets + 1, dtype=bool)
+        self.smallest = np.zeros(0, dtype=np.uint64)
+
+    def add(self, texts) -> None:
+        """Fold in values' texts (repeats allowed, within and across calls)."""
+        digests = np.fromiter((digest_of(t) for t in texts), dtype=np.uint64)
+        self.used[1 + digests % np.uint64(self.buckets)] = True
+        self.smallest = np.union1d(self.smallest, digests)[: self.SKETCH]
+
+    def stats(self) -> dict[str, Any]:
+        """`collision_stats` of the values seen; "values_estimated" when past the sketch."""
+        distinct = len(self.smallest)
+        estimated = distinct == self.SKETCH
+        if estimated:
+            distinct = round((self.SKETCH - 1) / (float(self.smallest[-1]) / 2**64))
+        used = np.flatnonzero(self.used)
+        stats = collision_stats(max(distinct, len(used)), used, self.buckets)
+        return {**stats, "values_estimated": True} if estimated else stats
+
+
 def describe_stats(input_name: str, stats: dict[str, Any], what: str = "values") -> str:
     """One line for the run's data description."""
+    about = "~" if stats.get("values_estimated") else ""
     return (
-        f"'{input_name}' hashes {stats['values']:,} train {what} into {stats['buckets_used']:,} "
-        f"of {stats['buckets']:,} buckets ({stats['colliding_values']:,} share a bucket; "
+        f"'{input_name}' hashes {about}{stats['values']:,} train {what} into "
+        f"{stats['buckets_used']:,} of {stats['buckets']:,} buckets "
+        f"({stats['colliding_values']:,} share a bucket; "
         f"~{stats['colliding_values_by_chance']:,.0f} expected by chance)"
     )
 
@@ -96,7 +135,8 @@ class Hashed:
     def fields(self) -> list[Field]:
         return [Field(self.column, self.type)]
 
-    def _values(self, frame: Mapping[str, np.ndarray]):
+    def values(self, frame: Mapping[str, np.ndarray]):
+        """(values, missing mask, wrong-typed rows) of this feature's raw field."""
         parsed = parse(self.fields()[0], frame[self.column])
         missing = parsed.missing.copy()
         if parsed.wrong:
@@ -105,7 +145,7 @@ class Hashed:
 
     def fit(self, frame: Mapping[str, np.ndarray]) -> Hashed:
         """Nothing to learn; counts how the train split's values fill the buckets."""
-        values, missing, _ = self._values(frame)
+        values, missing, _ = self.values(frame)
         distinct = np.unique(values[~missing])
         self.stats = collision_stats(
             len(distinct), hash_values(distinct, self.buckets), self.buckets
@@ -113,7 +153,7 @@ class Hashed:
         return self
 
     def encode(self, frame: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[RowProblem]]:
-        values, missing, wrong = self._values(frame)
+        values, missing, wrong = self.values(frame)
         ids = np.zeros(len(values), dtype=np.int64)
         ids[~missing] = hash_values(values[~missing], self.buckets)
         return ids, [RowProblem(r, self.column, m) for r, m in wrong.items()]

@@ -79,7 +79,7 @@ class CategoricalList:
                 ids.append(int(text))
         return tuple(ids), None
 
-    def _texts(self, frame: Mapping[str, np.ndarray]) -> list[str]:
+    def texts(self, frame: Mapping[str, np.ndarray]) -> list[str]:
         """The distinct values (as text) of a frame's lists, sorted."""
         parsed = parse(self.fields()[0], frame[self.column])
         return sorted(
@@ -117,28 +117,39 @@ class CategoricalList:
     def fit(self, frame: Mapping[str, np.ndarray]) -> CategoricalList:
         """The vocabulary of the train split's values (unless hashed or ids); list lengths."""
         if self.mode == "vocabulary":
-            vocabulary = np.array(self._texts(frame), dtype=object)
-            if self.vocab < len(vocabulary) + 1:
-                raise DataError(
-                    f"input '{self.input}' needs vocab >= {len(vocabulary) + 1} "
-                    f"({len(vocabulary):,} distinct values in the train split's lists + id 0 "
-                    f"for padding and unseen values); the spec declares {self.vocab}"
-                )
-            self.vocabulary, self._index, self._cache = vocabulary, None, {}
+            self.fit_vocabulary(self.texts(frame))
         rows, _ = self._lists(frame)
-        lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        self.stats = {
-            "rows": int(len(rows)),
-            "mean_length": round(float(lengths.mean()), 2) if len(rows) else 0.0,
-            "max_length": int(lengths.max()) if len(rows) else 0,
-            "empty_rows": int((lengths == 0).sum()),
-            "rows_cut_at_max_len": int((lengths > self.max_len).sum()),
-        }
+        lengths = ListLengths(self.max_len)
+        lengths.add(np.array([len(r) for r in rows], dtype=np.int64))
+        self.stats = lengths.stats()
         if self.mode == "hashed":
-            texts = self._texts(frame)
+            texts = self.texts(frame)
             ids = np.array([bucket_of(t, self.buckets) for t in texts], dtype=np.int64)
             self.stats["hashing"] = collision_stats(len(texts), ids, self.buckets)
         return self
+
+    def fit_vocabulary(self, texts: list[str], seen: str = "the train split's lists") -> None:
+        """Take the sorted distinct `texts` as the vocabulary, or refuse more than the spec's
+        vocab holds (`seen`: where they were found)."""
+        if self.vocab < len(texts) + 1:
+            raise DataError(
+                f"input '{self.input}' needs vocab >= {len(texts) + 1} ({len(texts):,} distinct "
+                f"values in {seen} + id 0 for padding and unseen values); the spec declares "
+                f"{self.vocab}"
+            )
+        self.vocabulary, self._index, self._cache = np.array(texts, dtype=object), None, {}
+
+    def lengths(self, frame: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Values in each row's list (0 when missing): on the train rows, what `fit` counts
+        once the vocabulary holds them all, so a streamed fit counts without a vocabulary."""
+        parsed = parse(self.fields()[0], frame[self.column])
+        return np.array(
+            [
+                0 if parsed.missing[r] or r in parsed.wrong else len(self._items(value))
+                for r, value in enumerate(parsed.values)
+            ],
+            dtype=np.int64,
+        )
 
     def encode(self, frame: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[RowProblem]]:
         column = frame[self.column]
@@ -224,6 +235,34 @@ class CategoricalList:
             None if vocabulary is None else np.array(vocabulary, dtype=object),
             data.get("train_split"),
         )
+
+
+@dataclass
+class ListLengths:
+    """How long a feature's lists are, counted block by block: the `stats` of preprocess.json."""
+
+    max_len: int
+    rows: int = 0
+    total: int = 0
+    longest: int = 0
+    empty: int = 0
+    cut: int = 0
+
+    def add(self, lengths: np.ndarray) -> None:
+        self.rows += len(lengths)
+        self.total += int(lengths.sum())
+        self.longest = max(self.longest, int(lengths.max(initial=0)))
+        self.empty += int((lengths == 0).sum())
+        self.cut += int((lengths > self.max_len).sum())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "mean_length": round(self.total / self.rows, 2) if self.rows else 0.0,
+            "max_length": self.longest,
+            "empty_rows": self.empty,
+            "rows_cut_at_max_len": self.cut,
+        }
 
 
 def _blank(value: Any) -> bool:

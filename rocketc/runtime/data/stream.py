@@ -19,31 +19,18 @@ the last bits of the mean/std, which are merged per block instead of numpy's pai
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import (
-    CategoricalInput,
-    CategoricalListInput,
-    DenseInput,
-    Spec,
-    TabularData,
-)
+from rocketc.compiler.spec import Spec, TabularData
 from rocketc.errors import DataError
 from rocketc.runtime.data.base import Dataset, Split, make_target, with_notes
-from rocketc.runtime.data.encode import (
-    check_size,
-    data_seed,
-    id_feature,
-    spec_input,
-    split_sizes,
-)
-from rocketc.runtime.data.features import Dense, RowProblem, rows_error
+from rocketc.runtime.data.encode import data_seed, split_sizes
 from rocketc.runtime.data.fields import raw_columns
 from rocketc.runtime.data.preprocess import Preprocessor, label_info
+from rocketc.runtime.data.streamfit import Fit, file_rows_error
 
 STREAM_BYTES = 256 * 2**20  # a larger file is streamed unless data.stream says otherwise
 READ_ROWS = 65_536  # rows per record batch read
@@ -189,12 +176,6 @@ class StreamLoader:
             yield tuple(c[a : min(a + self.batch_size, upto)] for c in buffer)
 
 
-def file_rows_error(problems: list[RowProblem], rows: np.ndarray, what: str) -> DataError:
-    """`rows_error` naming each row by its place in the file (1-based, header not counted):
-    `rows[k]` is the 0-based file row of the k-th row that was encoded."""
-    return rows_error([replace(p, row=int(rows[p.row])) for p in problems], what)
-
-
 def hash_bytes(data: bytes) -> str:
     import hashlib
 
@@ -259,7 +240,7 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     member = split_members(dataset.count_rows(), data, data_seed(spec))
     dense_columns = [c for cols in data.dense.values() for c in cols]
     read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
-    fit = _Fit(spec, data)
+    fit = Fit(spec, data)
     held: dict[int, list] = {VAL: [], TEST: []}
     positives = 0.0
     for offset, frame in _frames(data, list(dict.fromkeys(c for c in read if c))):
@@ -321,79 +302,3 @@ def _in_memory(spec, data: TabularData, preprocess: Preprocessor, frame, split: 
     weight = frame[data.weight].to_numpy(dtype=np.float64) if data.weight else None
     target = make_target(spec, frame[data.label].to_numpy())
     return Split(inputs, target, group, raw, weight)
-
-
-class _Fit:
-    """Each input's feature, fitted block by block on the train rows: the distinct raw values
-    of a categorical column; a dense column's count, mean and squared deviations (merged as
-    Chan et al.) and its largest magnitude."""
-
-    def __init__(self, spec: Spec, data: TabularData):
-        self.spec, self.data = spec, data
-        self.features: dict[str, Any] | None = None
-        self.distinct: dict[str, Any] = {}
-        self.moments: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _create(self, frame) -> dict[str, Any]:
-        spec, data, out = self.spec, self.data, {}
-        for name in data.categorical:
-            item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
-            if isinstance(item, CategoricalListInput):
-                raise DataError(
-                    f"input '{name}': categorical_list inputs are not streamed yet; set "
-                    "data.stream: false (the table is then read into memory)"
-                )
-            kind = frame[name].to_numpy().dtype.kind
-            kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
-            out[name] = id_feature(item, name, kind, data.list_delimiter)
-        for name, columns in data.dense.items():
-            item = spec_input(spec, name, DenseInput, data.source)
-            check_size(item, len(columns), f"columns {columns}", [len(columns)])
-            out[name] = Dense(name, tuple(item.shape), columns=list(columns))
-        return out
-
-    def update(self, frame, rows: np.ndarray) -> None:
-        """Fold in the train rows `frame`, which are the file's rows `rows` (0-based)."""
-        import pandas as pd
-
-        if self.features is None:
-            self.features = self._create(frame)
-        if not len(frame):
-            return
-        for name, feature in self.features.items():
-            raw = raw_columns(frame, feature.fields())
-            if isinstance(feature, Dense):
-                self._moments(name, feature, raw, rows)
-                continue
-            (field,) = feature.fields()
-            new = pd.unique(raw[field.name])
-            old = self.distinct.get(name)
-            self.distinct[name] = new if old is None else pd.unique(np.concatenate([old, new]))
-
-    def _moments(self, name: str, feature: Dense, raw, rows: np.ndarray) -> None:
-        x, problems = feature.raw(raw)
-        if problems:
-            raise file_rows_error(problems, rows, Path(self.data.path).name)
-        m, mean = len(x), x.mean(axis=0)
-        squares, top = ((x - mean) ** 2).sum(axis=0), np.abs(x).max(axis=0)
-        if name in self.moments:
-            n, mean_a, squares_a, top_a = self.moments[name]
-            delta, total = mean - mean_a, n + m
-            mean = mean_a + delta * (m / total)
-            squares = squares_a + squares + delta**2 * (n * m / total)
-            m, top = total, np.maximum(top, top_a)
-        self.moments[name] = (m, mean, squares, top)
-
-    def finish(self) -> list:
-        if self.features is None or (not self.distinct and not self.moments):
-            raise DataError(f"{self.data.path}: the train split has no rows")
-        for name, feature in self.features.items():
-            if isinstance(feature, Dense):
-                n, mean, squares, top = self.moments[name]
-                feature._scale(top)  # refuses values too large to standardise, by column
-                std = np.sqrt(squares / n)
-                feature.mean, feature.std = np.atleast_1d(mean), np.where(std > 0, std, 1.0)
-            else:
-                (field,) = feature.fields()
-                feature.fit({field.name: self.distinct[name]})
-        return [self.features[i.name] for i in self.spec.inputs if i.name in self.features]
