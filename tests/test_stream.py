@@ -86,6 +86,11 @@ def test_a_whole_table_buffer_gives_the_in_memory_batches(tmp_path, source, monk
     (dense,), (expected_dense,) = mine.features[3:], theirs.features[3:]
     np.testing.assert_allclose(dense.mean, expected_dense.mean, rtol=1e-12)
     np.testing.assert_allclose(dense.std, expected_dense.std, rtol=1e-12)
+    assert_same_batches(streamed, memory)
+
+
+def assert_same_batches(streamed, memory) -> None:
+    """The same val/test arrays, and the same training batches for two seeds and two epochs."""
     for split in ("val", "test"):
         a, b = getattr(streamed, split), getattr(memory, split)
         assert list(a.inputs) == list(b.inputs)
@@ -109,6 +114,54 @@ def test_a_whole_table_buffer_gives_the_in_memory_batches(tmp_path, source, monk
                         assert torch.equal(a, b)
                     else:
                         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+LISTS = {  # categorical_list inputs: a vocabulary of genres, hashed tags
+    "layers:\n": "  - {name: genres, kind: categorical_list, vocab: 6, max_len: 2}\n"
+    "  - {name: tags, kind: categorical_list, hash_buckets: 64, max_len: 2}\nlayers:\n",
+    "in: [user, city, age]": "in: [user, city, age, genres, tags]",
+    "categorical: [user, city, age]": "categorical: [user, city, age, genres, tags]\n"
+    '  list_delimiter: ";"',
+}
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_list_columns_stream_to_the_in_memory_batches(tmp_path, source, monkeypatch):
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    rng = np.random.default_rng(1)
+    frame = table(500)
+    genres = ["drama", "comedy", "horror", "scifi", "noir"]
+    frame["genres"] = [
+        list(rng.choice(genres, rng.integers(0, 4), replace=False)) for _ in frame.index
+    ]
+    frame["tags"] = [
+        list(map(int, rng.integers(100, 140, rng.integers(0, 3)))) for _ in frame.index
+    ]
+    if source == "csv":  # text split at the delimiter
+        for column in ("genres", "tags"):
+            frame[column] = [";".join(map(str, items)) for items in frame[column]]
+    path = write(tmp_path, frame, source)
+    memory, streamed = (load_data(list_spec(path, source, stream)) for stream in ("false", "true"))
+    assert streamed.preprocess.to_dict()["inputs"][4:] == memory.preprocess.to_dict()["inputs"][4:]
+    assert "'genres' lists:" in streamed.description and "'tags' hashes" in streamed.description
+    assert_same_batches(streamed, memory)
+
+
+def test_a_list_vocabulary_past_the_spec_stops_the_streamed_fit(tmp_path):
+    frame = table(300)
+    frame["genres"] = [f"g{k % 40};g{k % 7}" for k in frame.index]
+    frame["tags"] = "x"
+    path = write(tmp_path, frame, "csv")
+    words = r"input 'genres' needs vocab >= \d+ \(\d+ distinct values in the train split's first"
+    with pytest.raises(DataError, match=words):
+        load_data(list_spec(path, "csv", "true"))
+
+
+def list_spec(path, source: str, stream: str):
+    text = SPEC.replace("@SOURCE@", source).replace("@PATH@", str(path))
+    for old, new in LISTS.items():
+        text = text.replace(old, new)
+    return compile_text(text.replace("@STREAM@", stream)).spec
 
 
 def test_a_small_buffer_still_yields_every_train_row_once_per_epoch(tmp_path):
