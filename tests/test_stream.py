@@ -11,7 +11,7 @@ import torch
 
 from rocketc.compiler import compile_text
 from rocketc.errors import DataError, SpecError
-from rocketc.runtime.batches import batch_loader
+from rocketc.runtime.batches import batch_loader, eval_loader
 from rocketc.runtime.data import load_data
 from rocketc.runtime.data import stream as streaming
 
@@ -79,7 +79,7 @@ def test_a_whole_table_buffer_gives_the_in_memory_batches(tmp_path, source, monk
     path = write(tmp_path, table(500), source)
     memory = load_data(spec_for(path, source, "false"))
     streamed = load_data(spec_for(path, source, "true"))
-    assert isinstance(streamed.train, streaming.StreamedTrain)
+    assert isinstance(streamed.train, streaming.StreamedSplit)
     assert len(streamed.train) == len(memory.train)
     mine, theirs = streamed.preprocess, memory.preprocess
     assert mine.to_dict()["inputs"][:3] == theirs.to_dict()["inputs"][:3]  # ids: identical
@@ -90,14 +90,19 @@ def test_a_whole_table_buffer_gives_the_in_memory_batches(tmp_path, source, monk
 
 
 def assert_same_batches(streamed, memory) -> None:
-    """The same val/test arrays, and the same training batches for two seeds and two epochs."""
+    """The same val/test rows, and the same training batches for two seeds and two epochs."""
     for split in ("val", "test"):
         a, b = getattr(streamed, split), getattr(memory, split)
-        assert list(a.inputs) == list(b.inputs)
+        assert isinstance(a, streaming.StreamedSplit) and len(a) == len(b)
         np.testing.assert_array_equal(a.target, b.target)
         np.testing.assert_array_equal(a.weight, b.weight)
-        for name in a.inputs:
-            np.testing.assert_allclose(a.inputs[name], b.inputs[name], rtol=1e-6)
+        same_groups = pd.crosstab(a.group, b.group).astype(bool).sum(axis=1)
+        assert (same_groups == 1).all() and len(np.unique(a.group)) == len(np.unique(b.group))
+        assert_same(eval_loader(a, 50), eval_loader(b, 50))
+        head = a.head(7)
+        assert len(head) == 7 and list(head.inputs) == list(b.inputs)
+        for name, column in head.inputs.items():
+            np.testing.assert_allclose(column, b.inputs[name][:7], rtol=1e-6)
 
     for epoch_seed in (0, 7):
         g_memory = torch.Generator().manual_seed(epoch_seed)
@@ -106,14 +111,18 @@ def assert_same_batches(streamed, memory) -> None:
         got = streamed.train.loader(32, g_stream, weighted=True, buffer_rows=10_000)
         assert len(got) == len(expected)
         for _epoch in range(2):  # the generator moves on between epochs in both
-            pairs = list(zip(got, expected, strict=True))
-            assert len(pairs) == len(expected)
-            for mine, theirs in pairs:
-                for a, b in zip(mine, theirs, strict=True):
-                    if a.dtype == torch.int64:
-                        assert torch.equal(a, b)
-                    else:
-                        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+            assert_same(got, expected)
+
+
+def assert_same(got, expected) -> None:
+    pairs = list(zip(got, expected, strict=True))
+    assert len(pairs) == len(expected)
+    for mine, theirs in pairs:
+        for a, b in zip(mine, theirs, strict=True):
+            if a.dtype == torch.int64:
+                assert torch.equal(a, b)
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
 LISTS = {  # categorical_list inputs: a vocabulary of genres, hashed tags
@@ -197,6 +206,32 @@ def test_a_table_larger_than_the_buffer_trains(tmp_path, monkeypatch):
     (record,) = result.history
     assert np.isfinite(record["train_loss"]["total"])
     assert 0.0 <= record["val"]["light"]["auc"] <= 1.0
+
+
+def test_a_streamed_table_scores_val_and_test_as_the_in_memory_one(tmp_path, monkeypatch):
+    from rocketc.compiler import compile_file
+    from rocketc.runtime.train import train_run
+
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    path = write(tmp_path, table(600), "parquet")
+    results = {}
+    for stream in ("false", "true"):
+        spec_path = tmp_path / f"{stream}.yaml"
+        text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+        spec_path.write_text(text.replace("@STREAM@", stream).replace("epochs: 1", "epochs: 2"))
+        launch = stream == "true"  # export: a few val rows, read from the file
+        results[stream] = train_run(compile_file(spec_path), tmp_path / stream, launch=launch)
+    memory, streamed = results["false"], results["true"]
+    assert streamed.report["macs_per_example"]["light"] > 0
+    assert "gauc" in memory.test["light"]
+    for mine, theirs in [
+        *((a["val"], b["val"]) for a, b in zip(streamed.history, memory.history, strict=True)),
+        (streamed.test, memory.test),
+    ]:
+        for net in ("light", "booster"):
+            assert mine[net].keys() == theirs[net].keys()
+            for metric, value in theirs[net].items():
+                assert mine[net][metric] == pytest.approx(value, rel=1e-6, abs=1e-6), metric
 
 
 def test_a_large_file_streams_unless_told_otherwise(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from rocketc.compiler import Compiled
 from rocketc.runtime.data import Dataset, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import evaluate, headline
-from rocketc.runtime.train import batch_loader
+from rocketc.runtime.train import batch_loader, eval_loader
 from rocketc.runtime.variants import (
     VARIANTS,
     Variant,
@@ -83,7 +83,7 @@ def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) ->
 def _evaluate(task: str, gen: Generated, net: torch.nn.Module, data: Dataset) -> dict[str, float]:
     """Test metrics of `net`, run where `fit` left it (the spec's device)."""
     device = next(net.parameters()).device
-    logits = gen.train.predict(net, batch_loader(data.test, 1024), device).numpy()
+    logits = gen.train.predict(net, eval_loader(data.test, 1024), device).numpy()
     return evaluate(task, logits, data.test.target, data.test.group, data.test.weight)
 
 
@@ -148,7 +148,10 @@ def _serving_cost(gen: Generated, data: Dataset) -> dict[str, int]:
     from rocketc.runtime.report import macs
 
     light = gen.model.RocketNet().light_net().eval()
-    return {"params": sum(p.numel() for p in light.parameters()), "macs": macs(light, data.val)}
+    return {
+        "params": sum(p.numel() for p in light.parameters()),
+        "macs": macs(light, data.val.head(1)),
+    }
 
 
 def ablate(

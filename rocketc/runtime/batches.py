@@ -14,7 +14,7 @@ from rocketc.runtime.generated import Generated
 from rocketc.runtime.history import NETS
 from rocketc.runtime.metrics import evaluate
 
-__all__ = ["batch_loader", "evaluate_nets", "predict_nets", "tensors"]
+__all__ = ["batch_loader", "eval_loader", "evaluate_nets", "predict_nets", "tensors"]
 
 
 def tensors(split: Split, weighted: bool = False) -> list[torch.Tensor]:
@@ -52,25 +52,44 @@ def batch_loader(
     return data.DataLoader(dataset, sampler=batches, batch_size=None, generator=shuffle)
 
 
+def eval_loader(split, batch_size: int):
+    """A split's (inputs..., target) batches in row order, to score: sliced from an in-memory
+    `Split`'s arrays, or read from a streamed split's file (data/stream.py)."""
+    if isinstance(split, Split):
+        return batch_loader(split, batch_size)
+    return split.loader(batch_size)
+
+
+class _BothNets(torch.nn.Module):
+    """The light and the booster net side by side, each on its own: one pass over a split
+    scores both (a streamed split is read once, not once per net)."""
+
+    def __init__(self, light: torch.nn.Module, booster: torch.nn.Module):
+        super().__init__()
+        self.light, self.booster = light, booster
+
+    def forward(self, *inputs):
+        return self.light(*inputs), self.booster(*inputs)
+
+
 def predict_nets(
-    gen: Generated, model: torch.nn.Module, split: Split, batch_size: int, device: torch.device
+    gen: Generated, model: torch.nn.Module, split, batch_size: int, device: torch.device
 ) -> dict[str, np.ndarray]:
     """Logits of each net on its own: the light net is evaluated without running the booster."""
-    loader = batch_loader(split, batch_size)
-    return {
-        "light": gen.train.predict(model.light_net(), loader, device).numpy(),
-        "booster": gen.train.predict(model.booster_net(), loader, device).numpy(),
-    }
+    both = _BothNets(model.light_net(), model.booster_net())
+    light, booster = gen.train.predict(both, eval_loader(split, batch_size), device)
+    return {"light": light.numpy(), "booster": booster.numpy()}
 
 
 def evaluate_nets(
     task: str,
     gen: Generated,
     model: torch.nn.Module,
-    split: Split,
+    split,
     batch_size: int,
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
+    """Both nets' metrics on a split, in memory or streamed."""
     logits = predict_nets(gen, model, split, batch_size, device)
     return {
         net: evaluate(task, logits[net], split.target, split.group, split.weight) for net in NETS

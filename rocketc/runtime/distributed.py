@@ -31,7 +31,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,8 @@ class World:
         )
 
     def shard(self, split):
-        """This rank's contiguous slice of an evaluation split (`gather` puts them back).
+        """This rank's contiguous slice of an evaluation split, in memory or streamed
+        (`gather` puts them back).
 
         Rank r takes rows [r*k, (r+1)*k) with k = ceil(n / size); a rank past the end takes the
         last row again, which `gather` drops, so no rank ever predicts on nothing.
@@ -102,7 +103,7 @@ class World:
         k = -(-n // self.size)
         start = min(self.rank * k, n - 1)
         stop = max(min(start + k, n), start + 1)
-        return _slice(split, start, stop)
+        return split.slice(start, stop)
 
     def gather(self, local: torch.Tensor, total: int) -> torch.Tensor:
         """Every rank's `shard` rows of a result, in row order, on every rank (on the CPU)."""
@@ -134,18 +135,6 @@ class World:
 
 
 SINGLE = World()
-
-
-def _slice(split, start: int, stop: int):
-    """Rows [start, stop) of every per-row array of a data Split (dicts of columns too)."""
-    changes = {}
-    for f in fields(split):
-        value = getattr(split, f.name)
-        if isinstance(value, np.ndarray):
-            changes[f.name] = value[start:stop]
-        elif isinstance(value, dict):
-            changes[f.name] = {k: v[start:stop] for k, v in value.items()}
-    return replace(split, **changes)
 
 
 # --- joining the process group ----------------------------------------------------------------

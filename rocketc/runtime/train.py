@@ -28,7 +28,13 @@ from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
 from rocketc.errors import TrainError
 from rocketc.runtime import budget, checkpoint, distributed, rundir
-from rocketc.runtime.batches import batch_loader, evaluate_nets, predict_nets, tensors
+from rocketc.runtime.batches import (
+    batch_loader,
+    eval_loader,
+    evaluate_nets,
+    predict_nets,
+    tensors,
+)
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.history import (
@@ -43,7 +49,15 @@ from rocketc.runtime.report import launch_light_net
 from rocketc.runtime.result import RunResult
 from rocketc.runtime.select import selection_for
 
-__all__ = ["RunResult", "TrainRecipe", "batch_loader", "evaluate_nets", "predict_nets", "train_run"]
+__all__ = [
+    "RunResult",
+    "TrainRecipe",
+    "batch_loader",
+    "eval_loader",
+    "evaluate_nets",
+    "predict_nets",
+    "train_run",
+]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 

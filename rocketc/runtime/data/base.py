@@ -7,7 +7,7 @@ assert or a shape error three layers deep in the first training step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,21 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.target)
+
+    def slice(self, start: int, stop: int) -> Split:
+        """Rows [start, stop) of every per-row array (dicts of columns too)."""
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                changes[f.name] = value[start:stop]
+            elif isinstance(value, dict):
+                changes[f.name] = {k: v[start:stop] for k, v in value.items()}
+        return replace(self, **changes)
+
+    def head(self, n: int) -> Split:
+        """The first `n` rows (a streamed split reads them from its file)."""
+        return self.slice(0, n)
 
 
 @dataclass

@@ -19,6 +19,7 @@ the last bits of the mean/std, which are merged per block instead of numpy's pai
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,29 +49,50 @@ def wanted(data: TabularData) -> bool:
     return not data.split_by and path.is_file() and path.stat().st_size > STREAM_BYTES
 
 
-class StreamedTrain:
-    """The train split of a streamed table: read again from the file every epoch."""
+class StreamedSplit:
+    """One split of a streamed table, read from the file whenever it is iterated: the train
+    split every epoch, val and test whenever they are scored. An evaluation split holds only
+    what its metrics need per row (target, weight, group id); the train split nothing."""
 
-    def __init__(self, data: TabularData, preprocess: Preprocessor, member: np.ndarray, **kw):
-        self.data, self.preprocess, self.member = data, preprocess, member
-        self.rows: int = kw["rows"]
-        self.positive_rate: float = kw["positive_rate"]
-        self.spec: Spec = kw["spec"]
-        self.columns = list(dict.fromkeys([*preprocess.fields(), data.label, *_extra(data)]))
+    def __init__(self, table: Table, split: int, rows: int, **held):
+        self.table, self.split, self.rows = table, split, rows
+        self.start, self.stop = 0, rows  # a window of the split's rows: see `slice`
+        self.target: np.ndarray | None = held.get("target")
+        self.weight: np.ndarray | None = held.get("weight")
+        self.group: np.ndarray | None = held.get("group")
+        self.positive_rate: float = held.get("positive_rate", 0.0)
 
     def __len__(self) -> int:
-        return self.rows
+        return self.stop - self.start
 
     def identity(self) -> str:
         """What the run fingerprint hashes for it: the file, its size and change time, the
         split and the fitted preprocessing (the rows themselves are never held at once)."""
-        stat = Path(self.data.path).stat()
-        member = np.packbits(self.member == TRAIN).tobytes()
-        return f"{Path(self.data.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:" + (
-            f"{hash_bytes(member)}:{self.preprocess.dumps()}"
+        path = Path(self.table.data.path)
+        stat = path.stat()
+        member = np.packbits(self.table.member == self.split).tobytes()
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:" + (
+            f"{hash_bytes(member)}:{self.table.preprocess.dumps()}"
         )
 
-    def loader(self, batch_size: int, shuffle, weighted: bool = False, buffer_rows: int = 0):
+    def slice(self, start: int, stop: int) -> StreamedSplit:
+        """Rows [start, stop) of the split (in file order), still read from the file: each
+        rank's share of an evaluation split."""
+        part = StreamedSplit(self.table, self.split, self.rows)
+        part.start, part.stop = self.start + start, self.start + stop
+        for name in ("target", "weight", "group"):
+            value = getattr(self, name)
+            setattr(part, name, None if value is None else value[start:stop])
+        return part
+
+    def head(self, n: int) -> Split:
+        """The first `n` rows, in memory: real rows to export, time and count MACs on."""
+        part = self.slice(0, min(n, len(self)))
+        blocks = list(part.blocks())
+        inputs = {k: np.concatenate([b[0][k] for b in blocks]) for k in blocks[0][0]}
+        return Split(inputs, part.target, part.group, None, part.weight)
+
+    def loader(self, batch_size: int, shuffle=None, weighted: bool = False, buffer_rows: int = 0):
         """One process: batches shuffled with the run's generator `shuffle` (None: file order)."""
         return StreamLoader(self, batch_size, shuffle, weighted, buffer_rows or BUFFER_ROWS)
 
@@ -84,40 +106,62 @@ class StreamedTrain:
         return loader
 
     def blocks(self, rank: int = 0, world: int = 1):
-        """(inputs, target, weight) of the train rows of each record batch, in file order
-        (with `world` > 1: of rank `rank`'s rows only)."""
-        name = Path(self.data.path).name
-        seen = 0  # train rows in earlier record batches
-        for offset, frame in _frames(self.data, self.columns):
-            keep = np.flatnonzero(self.member[offset : offset + len(frame)] == TRAIN)
+        """(inputs, target, weight) of the split's rows in each record batch, in file order
+        (with `world` > 1: of rank `rank`'s rows only); it stops reading past its window."""
+        table = self.table
+        name = Path(table.data.path).name
+        seen = 0  # rows of the split in earlier record batches
+        for offset, frame in _frames(table.data, table.columns):
+            keep = np.flatnonzero(table.member[offset : offset + len(frame)] == self.split)
+            position = seen + np.arange(len(keep))
+            seen += len(keep)
+            chosen = (position >= self.start) & (position < self.stop)
             if world > 1:
-                order = seen + np.arange(len(keep))
-                seen += len(keep)
-                keep = keep[order % world == rank]
-            if not len(keep):
-                continue
-            frame = frame.iloc[keep]
-            raw = raw_columns(frame, list(self.preprocess.fields().values()))
-            encoded = self.preprocess.encode(raw)
-            if encoded.problems:
-                raise file_rows_error(encoded.problems, offset + keep, name)
-            target = make_target(self.spec, frame[self.data.label].to_numpy())
-            weight = frame[self.data.weight].to_numpy(np.float64) if self.data.weight else None
-            yield encoded.inputs, target, weight
+                chosen &= position % world == rank
+            keep = keep[chosen]
+            if len(keep):
+                frame = frame.iloc[keep]
+                raw = raw_columns(frame, list(table.preprocess.fields().values()))
+                encoded = table.preprocess.encode(raw)
+                if encoded.problems:
+                    raise file_rows_error(encoded.problems, offset + keep, name)
+                target = make_target(table.spec, frame[table.data.label].to_numpy())
+                weight = table.data.weight
+                weight = frame[weight].to_numpy(np.float64) if weight else None
+                yield encoded.inputs, target, weight
+            if seen >= self.stop:
+                return
+
+
+@dataclass
+class Table:
+    """What every split of a streamed table reads: its file, its rows' splits, the fitted
+    preprocessing and the columns to read."""
+
+    spec: Spec
+    data: TabularData
+    preprocess: Preprocessor
+    member: np.ndarray  # uint8 per file row: TRAIN, VAL or TEST
+
+    @property
+    def columns(self) -> list[str]:
+        data = self.data
+        return list(dict.fromkeys([*self.preprocess.fields(), data.label, *_extra(data)]))
 
 
 class StreamLoader:
-    """Batches of a streamed train split, shuffled within a buffer (see the module docstring)."""
+    """Batches of a streamed split: shuffled within a buffer (see the module docstring), or in
+    file order with `shuffle` None."""
 
-    rank, world, seed = 0, 1, 0  # a shard: see StreamedTrain.shard_loader
+    rank, world, seed = 0, 1, 0  # a shard: see StreamedSplit.shard_loader
 
-    def __init__(self, train: StreamedTrain, batch_size: int, shuffle, weighted, buffer_rows):
-        self.train, self.batch_size, self.shuffle = train, batch_size, shuffle
+    def __init__(self, split: StreamedSplit, batch_size: int, shuffle, weighted, buffer_rows):
+        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.weighted, self.buffer_rows = weighted, max(buffer_rows, batch_size)
 
     def rows(self) -> int:
         """Rows per epoch: the split, or a shard padded to ceil(rows / world)."""
-        return math.ceil(len(self.train) / self.world)
+        return math.ceil(len(self.split) / self.world)
 
     def __len__(self) -> int:
         return math.ceil(self.rows() / self.batch_size)
@@ -136,7 +180,7 @@ class StreamLoader:
             torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
         pending: list[list[torch.Tensor]] = []
         held, short = 0, self.rows() - self._shard_rows()
-        for inputs, target, weight in self.train.blocks(self.rank, self.world):
+        for inputs, target, weight in self.split.blocks(self.rank, self.world):
             columns = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
             columns.append(torch.from_numpy(np.ascontiguousarray(target)))
             if self.weighted:
@@ -158,7 +202,7 @@ class StreamLoader:
                 torch.randperm(held, generator=self.shuffle)  # the next epoch starts alike
 
     def _shard_rows(self) -> int:
-        n, world = len(self.train), self.world
+        n, world = len(self.split), self.world
         return n // world + (self.rank < n % world)
 
     def _permute(self, pending):
@@ -230,9 +274,8 @@ def _frames(data: TabularData, columns: list[str]):
 
 # --- the fit pass -------------------------------------------------------------------------
 def load(spec: Spec, data: TabularData) -> Dataset:
-    """Fit the preprocessing on the train rows and keep val/test, in one pass over the file."""
-    import pandas as pd
-
+    """Fit the preprocessing on the train rows, and keep what val/test metrics need, in one
+    pass over the file."""
     from rocketc.runtime.data import tabular
 
     dataset = _open(data)
@@ -241,12 +284,13 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     dense_columns = [c for cols in data.dense.values() for c in cols]
     read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
     fit = Fit(spec, data)
-    held: dict[int, list] = {VAL: [], TEST: []}
+    held = {VAL: _Held(spec, data), TEST: _Held(spec, data)}
     positives = 0.0
     for offset, frame in _frames(data, list(dict.fromkeys(c for c in read if c))):
         tabular._numeric(frame, [data.label, *dense_columns], data.path)
         group = [data.group] if data.group else []
         tabular._no_missing(frame, [data.label, *dense_columns, *group], data.path)
+        _finite(frame, dense_columns, offset, Path(data.path).name)
         if data.weight:
             tabular._check_weights(frame, data.weight, data.path)
         where = member[offset : offset + len(frame)]
@@ -254,8 +298,8 @@ def load(spec: Spec, data: TabularData) -> Dataset:
         train = frame.iloc[kept]
         fit.update(train, offset + kept)
         positives += float(train[data.label].sum()) if spec.task == "binary" else 0.0
-        for split in (VAL, TEST):
-            held[split].append(frame.iloc[np.flatnonzero(where == split)])
+        for split, part in held.items():
+            part.add(frame.iloc[np.flatnonzero(where == split)])
     features = fit.finish()
     meaning = f"'{data.label}' is 1" if spec.task == "binary" else f"the class in '{data.label}'"
     preprocess = Preprocessor(
@@ -264,18 +308,60 @@ def load(spec: Spec, data: TabularData) -> Dataset:
         features,
         label_info(spec, meaning),
     )
+    table = Table(spec, data, preprocess, member)
     rows = int((member == TRAIN).sum())
-    train = StreamedTrain(
-        data, preprocess, member, rows=rows, positive_rate=positives / max(rows, 1), spec=spec
-    )
-    val, test = (_in_memory(spec, data, preprocess, pd.concat(held[s]), s) for s in (VAL, TEST))
+    train = StreamedSplit(table, TRAIN, rows, positive_rate=positives / max(rows, 1))
+    val, test = (held[s].split(table, s) for s in (VAL, TEST))
     name = Path(data.path).name
-    sizes = f"{rows:,} train (streamed) / {len(val):,} val / {len(test):,} test"
+    sizes = f"{rows:,} train / {len(val):,} val / {len(test):,} test (streamed)"
     rate = f"{train.positive_rate:.1%} positive in train"
     described = f"{name}: {sizes}, " + (
         rate if spec.task == "binary" else f"{spec.num_classes} classes"
     )
     return Dataset(train, val, test, with_notes(described, features), preprocess)
+
+
+class _Held:
+    """What an evaluation split keeps of its rows, record batch by record batch: targets,
+    weights, and group values as 64-bit hashes (numbered once all are seen)."""
+
+    def __init__(self, spec: Spec, data: TabularData):
+        self.spec, self.data = spec, data
+        self.parts: dict[str, list[np.ndarray]] = {"target": [], "weight": [], "group": []}
+
+    def add(self, frame) -> None:
+        import pandas as pd
+
+        data = self.data
+        self.parts["target"].append(make_target(self.spec, frame[data.label].to_numpy()))
+        if data.weight:
+            self.parts["weight"].append(frame[data.weight].to_numpy(np.float64))
+        if data.group:
+            self.parts["group"].append(pd.util.hash_array(frame[data.group].to_numpy()))
+
+    def split(self, table: Table, split: int) -> StreamedSplit:
+        import pandas as pd
+
+        held = {k: np.concatenate(v) for k, v in self.parts.items() if v}
+        if "group" in held:
+            held["group"] = pd.factorize(held["group"], sort=True)[0].astype(np.int64)
+        return StreamedSplit(table, split, len(held["target"]), **held)
+
+
+def _finite(frame, columns: list[str], offset: int, name: str) -> None:
+    """Every dense value is finite: checked on every row as it is read, so a bad val or test
+    row is refused before training, not at the first validation."""
+    if not columns:
+        return
+    values = frame[columns].to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if len(bad):
+        row = int(bad[0])
+        column = columns[int(np.flatnonzero(~np.isfinite(values[row]))[0])]
+        raise DataError(
+            f"{name}, row {offset + row + 1}: {column}: is not a finite number "
+            f"({len(bad):,} such rows in this record batch)"
+        )
 
 
 def split_members(n: int, data: TabularData, seed: int) -> np.ndarray:
@@ -288,17 +374,3 @@ def split_members(n: int, data: TabularData, seed: int) -> np.ndarray:
     member[rows[n_train : n_train + n_val]] = VAL
     member[rows[n_train + n_val :]] = TEST
     return member
-
-
-def _in_memory(spec, data: TabularData, preprocess: Preprocessor, frame, split: int) -> Split:
-    import pandas as pd
-
-    what = f"{Path(data.path).name} {('train', 'val', 'test')[split]} split"
-    raw = raw_columns(frame, list(preprocess.fields().values()))
-    inputs = preprocess.encode_split(raw, what)
-    group = None
-    if data.group:
-        group = pd.factorize(frame[data.group], sort=True)[0].astype(np.int64)
-    weight = frame[data.weight].to_numpy(dtype=np.float64) if data.weight else None
-    target = make_target(spec, frame[data.label].to_numpy())
-    return Split(inputs, target, group, raw, weight)

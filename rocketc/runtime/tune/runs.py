@@ -19,11 +19,11 @@ from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled, compile_source
 from rocketc.compiler.load import Source
 from rocketc.runtime.ablate import VARIANTS
-from rocketc.runtime.data import Dataset, Split
+from rocketc.runtime.data import Dataset
 from rocketc.runtime.generated import Generated
 from rocketc.runtime.metrics import evaluate
 from rocketc.runtime.select import Selection
-from rocketc.runtime.train import batch_loader
+from rocketc.runtime.train import batch_loader, eval_loader
 
 # on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
 EpochHook = Callable[[int, float], None]
@@ -103,13 +103,13 @@ def score(
     task: str,
     gen: Generated,
     model: torch.nn.Module,
-    split: Split,
+    split,
     metric: str,
     batch_size: int,
     device: torch.device,
 ) -> float:
     """The light net's `metric` on `split`, evaluated without running the booster."""
-    logits = gen.train.predict(model.light_net(), batch_loader(split, batch_size), device)
+    logits = gen.train.predict(model.light_net(), eval_loader(split, batch_size), device)
     return float(evaluate(task, logits.numpy(), split.target, split.group, split.weight)[metric])
 
 
