@@ -321,11 +321,21 @@ def test_stream_errors_point_at_the_line(tmp_path):
     assert f"s.yaml:{line}:" in message and "split_by" in message
 
 
-def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path):
-    path = write(tmp_path, table(401), "parquet")
-    streamed = load_data(spec_for(path, "parquet", "true"))
-    everything = list(streamed.train.loader(32, None, weighted=True))
-    shards = [streamed.train.shard_loader(32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path, source):
+    path = write(tmp_path, table(401), source)  # Parquet: 5 row groups of up to 100 rows
+    streamed = load_data(spec_for(path, source, "true"))
+    train = streamed.train
+    everything = list(train.loader(32, None, weighted=True))
+    shards = [train.shard_loader(32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
+    groups = [train.table.rank_groups(rank, 2) for rank in (0, 1)]
+    if source == "csv":  # every other train row
+        n = len(train)
+        assert groups == [None, None]
+        assert [train.shard_rows(r, 2) for r in (0, 1)] == [(n + 1) // 2, n // 2]
+    else:  # row groups 0, 2, 4 and 1, 3: rank 0 reads 3 of 5
+        assert [g.tolist() for g in groups] == [[0, 2, 4], [1, 3]]
+        assert train.shard_rows(0, 2) > train.shard_rows(1, 2)
     epochs = []
     for epoch in (0, 1):
         batches = []
@@ -335,11 +345,21 @@ def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path):
             assert len(batches[-1]) == len(shard) == len(shards[0])
             assert all(len(b[0]) == 16 for b in batches[-1][:-1])
         epochs.append(batches)
-        # both shards hold every train row; the shorter one repeats its first row once
-        rows = sorted_rows(batches[0] + batches[1])
-        assert len(rows) == len(streamed.train) + len(streamed.train) % 2
-        assert sorted(set(rows)) == sorted(set(sorted_rows(everything)))
+        # each shard holds its own rows, the two every train row; the shorter one is padded
+        # with repeats of its first rows to the longer one's
+        mine = [set(sorted_rows(b)) for b in batches]
+        assert [len(m) for m in mine] == [train.shard_rows(r, 2) for r in (0, 1)]
+        assert not mine[0] & mine[1] and mine[0] | mine[1] == set(sorted_rows(everything))
+        assert len(sorted_rows(batches[0] + batches[1])) == 2 * shards[0].rows()
     assert not torch.equal(epochs[0][0][0][0], epochs[1][0][0][0])  # reshuffled per epoch
+
+
+def test_a_parquet_file_with_fewer_row_groups_than_ranks_shards_by_rows(tmp_path):
+    path = tmp_path / "t.parquet"
+    table(300).to_parquet(path, row_group_size=1000)  # one row group
+    train = load_data(spec_for(path, "parquet", "true")).train
+    assert train.table.rank_groups(0, 2) is None
+    assert train.shard_rows(0, 2) + train.shard_rows(1, 2) == len(train)
 
 
 def test_two_processes_train_a_streamed_table_to_the_same_weights(tmp_path):

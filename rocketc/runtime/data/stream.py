@@ -2,24 +2,37 @@
 
 Chosen by `data.stream: true`, or automatically for a file over `STREAM_BYTES`. One pass over
 the file (pyarrow's dataset API, `READ_ROWS` rows at a time) fits the run's `Preprocessor` on the
-train rows: the distinct raw values of each categorical column (a vocabulary is as large as its
-values, not as the file; hashed ids keep only their bucket statistics) and each dense column's
-mean and variance, merged block by block (Chan et al.). The same pass keeps the validation and
-test rows: they are scored in full, so they stay in memory like the in-memory path's.
+train rows (streamfit.py: vocabularies bounded by the spec's vocab, hashed ids by their buckets,
+dense columns by their moments) and keeps, for the val and test rows only, what their metrics
+need: target, weight and group id (64-bit hashes of the group values, numbered at the end).
 
-The split is the in-memory path's seeded `random_split` over the row count, kept as one byte per
-row (10 MB for 10M rows). The train split is then read again every epoch: its rows, in file
-order, fill a shuffle buffer of `buffer_rows`; each full buffer is permuted with the run's
-generator and cut into batches (a partial batch is carried into the next buffer). Equivalence:
-when the buffer holds the whole train split, the batches are exactly the in-memory
-`batch_loader`'s for the same generator (the same rows in the same order; dense values equal up to
-the last bits of the mean/std, which are merged per block instead of numpy's pairwise sum).
+Every split is then a `StreamedSplit`, read from the file whenever it is iterated; a bad row is
+named by its row in the file. The split is the in-memory path's seeded `random_split` over the
+row count, kept as one byte per row (10 MB for 10M rows). The train split's rows, in file order,
+fill a shuffle buffer of `buffer_rows` every epoch; each full buffer is permuted with the run's
+generator and cut into batches (a partial batch is carried into the next buffer). Val and test
+are scored in file order, both nets in one pass, and a few of their rows are read into memory
+(`head`) for export and latency. Equivalence: when the buffer holds the whole train split, the
+batches are exactly the in-memory `batch_loader`'s for the same generator, and the metrics the
+in-memory path's (dense values equal up to the last bits of the mean/std, merged per block).
+
+Under DDP each rank streams its own share of the train split. A Parquet file with at least as
+many row groups as ranks: rank r reads only row groups r, r + world, ... (their file offsets come
+from the footer's row counts), so the ranks share the reading. Otherwise (a CSV file, or fewer
+row groups than ranks) every rank reads the whole file and keeps every world-th train row from
+the r-th. Either way a shorter shard is padded with repeats of its first rows to the longest
+one's length, so every rank takes the same number of steps.
+
+Held in memory, whatever the file size: the split byte per row, per val/test row a target, a
+weight and a group id, the fitted features, and the shuffle buffer. Not bounded by this module:
+the vocabularies' size (the spec's vocab), and pyarrow's read-ahead of two record batches.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +118,30 @@ class StreamedSplit:
         loader.rank, loader.world, loader.seed = rank, world, seed
         return loader
 
+    def shard_rows(self, rank: int, world: int) -> int:
+        """Rows of the split that rank `rank` of `world` reads (`blocks(rank, world)`)."""
+        groups = self.table.rank_groups(rank, world)
+        if groups is None:
+            return len(self) // world + (rank < len(self) % world)
+        return int(self.table.group_rows(self.split)[groups].sum())
+
     def blocks(self, rank: int = 0, world: int = 1):
         """(inputs, target, weight) of the split's rows in each record batch, in file order
         (with `world` > 1: of rank `rank`'s rows only); it stops reading past its window."""
         table = self.table
         name = Path(table.data.path).name
+        groups = table.rank_groups(rank, world)
+        if groups is None:
+            frames = _frames(table.data, table.columns)
+        else:
+            frames = _group_frames(table.data, table.columns, groups, table.group_starts)
         seen = 0  # rows of the split in earlier record batches
-        for offset, frame in _frames(table.data, table.columns):
+        for offset, frame in frames:
             keep = np.flatnonzero(table.member[offset : offset + len(frame)] == self.split)
             position = seen + np.arange(len(keep))
             seen += len(keep)
             chosen = (position >= self.start) & (position < self.stop)
-            if world > 1:
+            if world > 1 and groups is None:
                 chosen &= position % world == rank
             keep = keep[chosen]
             if len(keep):
@@ -148,6 +173,32 @@ class Table:
         data = self.data
         return list(dict.fromkeys([*self.preprocess.fields(), data.label, *_extra(data)]))
 
+    @cached_property
+    def group_starts(self) -> np.ndarray | None:
+        """The first file row of each Parquet row group, then the row count (from the file's
+        footer; nothing is read); None for a CSV file."""
+        if self.data.source != "parquet":
+            return None
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(self.data.path).metadata
+        counts = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+    def group_rows(self, split: int) -> np.ndarray:
+        """Rows of `split` in each Parquet row group."""
+        starts = self.group_starts
+        counts = np.add.reduceat((self.member == split).astype(np.int64), starts[:-1])
+        return np.where(np.diff(starts) > 0, counts, 0)  # reduceat misreads empty groups
+
+    def rank_groups(self, rank: int, world: int) -> np.ndarray | None:
+        """The Parquet row groups rank `rank` of `world` reads: r, r + world, ...; None (every
+        world-th row instead) for one process, a CSV file, or fewer row groups than ranks."""
+        starts = self.group_starts if world > 1 else None
+        if starts is None or len(starts) - 1 < world:
+            return None
+        return np.arange(rank, len(starts) - 1, world)
+
 
 class StreamLoader:
     """Batches of a streamed split: shuffled within a buffer (see the module docstring), or in
@@ -160,8 +211,8 @@ class StreamLoader:
         self.weighted, self.buffer_rows = weighted, max(buffer_rows, batch_size)
 
     def rows(self) -> int:
-        """Rows per epoch: the split, or a shard padded to ceil(rows / world)."""
-        return math.ceil(len(self.split) / self.world)
+        """Rows per epoch: the split, or a shard padded to the largest shard's rows."""
+        return max(self.split.shard_rows(r, self.world) for r in range(self.world))
 
     def __len__(self) -> int:
         return math.ceil(self.rows() / self.batch_size)
@@ -179,15 +230,16 @@ class StreamLoader:
         if self.shuffle is not None:  # as DataLoader does: its base seed comes first
             torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
         pending: list[list[torch.Tensor]] = []
-        held, short = 0, self.rows() - self._shard_rows()
+        held, short = 0, self.rows() - self.split.shard_rows(self.rank, self.world)
         for inputs, target, weight in self.split.blocks(self.rank, self.world):
             columns = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
             columns.append(torch.from_numpy(np.ascontiguousarray(target)))
             if self.weighted:
                 w = weight if weight is not None else np.ones(len(target))
                 columns.append(torch.from_numpy(np.asarray(w, dtype=np.float32)))
-            if short:  # pad the shard with a repeat of its first row
-                columns = [torch.cat([c, c[:short]]) for c in columns]
+            if short:  # pad the shard with repeats of its first rows
+                again = torch.arange(short) % len(columns[0])
+                columns = [torch.cat([c, c[again]]) for c in columns]
                 short = 0
             pending.append(columns)
             held += len(columns[0])
@@ -200,10 +252,6 @@ class StreamLoader:
             yield from self._cut(self._permute(pending), held)
             if self.shuffle is not None:  # RandomSampler draws one more permutation at its end:
                 torch.randperm(held, generator=self.shuffle)  # the next epoch starts alike
-
-    def _shard_rows(self) -> int:
-        n, world = len(self.split), self.world
-        return n // world + (self.rank < n % world)
 
     def _permute(self, pending):
         """The held rows as one tensor per column, permuted with the run's generator."""
@@ -269,6 +317,24 @@ def _frames(data: TabularData, columns: list[str]):
     except DataError:
         raise
     except Exception as exc:  # a malformed block past the first
+        raise DataError(f"{data.path}: cannot read as {data.source}: {exc}") from None
+
+
+def _group_frames(data: TabularData, columns: list[str], groups: np.ndarray, starts):
+    """(row offset, pandas frame) of each record batch of the Parquet row groups `groups`."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(data.path, pre_buffer=False)
+        for g in groups.tolist():
+            offset = int(starts[g])
+            for batch in handle.iter_batches(READ_ROWS, row_groups=[g], columns=columns):
+                if batch.num_rows:
+                    yield offset, batch.to_pandas()
+                    offset += batch.num_rows
+    except DataError:
+        raise
+    except Exception as exc:  # a malformed row group
         raise DataError(f"{data.path}: cannot read as {data.source}: {exc}") from None
 
 
