@@ -2,7 +2,7 @@
 
 `python -m bench._stream_worker TABLE.parquet OUT.json` loads TABLE (8 categorical columns c0-c7,
 2 dense d0-d1, label y; written by `scale.synthetic_table`) with `data.stream: true`, which fits
-the preprocessing in one pass and keeps the 1% validation and 1% test rows in memory, then reads
+the preprocessing in one pass and keeps the 1% validation and 1% test rows' targets, then reads
 one epoch of training batches. OUT.json: rows, seconds of the fit pass and of the epoch, and the
 process's peak resident memory (ru_maxrss), which includes importing torch.
 """
