@@ -405,3 +405,37 @@ def test_split_members_are_the_in_memory_random_split(n, tmp_path):
     parts = random_split(n, data.val_fraction, data.test_fraction, 11)
     for split, rows in enumerate(parts):
         np.testing.assert_array_equal(np.flatnonzero(member == split), rows)
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_a_bad_label_in_a_streamed_table_is_named_by_its_file_row(tmp_path, source, monkeypatch):
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    frame = table(500)
+    frame.loc[450, "clicked"] = 2  # a val, test or train row: every row is checked as read
+    path = write(tmp_path, frame, source)
+    with pytest.raises(DataError, match=rf"t\.{source}, row 451: clicked: binary labels must be"):
+        load_data(spec_for(path, source, "true"))
+
+
+def test_ablate_and_tune_train_on_a_streamed_table(tmp_path, monkeypatch):
+    """Both read the train split through the same loader as `rocketc train`: a table too large
+    for memory can be ablated and tuned, not only trained."""
+    from rich.console import Console
+
+    from rocketc.compiler import compile_file
+    from rocketc.runtime.ablate import ablate
+    from rocketc.runtime.tune import TuneOptions, tune
+
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    path = write(tmp_path, table(400), "parquet")
+    spec_path = tmp_path / "streamed.yaml"
+    text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+    spec_path.write_text(text.replace("@STREAM@", "true"))
+    compiled = compile_file(spec_path)
+    quiet = Console(file=open(tmp_path / "log.txt", "w"))  # noqa: SIM115
+    result = ablate(compiled, 1, None, tmp_path / "ablate", ["light_alone", "rocket"], quiet)
+    assert [row["variant"] for row in result["variants"]] == ["light_alone", "rocket"]
+    options = TuneOptions(trials=1, seeds=1, verdict_seeds=2)
+    tuned = tune(compiled, tmp_path / "tune", options, quiet)
+    assert (tuned.out_dir / "best.yaml").is_file()
+    assert len(tuned.verdict.alone) == 2

@@ -27,7 +27,7 @@ from rocketc.compiler import Compiled
 from rocketc.runtime.data import Dataset, load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import evaluate, headline
-from rocketc.runtime.train import batch_loader, eval_loader
+from rocketc.runtime.train import eval_loader, train_loader
 from rocketc.runtime.variants import (
     VARIANTS,
     Variant,
@@ -70,7 +70,7 @@ class _Pair(torch.nn.Module):
 def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) -> float:
     settings = gen.train.Settings(seed=seed)
     shuffle = torch.Generator().manual_seed(seed)
-    loader = batch_loader(
+    loader = train_loader(
         data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
     )
     start = time.perf_counter()
@@ -236,7 +236,7 @@ def _print_changes(console: Console, name: str, change: dict[str, Any]) -> None:
 def _warm_up(gen: Generated, data: Dataset) -> None:
     """One untimed step, so the first variant does not pay torch's one-off start-up costs."""
     model = gen.model.RocketNet()
-    batch = next(iter(batch_loader(data.train, gen.compiled.spec.train.batch_size)))
+    batch = next(iter(train_loader(data.train, gen.compiled.spec.train.batch_size)))
     *inputs, target = batch
     gen.model.compute_loss(*model(*inputs), target)["total"].backward()
 

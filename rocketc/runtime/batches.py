@@ -14,7 +14,14 @@ from rocketc.runtime.generated import Generated
 from rocketc.runtime.history import NETS
 from rocketc.runtime.metrics import evaluate
 
-__all__ = ["batch_loader", "eval_loader", "evaluate_nets", "predict_nets", "tensors"]
+__all__ = [
+    "batch_loader",
+    "eval_loader",
+    "train_loader",
+    "evaluate_nets",
+    "predict_nets",
+    "tensors",
+]
 
 
 def tensors(split: Split, weighted: bool = False) -> list[torch.Tensor]:
@@ -50,6 +57,16 @@ def batch_loader(
     )
     batches = data.BatchSampler(order, batch_size, drop_last=False)
     return data.DataLoader(dataset, sampler=batches, batch_size=None, generator=shuffle)
+
+
+def train_loader(
+    split, batch_size: int, shuffle: torch.Generator | None = None, weighted: bool = False
+):
+    """One process's training batches of a split: `batch_loader` over an in-memory `Split`'s
+    arrays, or a streamed split's file read again every epoch (data/stream.py)."""
+    if isinstance(split, Split):
+        return batch_loader(split, batch_size, shuffle, weighted)
+    return split.loader(batch_size, shuffle, weighted)
 
 
 def eval_loader(split, batch_size: int):

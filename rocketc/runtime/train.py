@@ -34,6 +34,7 @@ from rocketc.runtime.batches import (
     evaluate_nets,
     predict_nets,
     tensors,
+    train_loader,
 )
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
@@ -54,6 +55,7 @@ __all__ = [
     "TrainRecipe",
     "batch_loader",
     "eval_loader",
+    "train_loader",
     "evaluate_nets",
     "predict_nets",
     "train_run",
@@ -149,14 +151,12 @@ class TrainRecipe:
                 size, w.rank, w.size, self.spec.train.seed, weighted
             )
             self.sampler = self.train_loader  # set_epoch reseeds its shuffle, as a sampler's
-        elif hasattr(train, "loader"):  # a streamed table: read again every epoch
-            self.train_loader = train.loader(size, self.shuffle, weighted)
         elif self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
             self.train_loader, self.sampler = distributed.shard_loader(
                 tensors(train, weighted), size, self.world, self.spec.train.seed
             )
-        else:
-            self.train_loader = batch_loader(train, size, self.shuffle, weighted)
+        else:  # in memory, or a streamed table read again every epoch
+            self.train_loader = train_loader(train, size, self.shuffle, weighted)
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
 
     def setup_run_dir(self) -> None:

@@ -357,6 +357,7 @@ def load(spec: Spec, data: TabularData) -> Dataset:
         group = [data.group] if data.group else []
         tabular._no_missing(frame, [data.label, *dense_columns, *group], data.path)
         _finite(frame, dense_columns, offset, Path(data.path).name)
+        _labels(spec, frame[data.label].to_numpy(), offset, Path(data.path).name, data.label)
         if data.weight:
             tabular._check_weights(frame, data.weight, data.path)
         where = member[offset : offset + len(frame)]
@@ -426,6 +427,24 @@ def _finite(frame, columns: list[str], offset: int, name: str) -> None:
         column = columns[int(np.flatnonzero(~np.isfinite(values[row]))[0])]
         raise DataError(
             f"{name}, row {offset + row + 1}: {column}: is not a finite number "
+            f"({len(bad):,} such rows in this record batch)"
+        )
+
+
+def _labels(spec: Spec, labels: np.ndarray, offset: int, name: str, column: str) -> None:
+    """Every label is one the loss can take (0/1; a class in [0, num_classes)): checked on every
+    row as it is read, as the in-memory path checks its whole splits before training."""
+    target = make_target(spec, labels)
+    if spec.task == "binary":
+        bad = np.flatnonzero((target != 0) & (target != 1))
+        rule = "binary labels must be 0 or 1"
+    else:
+        bad = np.flatnonzero((target < 0) | (target >= (spec.num_classes or 0)))
+        rule = f"multiclass labels are in [0, {spec.num_classes}); check num_classes"
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(
+            f"{name}, row {offset + row + 1}: {column}: {rule}; got {labels[row]!r} "
             f"({len(bad):,} such rows in this record batch)"
         )
 

@@ -23,7 +23,7 @@ from rocketc.runtime.data import Dataset
 from rocketc.runtime.generated import Generated
 from rocketc.runtime.metrics import evaluate
 from rocketc.runtime.select import Selection
-from rocketc.runtime.train import batch_loader, eval_loader
+from rocketc.runtime.train import eval_loader, train_loader
 
 # on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
 EpochHook = Callable[[int, float], None]
@@ -75,7 +75,7 @@ def train_once(
     model = gen.model.RocketNet().to(device)
     optimizer = gen.train.build_optimizer(model, settings)
     shuffle = torch.Generator().manual_seed(seed)
-    loader = batch_loader(
+    loader = train_loader(
         data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
     )
     out = RunOutcome(seed, [], 0)
