@@ -532,6 +532,36 @@ def test_movielens_preprocessing_is_one_implementation(movielens):
 
 
 # --- raw fields ---------------------------------------------------------------------------
+def test_a_boolean_column_is_served_from_json_true_and_false(table_file):
+    """A bool column trains as a `bool` field: a request may send true/false (or 1/0), and
+    gets the ids the table's True/False got; anything else names the row."""
+    from rocketc.runtime.data.preprocess import Preprocessor
+
+    frame = table()
+    frame["premium"] = np.arange(len(frame)) % 3 == 0
+    if table_file.suffix == ".csv":
+        frame.to_csv(table_file, index=False)  # pandas reads True/False back as bool
+    else:
+        frame.to_parquet(table_file)
+    data = {"categorical": ["city", "premium"]}
+    spec = make_spec(
+        [dense("feats", 2), cat("city", 5), cat("premium", 3)],
+        {**tabular_spec(table_file).data.model_dump(), **data},
+        task="binary",
+    )
+    ds = load_data(spec)
+    assert_one_implementation(ds)
+    served = Preprocessor.from_dict(json.loads(ds.preprocess.dumps()))
+    premium = next(f for f in served.features if f.input == "premium")
+    assert premium.fields()[0].type == "bool"
+    rows = {"city": ["a"] * 6, "x1": [1.0] * 6, "x2": [5.0] * 6}
+    rows["premium"] = [True, False, 1, 0, None, "yes"]
+    encoded = served.encode(rows)
+    assert encoded.inputs["premium"][:5].tolist() == [2, 1, 2, 1, 0]  # sorted: False=1, True=2
+    problems = [(p.row, p.message) for p in encoded.problems]
+    assert problems == [(5, "expected true or false, got 'yes'")]
+
+
 def test_parse_fields_types_missing_and_wrong_values():
     from rocketc.runtime.data.fields import Field, parse
 

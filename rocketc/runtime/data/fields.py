@@ -4,6 +4,8 @@ A raw row is what a user holds before any rocketc preprocessing: one CSV or Parq
 JSON object of a `/v1/score` request, one record of a data source. Each field has a type:
 
 - `int`: a whole number, such as an id (3.0 is read as 3; 3.5 is an error);
+- `bool`: true or false (a boolean column of the training table); 1 and 0 are read as true and
+  false, anything else is an error;
 - `number`: any real number;
 - `str`: text;
 - `vector`: a fixed count of real numbers, such as an image's pixels: a JSON list (nested
@@ -26,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TYPES = ("int", "number", "str", "vector", "list")
+TYPES = ("int", "bool", "number", "str", "vector", "list")
+
+
+def column_type(kind: str) -> str:
+    """The field type of a table column whose numpy dtype kind is `kind` (a pandas column's
+    `.to_numpy().dtype.kind`): booleans, whole numbers, other numbers, and the rest as text."""
+    return "bool" if kind == "b" else "int" if kind in "iu" else "number" if kind == "f" else "str"
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class Field:
 
 @dataclass
 class Parsed:
-    values: np.ndarray  # int: int64 (n,); number: float64 (n,); str: object (n,); vector (n, k)
+    # int and bool: int64 (n,); number: float64 (n,); str: object (n,); vector: float64 (n, k)
+    values: np.ndarray
     missing: np.ndarray  # bool (n,): absent values (wrong-typed rows are not missing)
     wrong: dict[int, str]  # row -> what is wrong with its value; its slot in `values` is filler
 
@@ -138,6 +147,31 @@ def _parse_int(array: np.ndarray, field: Field) -> Parsed:
             values[row] = int(value)
         else:
             wrong[row] = f"expected a whole number, got {_name(value)}"
+    return Parsed(values, missing, wrong)
+
+
+def _parse_bool(array: np.ndarray, field: Field) -> Parsed:
+    """True/false as 1/0. A boolean column comes as numpy bools, or (with gaps, or through
+    pandas' number reading) as 1.0/0.0/NaN; JSON gives true/false, and 1/0 are taken too."""
+    n = len(array)
+    if array.dtype.kind == "b":
+        return Parsed(array.astype(np.int64), np.zeros(n, bool), {})
+    if array.dtype.kind in "iuf":
+        values = array.astype(np.float64, copy=False)
+        missing = np.isnan(values)
+        bad = np.flatnonzero(~missing & (values != 0) & (values != 1))
+        wrong = {int(r): f"expected true or false, got {_name(array[r].item())}" for r in bad}
+        return Parsed(np.where(values == 1, 1, 0).astype(np.int64), missing, wrong)
+    values, missing, wrong = np.zeros(n, np.int64), np.zeros(n, bool), {}
+    for row, value in enumerate(array):
+        if _is_missing(value):
+            missing[row] = True
+        elif isinstance(value, (bool, np.bool_)) or (
+            isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1)
+        ):
+            values[row] = int(value)
+        else:
+            wrong[row] = f"expected true or false, got {_name(value)}"
     return Parsed(values, missing, wrong)
 
 
@@ -263,7 +297,7 @@ def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
         if field.type == "vector" and field.name not in frame.columns:
             parts = [_numbers(frame[c]) for c in field.columns()]
             out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
-        elif field.type in ("int", "number"):
+        elif field.type in ("int", "bool", "number"):
             out[field.name] = _numbers(frame[field.name])
         else:
             column = frame[field.name]
@@ -290,6 +324,7 @@ def _numbers(column) -> np.ndarray:
 
 _PARSERS = {
     "int": _parse_int,
+    "bool": _parse_bool,
     "number": _parse_number,
     "str": _parse_str,
     "vector": _parse_vector,

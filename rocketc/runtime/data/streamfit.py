@@ -32,7 +32,7 @@ from rocketc.compiler.spec import (
 from rocketc.errors import DataError
 from rocketc.runtime.data.encode import check_size, id_feature, spec_input
 from rocketc.runtime.data.features import Categorical, Dense, RowProblem, rows_error
-from rocketc.runtime.data.fields import raw_columns
+from rocketc.runtime.data.fields import column_type, raw_columns
 from rocketc.runtime.data.hashing import BucketUse, Hashed, canonical_text
 from rocketc.runtime.data.lists import CategoricalList, ListLengths
 
@@ -67,8 +67,7 @@ class Fit:
         spec, data, out = self.spec, self.data, {}
         for name in data.categorical:
             item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
-            kind = frame[name].to_numpy().dtype.kind
-            kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
+            kind = column_type(frame[name].to_numpy().dtype.kind)
             out[name] = id_feature(item, name, kind, data.list_delimiter)
         for name, columns in data.dense.items():
             item = spec_input(spec, name, DenseInput, data.source)

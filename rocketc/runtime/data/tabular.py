@@ -39,7 +39,7 @@ from rocketc.runtime.data.encode import (
     spec_input,
 )
 from rocketc.runtime.data.features import Dense
-from rocketc.runtime.data.fields import raw_columns
+from rocketc.runtime.data.fields import column_type, raw_columns
 from rocketc.runtime.data.preprocess import Preprocessor, label_info, take
 
 
@@ -65,8 +65,7 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     problems: list[Diagnostic] = []
     for name in data.categorical:
         item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
-        kind = frame[name].to_numpy().dtype.kind
-        kind = "int" if kind in "iub" else "number" if kind == "f" else "str"
+        kind = column_type(frame[name].to_numpy().dtype.kind)
         feature = id_feature(item, name, kind, data.list_delimiter)
         try:
             features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
