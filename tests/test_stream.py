@@ -328,7 +328,7 @@ def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path, source):
     train = streamed.train
     everything = list(train.loader(32, None, weighted=True))
     shards = [train.shard_loader(32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
-    groups = [train.table.rank_groups(rank, 2) for rank in (0, 1)]
+    groups = [train.table.shard_groups(rank, 2) for rank in (0, 1)]
     if source == "csv":  # every other train row
         n = len(train)
         assert groups == [None, None]
@@ -358,7 +358,7 @@ def test_a_parquet_file_with_fewer_row_groups_than_ranks_shards_by_rows(tmp_path
     path = tmp_path / "t.parquet"
     table(300).to_parquet(path, row_group_size=1000)  # one row group
     train = load_data(spec_for(path, "parquet", "true")).train
-    assert train.table.rank_groups(0, 2) is None
+    assert train.table.shard_groups(0, 2) is None
     assert train.shard_rows(0, 2) + train.shard_rows(1, 2) == len(train)
 
 
@@ -439,3 +439,119 @@ def test_ablate_and_tune_train_on_a_streamed_table(tmp_path, monkeypatch):
     tuned = tune(compiled, tmp_path / "tune", options, quiet)
     assert (tuned.out_dir / "best.yaml").is_file()
     assert len(tuned.verdict.alone) == 2
+
+
+# --- loader workers (data.workers) -----------------------------------------------------------
+def worker_spec(path, source: str, workers: int, extra: str = ""):
+    text = SPEC.replace("@SOURCE@", source).replace("@PATH@", str(path))
+    return text.replace("@STREAM@", f"true\n  workers: {workers}{extra}")
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_loader_workers_read_every_train_row_once_and_reshuffle_per_epoch(
+    tmp_path, source, monkeypatch
+):
+    from rocketc.runtime.data import streamload
+
+    monkeypatch.setattr(streamload, "CHUNK_ROWS", 64)  # 2 chunks of 2 batches per buffer
+    path = write(tmp_path, table(700), source)  # Parquet: 7 row groups, shared by 2 workers
+    streamed = load_data(compile_text(worker_spec(path, source, 2)).spec)
+    train = streamed.train
+    assert train.workers == 2 and "2 loader workers" in streamed.description
+    alone = sorted_rows(list(train.loader(32, None, weighted=True)))
+    loader = train.loader(32, torch.Generator().manual_seed(1), True, 300, workers=train.workers)
+    sizes = train.shard_sizes(2)
+    assert sizes.sum() == len(train) and sizes.min() > 0
+    assert len(loader) == sum(-(-n // 32) for n in sizes)  # each worker ends on a partial batch
+    epochs = [list(loader) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == len(loader)
+        assert sorted_rows(batches) == alone  # every train row once: no padding in one process
+    assert not torch.equal(epochs[0][0][0], epochs[1][0][0])  # the run's generator moved on
+    again = train.loader(32, torch.Generator().manual_seed(1), True, 300, workers=2)
+    assert_same(list(again), epochs[0])  # the order is the seed's, not the workers' timing
+
+
+@pytest.mark.parametrize(("source", "workers"), [("csv", 2), ("parquet", 2), ("parquet", 3)])
+def test_ranks_with_loader_workers_take_equal_steps(tmp_path, source, workers):
+    path = write(tmp_path, table(501), source)  # Parquet: 6 row groups, the last one short
+    train = load_data(compile_text(worker_spec(path, source, workers)).spec).train
+    shards = [train.shard_loader(32, r, 2, seed=5, weighted=True, workers=workers) for r in (0, 1)]
+    sizes = train.shard_sizes(2 * workers)  # shard r + 2w is rank r's worker w
+    assert sizes.sum() == len(train)
+    own = [int(sizes[r::2].sum()) for r in (0, 1)]
+    if source == "parquet" and workers == 3:  # 6 row groups for 6 shards: uneven
+        assert train.table.shard_groups(0, 6).tolist() == [0]
+    ranks = []
+    for rank, shard in enumerate(shards):
+        shard.set_epoch(0)
+        batches = list(shard)
+        assert len(batches) == len(shard) == len(shards[0])  # equal steps, as DDP needs
+        rows = sorted_rows(batches)
+        assert len(set(rows)) == own[rank]  # its own rows, padded with repeats of them
+        ranks.append(set(rows))
+    everything = set(sorted_rows(list(train.loader(32, None, weighted=True))))
+    assert not ranks[0] & ranks[1] and ranks[0] | ranks[1] == everything
+
+
+def test_extra_batches_even_out_the_ranks_steps():
+    from rocketc.runtime.data.streamload import extra_batches
+
+    class Split:  # shard rows of 2 ranks x 2 workers (shard r + 2w): rank 0 has 5 batches of 10
+        def shard_sizes(self, shards):
+            return np.array([25, 3, 20, 0])  # rank 0: 25 + 20 rows; rank 1: 3 (worker 1: none)
+
+    assert extra_batches(Split(), 10, 0, 2, 2) == [0, 0]  # 3 + 2 batches, the busiest
+    assert extra_batches(Split(), 10, 1, 2, 2) == [4, 0]  # 1 batch + 4 of its first rows
+
+
+def test_a_streamed_table_trains_with_loader_workers(tmp_path, monkeypatch):
+    from rocketc.compiler import compile_file
+    from rocketc.runtime.train import train_run
+
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    path = write(tmp_path, table(600), "parquet")
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text(worker_spec(path, "parquet", 2))
+    result = train_run(compile_file(spec_path), tmp_path / "run", launch=False)
+    (record,) = result.history
+    assert np.isfinite(record["train_loss"]["total"])
+    assert 0.0 <= record["val"]["light"]["auc"] <= 1.0
+
+
+def test_a_bad_row_read_by_a_worker_is_the_same_data_error(tmp_path):
+    path = write(tmp_path, table(300), "parquet")
+    train = load_data(compile_text(worker_spec(path, "parquet", 2)).spec).train
+    changed = table(300)
+    row = int(np.flatnonzero(train.table.member == streaming.TRAIN)[-1])
+    changed.loc[row, "price"] = np.nan  # the file changed since the fit pass
+    write(tmp_path, changed, "parquet")
+    with pytest.raises(DataError) as alone:
+        list(train.loader(32))
+    with pytest.raises(DataError) as in_worker:
+        list(train.loader(32, workers=2))
+    assert str(in_worker.value) == str(alone.value)
+    assert f"row {row + 1}" in str(in_worker.value) and "Traceback" not in str(in_worker.value)
+
+
+def test_workers_are_checked_where_they_are_written(tmp_path):
+    text = worker_spec(tmp_path / "t.parquet", "parquet", 2)
+    line = text.splitlines().index("  workers: 2") + 1
+    assert compile_text(text).spec.data.workers == 2
+    assert compile_text(text.replace("  stream: true\n", "")).spec.data.workers == 2  # if large
+    for bad, words in [
+        ("workers: -1", "greater than or equal to 0"),
+        ("workers: 65", "less than or equal to 64"),
+        ("workers: lots", "valid integer"),
+    ]:
+        with pytest.raises(SpecError, match=words) as refused:
+            compile_text(text.replace("workers: 2", bad), "s.yaml")
+        assert f"s.yaml:{line}:" in str(refused.value)
+    in_memory = {  # never streamed: refused at the workers line
+        "stream: false": text.replace("stream: true", "stream: false"),
+        "split_by": text.replace("  stream: true\n", "  split_by: age\n"),
+    }
+    for why, spec_text in in_memory.items():
+        with pytest.raises(SpecError, match=f"{why} keeps this one in memory") as refused:
+            compile_text(spec_text, "s.yaml")
+        assert f"s.yaml:{line}:" in str(refused.value)

@@ -369,6 +369,14 @@ class TabularData(_Split):
         description="Read the train split in record batches (bounded memory) instead of into "
         "memory; unset: streamed when the file is larger than 256 MiB.",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Background processes that read and encode a streamed table's record "
+        "batches while the main process trains (each its share of the row groups); 0 reads in "
+        "the training process. Only for a streamed table: an in-memory one is encoded once.",
+    )
 
     @model_validator(mode="after")
     def _stream_without_split_by(self) -> TabularData:
@@ -378,6 +386,20 @@ class TabularData(_Split):
                 "split_by sorts the whole table in memory, which a streamed table never holds; "
                 "drop split_by (a seeded random split) or set stream: false",
                 {"at": "stream"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _workers_read_a_stream(self) -> TabularData:
+        """Workers read a streamed table; with `stream: false` or split_by it never is. (With
+        stream unset a small file is read into memory, and its workers simply have no use.)"""
+        if self.workers and (self.stream is False or self.split_by):
+            why = "stream: false" if self.stream is False else "split_by"
+            raise PydanticCustomError(
+                "workers_need_stream",
+                "workers read a streamed table, and {why} keeps this one in memory; "
+                "drop workers, or stream the table",
+                {"why": why, "at": "workers"},
             )
         return self
 

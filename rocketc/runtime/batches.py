@@ -63,10 +63,11 @@ def train_loader(
     split, batch_size: int, shuffle: torch.Generator | None = None, weighted: bool = False
 ):
     """One process's training batches of a split: `batch_loader` over an in-memory `Split`'s
-    arrays, or a streamed split's file read again every epoch (data/stream.py)."""
+    arrays, or a streamed split's file read again every epoch (data/stream.py), by the spec's
+    `data.workers` loader workers."""
     if isinstance(split, Split):
         return batch_loader(split, batch_size, shuffle, weighted)
-    return split.loader(batch_size, shuffle, weighted)
+    return split.loader(batch_size, shuffle, weighted, workers=split.workers)
 
 
 def eval_loader(split, batch_size: int):

@@ -148,7 +148,7 @@ class TrainRecipe:
             distributed.check_batch_split(size, self.world.size)
             w = self.world
             self.train_loader = train.shard_loader(
-                size, w.rank, w.size, self.spec.train.seed, weighted
+                size, w.rank, w.size, self.spec.train.seed, weighted, train.workers
             )
             self.sampler = self.train_loader  # set_epoch reseeds its shuffle, as a sampler's
         elif self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch

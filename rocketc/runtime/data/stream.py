@@ -12,25 +12,28 @@ row count, kept as one byte per row (10 MB for 10M rows). The train split's rows
 fill a shuffle buffer of `buffer_rows` every epoch; each full buffer is permuted with the run's
 generator and cut into batches (a partial batch is carried into the next buffer). Val and test
 are scored in file order, both nets in one pass, and a few of their rows are read into memory
-(`head`) for export and latency. Equivalence: when the buffer holds the whole train split, the
-batches are exactly the in-memory `batch_loader`'s for the same generator, and the metrics the
-in-memory path's (dense values equal up to the last bits of the mean/std, merged per block).
+(`head`) for export and latency. Equivalence (without loader workers): when the buffer holds
+the whole train split, the batches are exactly the in-memory `batch_loader`'s for the same
+generator, and the metrics the in-memory path's (dense values equal up to the last bits of the
+mean/std, merged per block).
 
-Under DDP each rank streams its own share of the train split. A Parquet file with at least as
-many row groups as ranks: rank r reads only row groups r, r + world, ... (their file offsets come
-from the footer's row counts), so the ranks share the reading. Otherwise (a CSV file, or fewer
-row groups than ranks) every rank reads the whole file and keeps every world-th train row from
-the r-th. Either way a shorter shard is padded with repeats of its first rows to the longest
-one's length, so every rank takes the same number of steps.
+Under DDP each rank streams its own share of the train split, and with `data.workers` each loader
+worker its share of its rank's (streamload.py): one scheme serves both, shard k of n. A Parquet
+file with at least n row groups: shard k reads only row groups k, k + n, ... (their file offsets
+come from the footer's row counts), so the shards share the reading. Otherwise (a CSV file, or
+fewer row groups than shards) every shard reads the whole file and keeps every n-th train row
+from the k-th. Either way every rank takes the same number of steps: without workers a shorter
+shard is padded with repeats of its first rows to the longest one's length (with workers, see
+streamload.py).
 
 Held in memory, whatever the file size: the split byte per row, per val/test row a target, a
-weight and a group id, the fitted features, and the shuffle buffer. Not bounded by this module:
-the vocabularies' size (the spec's vocab), and pyarrow's read-ahead of two record batches.
+weight and a group id, the fitted features, and the shuffle buffer (shared out among the loader
+workers, if any). Not bounded by this module: the vocabularies' size (the spec's vocab), and
+pyarrow's read-ahead of two record batches (per worker).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -105,32 +108,54 @@ class StreamedSplit:
         inputs = {k: np.concatenate([b[0][k] for b in blocks]) for k in blocks[0][0]}
         return Split(inputs, part.target, part.group, None, part.weight)
 
-    def loader(self, batch_size: int, shuffle=None, weighted: bool = False, buffer_rows: int = 0):
-        """One process: batches shuffled with the run's generator `shuffle` (None: file order)."""
-        return StreamLoader(self, batch_size, shuffle, weighted, buffer_rows or BUFFER_ROWS)
+    @property
+    def workers(self) -> int:
+        """The spec's `data.workers`: background processes reading its training batches."""
+        return self.table.data.workers
 
-    def shard_loader(self, batch_size: int, rank: int, world: int, seed: int, weighted=False):
-        """Rank `rank` of `world`: every `world`-th train row from the `rank`-th, in batches of
+    def loader(
+        self, batch_size: int, shuffle=None, weighted=False, buffer_rows: int = 0, workers: int = 0
+    ):
+        """One process: batches shuffled with the run's generator `shuffle` (None: file order),
+        read by `workers` background processes (0: by this one)."""
+        from rocketc.runtime.data.streamload import StreamLoader
+
+        rows = buffer_rows or BUFFER_ROWS
+        return StreamLoader(self, batch_size, shuffle, weighted, rows, workers=workers)
+
+    def shard_loader(
+        self, batch_size: int, rank: int, world: int, seed: int, weighted=False, workers: int = 0
+    ):
+        """Rank `rank` of `world`: its share of the train rows, in batches of
         batch_size // world, shuffled by a generator seeded per epoch (call `set_epoch`, as on
-        a DistributedSampler). Shards are padded, as DistributedSampler pads, with a repeat of
-        the shard's first row so every rank takes the same number of steps."""
-        loader = StreamLoader(self, batch_size // world, None, weighted, BUFFER_ROWS)
-        loader.rank, loader.world, loader.seed = rank, world, seed
-        return loader
+        a DistributedSampler), read by `workers` background processes (0: by this one). Shards
+        are padded, as DistributedSampler pads, with repeats of the shard's first rows so every
+        rank takes the same number of steps."""
+        from rocketc.runtime.data.streamload import StreamLoader
 
-    def shard_rows(self, rank: int, world: int) -> int:
-        """Rows of the split that rank `rank` of `world` reads (`blocks(rank, world)`)."""
-        groups = self.table.rank_groups(rank, world)
+        options = {"workers": workers, "rank": rank, "world": world, "seed": seed}
+        return StreamLoader(self, batch_size // world, None, weighted, BUFFER_ROWS, **options)
+
+    def shard_rows(self, shard: int, shards: int) -> int:
+        """Rows of the split that shard `shard` of `shards` reads (`blocks(shard, shards)`)."""
+        return int(self.shard_sizes(shards)[shard])
+
+    def shard_sizes(self, shards: int) -> np.ndarray:
+        """Rows of the split that each of `shards` shards reads, in one pass over the row
+        groups' counts."""
+        groups = self.table.shard_groups(0, shards)
         if groups is None:
-            return len(self) // world + (rank < len(self) % world)
-        return int(self.table.group_rows(self.split)[groups].sum())
+            n = len(self)
+            return n // shards + (np.arange(shards) < n % shards)
+        rows = self.table.group_rows(self.split)
+        return np.bincount(np.arange(len(rows)) % shards, weights=rows).astype(np.int64)
 
-    def blocks(self, rank: int = 0, world: int = 1):
+    def blocks(self, shard: int = 0, shards: int = 1):
         """(inputs, target, weight) of the split's rows in each record batch, in file order
-        (with `world` > 1: of rank `rank`'s rows only); it stops reading past its window."""
+        (with `shards` > 1: of shard `shard`'s rows only); it stops reading past its window."""
         table = self.table
         name = Path(table.data.path).name
-        groups = table.rank_groups(rank, world)
+        groups = table.shard_groups(shard, shards)
         if groups is None:
             frames = _frames(table.data, table.columns)
         else:
@@ -141,8 +166,8 @@ class StreamedSplit:
             position = seen + np.arange(len(keep))
             seen += len(keep)
             chosen = (position >= self.start) & (position < self.stop)
-            if world > 1 and groups is None:
-                chosen &= position % world == rank
+            if shards > 1 and groups is None:
+                chosen &= position % shards == shard
             keep = keep[chosen]
             if len(keep):
                 frame = frame.iloc[keep]
@@ -191,81 +216,14 @@ class Table:
         counts = np.add.reduceat((self.member == split).astype(np.int64), starts[:-1])
         return np.where(np.diff(starts) > 0, counts, 0)  # reduceat misreads empty groups
 
-    def rank_groups(self, rank: int, world: int) -> np.ndarray | None:
-        """The Parquet row groups rank `rank` of `world` reads: r, r + world, ...; None (every
-        world-th row instead) for one process, a CSV file, or fewer row groups than ranks."""
-        starts = self.group_starts if world > 1 else None
-        if starts is None or len(starts) - 1 < world:
+    def shard_groups(self, shard: int, shards: int) -> np.ndarray | None:
+        """The Parquet row groups shard `shard` of `shards` (a rank, or a rank's loader worker)
+        reads: shard, shard + shards, ...; None (every shards-th row instead) for one shard, a
+        CSV file, or fewer row groups than shards."""
+        starts = self.group_starts if shards > 1 else None
+        if starts is None or len(starts) - 1 < shards:
             return None
-        return np.arange(rank, len(starts) - 1, world)
-
-
-class StreamLoader:
-    """Batches of a streamed split: shuffled within a buffer (see the module docstring), or in
-    file order with `shuffle` None."""
-
-    rank, world, seed = 0, 1, 0  # a shard: see StreamedSplit.shard_loader
-
-    def __init__(self, split: StreamedSplit, batch_size: int, shuffle, weighted, buffer_rows):
-        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
-        self.weighted, self.buffer_rows = weighted, max(buffer_rows, batch_size)
-
-    def rows(self) -> int:
-        """Rows per epoch: the split, or a shard padded to the largest shard's rows."""
-        return max(self.split.shard_rows(r, self.world) for r in range(self.world))
-
-    def __len__(self) -> int:
-        return math.ceil(self.rows() / self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """A shard's shuffle for epoch `epoch` (0-based): seeded by seed, rank and epoch."""
-        import torch
-
-        state = np.random.SeedSequence([self.seed, self.rank, epoch]).generate_state(1)[0]
-        self.shuffle = torch.Generator().manual_seed(int(state))
-
-    def __iter__(self):
-        import torch
-
-        if self.shuffle is not None:  # as DataLoader does: its base seed comes first
-            torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
-        pending: list[list[torch.Tensor]] = []
-        held, short = 0, self.rows() - self.split.shard_rows(self.rank, self.world)
-        for inputs, target, weight in self.split.blocks(self.rank, self.world):
-            columns = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
-            columns.append(torch.from_numpy(np.ascontiguousarray(target)))
-            if self.weighted:
-                w = weight if weight is not None else np.ones(len(target))
-                columns.append(torch.from_numpy(np.asarray(w, dtype=np.float32)))
-            if short:  # pad the shard with repeats of its first rows
-                again = torch.arange(short) % len(columns[0])
-                columns = [torch.cat([c, c[again]]) for c in columns]
-                short = 0
-            pending.append(columns)
-            held += len(columns[0])
-            if held >= self.buffer_rows:
-                buffer = self._permute(pending)
-                full = held // self.batch_size * self.batch_size
-                yield from self._cut(buffer, full)
-                pending, held = [[c[full:] for c in buffer]], held - full
-        if held:
-            yield from self._cut(self._permute(pending), held)
-            if self.shuffle is not None:  # RandomSampler draws one more permutation at its end:
-                torch.randperm(held, generator=self.shuffle)  # the next epoch starts alike
-
-    def _permute(self, pending):
-        """The held rows as one tensor per column, permuted with the run's generator."""
-        import torch
-
-        buffer = [torch.cat(parts) for parts in zip(*pending, strict=True)]
-        if self.shuffle is None:
-            return buffer
-        order = torch.randperm(len(buffer[0]), generator=self.shuffle)
-        return [c[order] for c in buffer]
-
-    def _cut(self, buffer, upto: int):
-        for a in range(0, upto, self.batch_size):
-            yield tuple(c[a : min(a + self.batch_size, upto)] for c in buffer)
+        return np.arange(shard, len(starts) - 1, shards)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -380,7 +338,8 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     train = StreamedSplit(table, TRAIN, rows, positive_rate=positives / max(rows, 1))
     val, test = (held[s].split(table, s) for s in (VAL, TEST))
     name = Path(data.path).name
-    sizes = f"{rows:,} train / {len(val):,} val / {len(test):,} test (streamed)"
+    workers = f", {data.workers} loader workers" if data.workers else ""
+    sizes = f"{rows:,} train / {len(val):,} val / {len(test):,} test (streamed{workers})"
     rate = f"{train.positive_rate:.1%} positive in train"
     described = f"{name}: {sizes}, " + (
         rate if spec.task == "binary" else f"{spec.num_classes} classes"
