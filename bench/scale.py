@@ -276,9 +276,11 @@ def render(results: dict[str, Any]) -> str:
             f"Streaming: one epoch of a {st['table_rows']:,}-row Parquet table "
             f"({st['file_mb']:,.0f} MB; 8 categorical + 2 dense columns) read with "
             "`data.stream: true` in a fresh process: the one-pass fit (vocabularies, hashed-id "
-            f"statistics, mean/std; 1% val + 1% test kept in memory) took {st['fit_s']:.1f} s, "
+            f"statistics, mean/std; 1% val + 1% test) took {st['fit_s']:.1f} s, "
             f"the epoch's {st['rows']:,} training rows {st['epoch_s']:.1f} s "
             f"({st['rows'] / st['epoch_s']:,.0f} rows/s); **peak RSS {st['peak_rss_mb']:,.0f} "
             "MB** (torch included).",
         ]
+        if st.get("note"):
+            lines += ["", st["note"]]
     return "\n".join(lines) + "\n"
