@@ -219,9 +219,9 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS, sam
     weights: LOSS_WEIGHTS, or loss_weights(epoch) while training.
     sample_weight: (B,) per-example weights (the data's weight column); None counts each once.
     """
-    # Gradient block (gradient_block: booster): the hint/KD terms read the booster logits
-    # detached, so they pull the light net toward the booster and never move a booster weight.
-    teacher = booster_logits.detach()
+    # No gradient block (gradient_block: none): the hint/KD terms also pull the booster toward
+    # the light net, each net learning from the other (mutual learning).
+    teacher = booster_logits
     # Each term per example, (B,), then averaged with the sample weights.
     per_example = {
         "light": F.binary_cross_entropy_with_logits(

@@ -174,8 +174,8 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
     target: (B,) class ids.
     weights: LOSS_WEIGHTS, or loss_weights(epoch) while training.
     """
-    # No gradient block (gradient_block: none, an ablation): the hint/KD terms also pull the
-    # booster toward the light net.
+    # No gradient block (gradient_block: none): the hint/KD terms also pull the booster toward
+    # the light net, each net learning from the other (mutual learning).
     teacher = booster_logits
     losses = {
         "light": F.cross_entropy(light_logits, target),
