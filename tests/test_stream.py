@@ -472,6 +472,8 @@ def test_loader_workers_read_every_train_row_once_and_reshuffle_per_epoch(
     assert_same(list(again), epochs[0])  # the order is the seed's, not the workers' timing
 
 
+# 3 workers on a 2-core machine: torch's advice against more workers than cores is not the point
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 @pytest.mark.parametrize(("source", "workers"), [("csv", 2), ("parquet", 2), ("parquet", 3)])
 def test_ranks_with_loader_workers_take_equal_steps(tmp_path, source, workers):
     path = write(tmp_path, table(501), source)  # Parquet: 6 row groups, the last one short
