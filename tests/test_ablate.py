@@ -125,6 +125,19 @@ def test_rocket_rows_use_the_papers_plain_hint():
     assert (probs.on, probs.normalize, probs.temperature) == ("probs", "none", 1.0)
 
 
+def test_paper_rows_drop_a_tuned_specs_warm_ups():
+    """A spec shipping a tuned recipe (warmed-up hint and KD, as ctr_movielens does) still gets
+    the paper's rows: hint and KD from the first step; the warm-ups belong to its tuned row."""
+    warm = ["loss.hint.warmup_epochs=2", "loss.kd.weight=0.5", "loss.kd.warmup_epochs=1"]
+    compiled = _load_with_overrides(None, ["train.epochs=4", *warm])
+    variants = {v.name: v for v in VARIANTS}
+    for name in ("rocket", "rocket_no_block", "rocket_hint_probs", "rocket_kd", "kd"):
+        loss = variant_compiled(compiled, variants[name], None).spec.loss
+        assert loss.hint.warmup_epochs == 0 or not loss.hint.weight, name
+        assert loss.kd.warmup_epochs == 0 or not loss.kd.weight, name
+    assert variant_compiled(compiled, variants["rocket_kd"], None).spec.loss.kd.weight == 0.5
+
+
 def test_cli_prints_the_keys_and_warns_about_a_replaced_set(tmp_path):
     from typer.testing import CliRunner
 

@@ -18,13 +18,27 @@ from torch.nn import functional as F
 LOSS_WEIGHTS = {
     "light": 1.0,
     "booster": 1.0,
-    "hint": 1.0,
+    "hint": 2.2,
+    "kd": 0.507,
+}
+# Warm-up (`warmup_epochs` in the spec): these terms' weights ramp linearly from 0, so the booster
+# is worth imitating before its hint bites.
+WARMUP_EPOCHS = {
+    "hint": 2,
+    "kd": 1,
 }
 
 
 def loss_weights(epoch: int) -> dict[str, float]:
-    """The loss weights of epoch `epoch` (0-based): LOSS_WEIGHTS throughout (no warm-up)."""
-    return LOSS_WEIGHTS
+    """The loss weights of epoch `epoch` (0-based).
+
+    A term with warm-up W trains at weight * epoch / W in epochs 0 .. W-1 (not at all in the
+    first) and at its full weight from epoch W on; the others at LOSS_WEIGHTS throughout.
+    """
+    return {
+        k: w * min(1.0, epoch / WARMUP_EPOCHS[k]) if k in WARMUP_EPOCHS else w
+        for k, w in LOSS_WEIGHTS.items()
+    }
 
 
 class Shared(nn.Module):
@@ -190,13 +204,16 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
     losses = {
         "light": F.binary_cross_entropy_with_logits(light_logits.squeeze(1), target),
         "booster": F.binary_cross_entropy_with_logits(booster_logits.squeeze(1), target),
-        "hint": F.mse_loss(light_logits, teacher),
+        "hint": F.mse_loss(torch.sigmoid(light_logits / 1.35), torch.sigmoid(teacher / 1.35)),
+        "kd": F.binary_cross_entropy_with_logits(light_logits / 1.13, torch.sigmoid(teacher / 1.13))
+        * 1.13**2,
     }
     # The minimised total, written out: each term times its weight for this epoch.
     losses["total"] = (
         weights["light"] * losses["light"]
         + weights["booster"] * losses["booster"]
         + weights["hint"] * losses["hint"]
+        + weights["kd"] * losses["kd"]
     )
     return losses
 

@@ -94,16 +94,20 @@ LABELS_ONLY = {
 }
 HINT = FromSpec("loss.hint.weight")
 KD = FromSpec("loss.kd.weight")
-# The paper's rocket: hint on plain logits (no z-score; a temperature needs probs), gradient
-# block on the booster, no KD.
+# The paper's rocket: hint on plain logits (no z-score; a temperature needs probs), no warm-up,
+# gradient block on the booster, no KD. (A tuned spec's warm-ups belong to its `tuned` row.)
 ROCKET = {
     "loss.hint.weight": HINT,
     "loss.hint.on": "logits",
     "loss.hint.normalize": "none",
     "loss.hint.temperature": 1.0,
+    "loss.hint.warmup_epochs": 0,
     "loss.kd.weight": 0.0,
     "loss.gradient_block": "booster",
 }
+# Online or sequential KD as Hinton et al. wrote it: from the first step, at the spec's weight
+# and temperature.
+WITH_KD = {"loss.kd.weight": KD, "loss.kd.warmup_epochs": 0}
 
 VARIANTS = (
     Variant("light_alone", "light net, labels only", "light", LABELS_ONLY),
@@ -112,7 +116,7 @@ VARIANTS = (
         "kd",
         "booster first, then frozen teacher for a fresh light net",
         "kd",
-        {**LABELS_ONLY, "loss.kd.weight": KD},
+        {**LABELS_ONLY, **WITH_KD},
     ),
     Variant("rocket", "joint training, hint on logits, gradient block", "both", ROCKET),
     Variant(
@@ -128,7 +132,7 @@ VARIANTS = (
         "rocket_kd",
         "rocket plus online KD from the booster",
         "both",
-        {**ROCKET, "loss.kd.weight": KD},
+        {**ROCKET, **WITH_KD},
     ),
     Variant(
         "rocket_hint_probs",
