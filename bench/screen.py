@@ -6,8 +6,9 @@ Every candidate trains with the same seeds as light alone, through `rocketc tune
 - fashion_mnist: `rocketc tune` found the paper's hint without its gradient block best on
   `specs/fashion_mnist_small.yaml` (20,000 train rows, 4 epochs: issue 8's reference budget), but
   not by the 1 point issue 8 asks for. What else could: a smaller or larger hint, online KD,
-  attention transfer between the nets' last feature maps, a longer budget. 10 candidates x 3
-  seeds at 4 epochs, then light alone and the best hint at 10 epochs x 2 seeds.
+  attention transfer or a FitNets hint between the nets' last feature maps, a lighter booster
+  label loss, a warm-up, a longer budget. 13 candidates x 3 seeds at 4 epochs, then light alone
+  and the best hint at 10 epochs x 2 seeds.
 - movielens: `rocketc tune` found a recipe that beats light alone on `specs/ctr_movielens.yaml`
   (`split: user_time`). Is it the recipe, or the booster's labels training the shared
   embeddings? Light alone, co-training without any hint or KD, the paper's recipe and the tuned
@@ -85,6 +86,25 @@ FASHION = (
             "loss.feature_hints": [{**_ATTENTION, "weight": 50.0}],
             **_NO_BLOCK,
         },
+    ),
+    Candidate(
+        "fitnet",
+        "logit hint 0.3 + FitNets feature hint (mse through a 1x1 adapter, weight 1), no block",
+        {
+            "loss.hint.weight": 0.3,
+            "loss.feature_hints": [{**_ATTENTION, "kind": "mse", "weight": 1.0}],
+            **_NO_BLOCK,
+        },
+    ),
+    Candidate(
+        "hint_half_booster",
+        "logit hint 0.3, no gradient block, booster label loss at weight 0.5",
+        {"loss.hint.weight": 0.3, "loss.booster": 0.5, **_NO_BLOCK},
+    ),
+    Candidate(
+        "hint_warmup",
+        "logit hint 0.3, no gradient block, warmed up over 1 epoch",
+        {"loss.hint.weight": 0.3, "loss.hint.warmup_epochs": 1, **_NO_BLOCK},
     ),
     Candidate("alone_10", "light net alone, 10 epochs", {}, epochs=10, baseline="alone_10"),
     Candidate(
