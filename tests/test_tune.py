@@ -353,23 +353,21 @@ def test_book_skips_what_the_spec_already_is_and_what_the_space_cannot_hold(tmp_
     assert names == ["z-scored logit hint", "hint warm-up"]
 
 
+_ALL_LOSS_PATHS = (
+    "loss.hint.weight",
+    "loss.hint.on",
+    "loss.hint.normalize",
+    "loss.hint.temperature",
+    "loss.gradient_block",
+    "loss.kd.weight",
+    "loss.kd.temperature",
+)
+
+
 def test_a_recipe_drawn_twice_reuses_the_first_score_without_training(tmp_path):
     # Every dimension fixed or off: each trial draws the spec's own recipe again.
     space = write(
-        tmp_path,
-        "".join(
-            f"{path}: null\n"
-            for path in (
-                "loss.hint.weight",
-                "loss.hint.on",
-                "loss.hint.normalize",
-                "loss.hint.temperature",
-                "loss.gradient_block",
-                "loss.kd.weight",
-                "loss.kd.temperature",
-            )
-        )
-        + "loss.booster: [1.0]\n",
+        tmp_path, "".join(f"{p}: null\n" for p in _ALL_LOSS_PATHS) + "loss.booster: [1.0]\n"
     )
     result = tune(
         quickstart(), tmp_path / "dup", options(trials=3, space=space, verdict_seeds=0), QUIET
@@ -405,14 +403,3 @@ def test_a_recipe_pruned_before_is_pruned_again_without_training(tmp_path):
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert [t.user_attrs.get("duplicate_of") for t in trials] == [None, 0]
     assert not trials[1].intermediate_values
-
-
-_ALL_LOSS_PATHS = (
-    "loss.hint.weight",
-    "loss.hint.on",
-    "loss.hint.normalize",
-    "loss.hint.temperature",
-    "loss.gradient_block",
-    "loss.kd.weight",
-    "loss.kd.temperature",
-)

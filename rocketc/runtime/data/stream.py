@@ -239,12 +239,9 @@ def _extra(data: TabularData) -> list[str]:
 def _open(data: TabularData):
     import pyarrow.dataset as ds
 
-    path = Path(data.path)
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such {data.source} file (relative paths start from the "
-            f"current directory: {path.resolve()})"
-        )
+    from rocketc.runtime.data.tabular import existing_file
+
+    path = existing_file(data)
     # Parquet: no pre-buffering (pyarrow would fetch the file's column chunks ahead, and hold
     # them: memory growing with the file instead of one row group)
     file_format: Any = ds.ParquetFileFormat(

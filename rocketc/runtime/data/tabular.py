@@ -126,15 +126,21 @@ def _columns_text(features: list) -> str:
     return "; ".join(parts)
 
 
-def _read(data: TabularData):
-    import pandas as pd
-
+def existing_file(data: TabularData) -> Path:
+    """The table's path, or a DataError saying where a relative path was looked for."""
     path = Path(data.path)
     if not path.is_file():
         raise DataError(
             f"{path}: no such {data.source} file (relative paths start from the "
-            f"current directory: {Path(path).resolve()})"
+            f"current directory: {path.resolve()})"
         )
+    return path
+
+
+def _read(data: TabularData):
+    import pandas as pd
+
+    path = existing_file(data)
     try:
         return pd.read_csv(path) if data.source == "csv" else pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
