@@ -177,22 +177,23 @@ def _check_input(item: Any, split_name: str, array: np.ndarray, n: int) -> list[
     return []
 
 
-def _check_target(spec: Spec, split_name: str, target: np.ndarray) -> list[str]:
+def bad_labels(spec: Spec, target: np.ndarray) -> np.ndarray:
+    """Rows whose label the loss cannot take: not 0/1 (binary), outside [0, num_classes)."""
     if spec.task == "binary":
-        bad = target[(target != 0) & (target != 1)]
-        if bad.size:
-            return [
-                f"{split_name}: binary labels must be 0 or 1; got {bad[0]:g} ({bad.size:,} rows)"
-            ]
+        return np.flatnonzero((target != 0) & (target != 1))
+    return np.flatnonzero((target < 0) | (target >= (spec.num_classes or 0)))
+
+
+def _check_target(spec: Spec, split_name: str, target: np.ndarray) -> list[str]:
+    bad = target[bad_labels(spec, target)]
+    if not bad.size:
         return []
-    classes = spec.num_classes or 0
-    bad = target[(target < 0) | (target >= classes)]
-    if bad.size:
-        return [
-            f"{split_name}: multiclass label {int(bad[0])} is out of [0, {classes}) "
-            f"({bad.size:,} rows); check num_classes"
-        ]
-    return []
+    if spec.task == "binary":
+        return [f"{split_name}: binary labels must be 0 or 1; got {bad[0]:g} ({bad.size:,} rows)"]
+    return [
+        f"{split_name}: multiclass label {int(bad[0])} is out of [0, {spec.num_classes or 0}) "
+        f"({bad.size:,} rows); check num_classes"
+    ]
 
 
 def _shape(shape: tuple[int, ...]) -> str:

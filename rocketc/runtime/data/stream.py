@@ -43,7 +43,7 @@ import numpy as np
 
 from rocketc.compiler.spec import Spec, TabularData
 from rocketc.errors import DataError
-from rocketc.runtime.data.base import Dataset, Split, make_target, with_notes
+from rocketc.runtime.data.base import Dataset, Split, bad_labels, make_target, with_notes
 from rocketc.runtime.data.encode import data_seed, split_sizes
 from rocketc.runtime.data.fields import raw_columns
 from rocketc.runtime.data.preprocess import Preprocessor, label_info
@@ -390,14 +390,13 @@ def _finite(frame, columns: list[str], offset: int, name: str) -> None:
 def _labels(spec: Spec, labels: np.ndarray, offset: int, name: str, column: str) -> None:
     """Every label is one the loss can take (0/1; a class in [0, num_classes)): checked on every
     row as it is read, as the in-memory path checks its whole splits before training."""
-    target = make_target(spec, labels)
-    if spec.task == "binary":
-        bad = np.flatnonzero((target != 0) & (target != 1))
-        rule = "binary labels must be 0 or 1"
-    else:
-        bad = np.flatnonzero((target < 0) | (target >= (spec.num_classes or 0)))
-        rule = f"multiclass labels are in [0, {spec.num_classes}); check num_classes"
+    bad = bad_labels(spec, make_target(spec, labels))
     if len(bad):
+        rule = (
+            "binary labels must be 0 or 1"
+            if spec.task == "binary"
+            else f"multiclass labels are in [0, {spec.num_classes}); check num_classes"
+        )
         row = int(bad[0])
         raise DataError(
             f"{name}, row {offset + row + 1}: {column}: {rule}; got {labels[row]!r} "
