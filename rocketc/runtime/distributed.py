@@ -188,6 +188,10 @@ def joined(device: str) -> Iterator[World]:
         ) from None
     try:
         yield world
+        # Every rank done with its last collective before any tears its connections down: a
+        # rank destroying the group while a peer's gloo threads still finish async work could
+        # abort that peer at exit ("terminate called without an active exception", seen once).
+        dist.barrier()
     except RocketcError as exc:
         raise on_rank(exc, world) from None
     except RuntimeError as exc:
