@@ -226,3 +226,33 @@ def test_a_recipe_in_bench_recipes_adds_a_paired_tuned_row(monkeypatch, tmp_path
     assert out["tuned"] == "bench/recipes/quickstart.yaml"
     assert "vs_light_alone" in out["summary"]["tuned"]
     assert "No tuned row" not in "\n".join(paper._case_table(out))
+
+
+# --- bench/pairs: other boosters for the reference light net -------------------------------
+def _light_path(data: dict) -> list[dict]:
+    """The layers the served light net runs (walked back from its head), role and tie dropped."""
+    layers = {layer["id"]: layer for layer in data["layers"]}
+    path, todo = {}, [data["heads"]["light"]]
+    while todo:
+        layer = layers.get(todo.pop())
+        if layer is None or layer["id"] in path:
+            continue  # an input
+        path[layer["id"]] = {k: v for k, v in layer.items() if k not in ("role", "tie")}
+        todo += layer["in"] if isinstance(layer["in"], list) else [layer["in"]]
+    return sorted(path.values(), key=lambda layer: layer["id"])
+
+
+@pytest.mark.parametrize("pair", sorted((ROOT / "bench" / "pairs").glob("*.yaml")), ids=str)
+def test_a_bench_pair_serves_the_reference_light_net_on_the_same_data(pair):
+    """The pairs screen pairs each booster with fashion_mnist_small's light-alone runs: only
+    valid if the pair's light net, data and training are that spec's (no_bn says it differs)."""
+    from rocketc.compiler import compile_file
+
+    base, other = compile_file(ROOT / "specs" / "fashion_mnist_small.yaml"), compile_file(pair)
+    assert other.spec.data == base.spec.data
+    assert other.spec.train == base.spec.train
+    same = _light_path(other.source.data) == _light_path(base.source.data)
+    assert same is (pair.stem != "fashion_no_bn")
+    if same:
+        assert other.param_counts()["light_net"] == base.param_counts()["light_net"]
+        assert other.param_counts()["booster_net"] != base.param_counts()["booster_net"]

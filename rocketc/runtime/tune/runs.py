@@ -107,21 +107,25 @@ def score(
     metric: str,
     batch_size: int,
     device: torch.device,
+    net: str = "light",
 ) -> float:
-    """The light net's `metric` on `split`, evaluated without running the booster."""
-    logits = gen.train.predict(model.light_net(), eval_loader(split, batch_size), device)
+    """The light (or booster) net's `metric` on `split`, evaluated without running the other."""
+    alone = model.light_net() if net == "light" else model.booster_net()
+    logits = gen.train.predict(alone, eval_loader(split, batch_size), device)
     return float(evaluate(task, logits.numpy(), split.target, split.group, split.weight)[metric])
 
 
-def score_on_test(gen: Generated, data: Dataset, run: RunOutcome, metric: str) -> float:
-    """The light net of `run`'s best epoch, scored on the test split."""
+def score_on_test(
+    gen: Generated, data: Dataset, run: RunOutcome, metric: str, net: str = "light"
+) -> float:
+    """The light net (or `net="booster"`) of `run`'s best epoch, scored on the test split."""
     settings = gen.train.Settings(seed=run.seed)
     device = gen.train.resolve_device(settings.device)
     model = gen.model.RocketNet().to(device)
     if run.state is not None:
         model.load_state_dict(run.state)
     return score(
-        gen.compiled.spec.task, gen, model, data.test, metric, settings.eval_batch_size, device
+        gen.compiled.spec.task, gen, model, data.test, metric, settings.eval_batch_size, device, net
     )
 
 
