@@ -30,7 +30,7 @@ EXPECTED = "about 1 min"
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ("quickstart", "fashion_mnist_cnn")
 TARGET = 1.03
-FULL = {"warmup": 10, "rounds": 12, "steps": 5, "batches": 20, "batch_size": None}
+FULL = {"warmup": 10, "rounds": 40, "steps": 5, "batches": 20, "batch_size": None}
 # The smoke run steps on 16-row batches: it checks the machinery, not the speed.
 QUICK = {"warmup": 2, "rounds": 2, "steps": 2, "batches": 4, "batch_size": 16}
 

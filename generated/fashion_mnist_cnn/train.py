@@ -5,6 +5,7 @@ checkpoints and export; `python train.py` runs a short smoke run on random data.
 """
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +83,11 @@ def train_one_epoch(
             light_logits, booster_logits = model(*inputs)
         # Losses in fp32 whatever the forward ran in.
         losses = compute_loss(light_logits.float(), booster_logits.float(), target, weights)
-        if not torch.isfinite(losses["total"]):
-            raise FloatingPointError(f"non-finite loss at step {step}: {losses['total'].item()}")
+        # Every term's value in one host sync (an `.item()` per term would be one each).
+        terms = torch.stack([v.detach() for v in losses.values()]).tolist()
+        values = dict(zip(losses, terms, strict=True))
+        if not math.isfinite(values["total"]):
+            raise FloatingPointError(f"non-finite loss at step {step}: {values['total']}")
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         if s.clip_grad_norm is not None:
@@ -91,8 +95,8 @@ def train_one_epoch(
         optimizer.step()
         n = len(target)
         count += n
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + v.item() * n
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v * n
         if on_step is not None:
             on_step(step, n)
     return {k: v / max(count, 1) for k, v in sums.items()}
