@@ -90,6 +90,17 @@ def test_the_verdict_is_a_paired_t_interval(study_dir):
     assert all(e == 1 for e in verdict.rocket_epochs + verdict.alone_epochs)
 
 
+def test_the_verdict_scores_the_booster_of_the_same_runs(study_dir):
+    """The booster's own test score, per seed, beside the light nets': the head start."""
+    verdict = study_dir[1].verdict
+    assert len(verdict.booster) == 2 and all(0 <= b <= 1 for b in verdict.booster)
+    assert verdict.booster != verdict.rocket  # the booster net, not the light net again
+    gap = statistics.fmean(verdict.booster) - statistics.fmean(verdict.alone)
+    assert f"({gap:+.4f}): the head start" in verdict.text
+    report = (study_dir[0] / "report.md").read_text()
+    assert f"| {verdict.booster[0]:.4f} |" in report
+
+
 def test_each_epoch_is_reported_for_pruning(study_dir):
     for trial in study_dir[1].study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         assert list(trial.intermediate_values) == [0]  # 1 seed x 1 epoch
@@ -253,6 +264,19 @@ def test_verdict_says_plainly_when_rocket_does_not_beat_light_alone():
     assert loss.text.startswith("rocket is worse") and "Train the light net alone." in loss.text
     diverged = verdict([float("nan"), 0.9], [0.9, 0.9])
     assert not diverged.beats and "Train the light net alone." in diverged.text
+    assert "booster" not in tie.text  # no booster scores: no head-start sentence
+
+
+def test_verdict_names_the_boosters_head_start_and_reads_old_verdicts():
+    tie = verdict([0.91, 0.89, 0.93, 0.88, 0.91], [0.90, 0.90, 0.91, 0.90, 0.90])
+    tie.booster = [0.92, 0.93, 0.92, 0.91, 0.92]
+    assert tie.text.endswith(
+        "Its booster scores 0.9200 on test against 0.9020 for light alone (+0.0180): "
+        "the head start the light net can learn from."
+    )
+    old = tie.to_json()
+    del old["booster"]  # verdict.json written before the booster was scored
+    assert Verdict.from_json(old).booster == []
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=8), st.floats(-1, 1))

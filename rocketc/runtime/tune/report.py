@@ -316,14 +316,17 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
         lines.append(f"No verdict: {why}")
     else:
         lines += [f"**{verdict.text}**", ""]
+        boosters = verdict.booster or ["-"] * len(verdict.seeds)
         lines += [
-            "| seed | light alone | best recipe | difference | best epochs (alone / recipe) |",
-            "|---:|---:|---:|---:|---|",
+            "| seed | light alone | best recipe | difference | its booster "
+            "| best epochs (alone / recipe) |",
+            "|---:|---:|---:|---:|---:|---|",
         ]
         for i, seed in enumerate(verdict.seeds):
+            booster = boosters[i] if isinstance(boosters[i], str) else f"{boosters[i]:.4f}"
             lines.append(
                 f"| {seed} | {verdict.alone[i]:.4f} | {verdict.rocket[i]:.4f} | "
-                f"{verdict.diffs[i]:+.4f} | {verdict.alone_epochs[i]} / "
+                f"{verdict.diffs[i]:+.4f} | {booster} | {verdict.alone_epochs[i]} / "
                 f"{verdict.rocket_epochs[i]} |"
             )
         mean, low, high = verdict.interval

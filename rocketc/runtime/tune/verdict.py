@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scipy import stats
@@ -31,6 +31,9 @@ class Verdict:
     alone: list[float]  # test metric of light-alone, per seed
     rocket_epochs: list[int]  # best validation epoch per seed (1-based)
     alone_epochs: list[int]
+    # test metric of the best recipe's booster at the same epoch, per seed: how far ahead of
+    # light alone the net the light net imitates is (empty in verdicts from before it was kept)
+    booster: list[float] = field(default_factory=list)
 
     @property
     def diffs(self) -> list[float]:
@@ -60,12 +63,26 @@ class Verdict:
                 "seeds. Train the light net alone."
             )
         if self.beats:
-            return f"rocket beats light-alone: {what}. Train with best.yaml."
+            return f"rocket beats light-alone: {what}. Train with best.yaml.{self._headroom}"
         if math.isfinite(high) and high < 0:
-            return f"rocket is worse than light-alone: {what}. Train the light net alone."
+            return (
+                f"rocket is worse than light-alone: {what}. Train the light net alone."
+                f"{self._headroom}"
+            )
         return (
             f"no evidence that rocket beats light-alone: {what}, an interval that includes 0. "
-            "Train the light net alone."
+            f"Train the light net alone.{self._headroom}"
+        )
+
+    @property
+    def _headroom(self) -> str:
+        """How far the booster itself is ahead of light alone: what the light net can learn."""
+        if len(self.booster) != len(self.alone) or not all(map(math.isfinite, self.booster)):
+            return ""
+        booster, alone = statistics.fmean(self.booster), statistics.fmean(self.alone)
+        return (
+            f" Its booster scores {booster:.4f} on test against {alone:.4f} for light alone "
+            f"({booster - alone:+.4f}): the head start the light net can learn from."
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,7 +93,7 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -114,7 +131,11 @@ def run_verdict(
             except Diverged:
                 values.append(float("nan"))
                 epochs.append(0)
+                if gen is rocket:
+                    out.booster.append(float("nan"))
                 continue
             values.append(score_on_test(gen, data, run, metric))
             epochs.append(run.best_epoch)
+            if gen is rocket:
+                out.booster.append(score_on_test(gen, data, run, metric, net="booster"))
     return out
