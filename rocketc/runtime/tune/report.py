@@ -316,14 +316,13 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
         lines.append(f"No verdict: {why}")
     else:
         lines += [f"**{verdict.text}**", ""]
-        boosters = verdict.booster or ["-"] * len(verdict.seeds)
         lines += [
             "| seed | light alone | best recipe | difference | its booster "
             "| best epochs (alone / recipe) |",
             "|---:|---:|---:|---:|---:|---|",
         ]
         for i, seed in enumerate(verdict.seeds):
-            booster = boosters[i] if isinstance(boosters[i], str) else f"{boosters[i]:.4f}"
+            booster = f"{verdict.booster[i]:.4f}" if verdict.booster else "-"  # older verdicts
             lines.append(
                 f"| {seed} | {verdict.alone[i]:.4f} | {verdict.rocket[i]:.4f} | "
                 f"{verdict.diffs[i]:+.4f} | {booster} | {verdict.alone_epochs[i]} / "
