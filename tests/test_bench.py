@@ -255,4 +255,63 @@ def test_a_bench_pair_serves_the_reference_light_net_on_the_same_data(pair):
     assert same is (pair.stem != "fashion_no_bn")
     if same:
         assert other.param_counts()["light_net"] == base.param_counts()["light_net"]
-        assert other.param_counts()["booster_net"] != base.param_counts()["booster_net"]
+        # a different booster, or the same one sharing differently (fashion_separate: nothing)
+        mine, theirs = other.param_counts(), base.param_counts()
+        assert (mine["booster_net"], mine["shared"]) != (theirs["booster_net"], theirs["shared"])
+
+
+# --- screen: summaries and targets from raw runs --------------------------------------------
+def _screen_runs(candidate: str, tests: list[float], booster: float | None = None) -> list[dict]:
+    return [
+        {
+            "candidate": candidate,
+            "seed": seed,
+            "epochs": 4,
+            "val": test,
+            "val_per_epoch": [test],
+            "best_epoch": 4,
+            "test": test,
+            "booster_test": booster,
+            "seconds": 1.0,
+        }
+        for seed, test in enumerate(tests, start=1)
+    ]
+
+
+def test_screen_seed_lists_collapse_runs_of_consecutive_seeds():
+    from bench.screen import _seed_list
+
+    assert _seed_list(list(range(1, 21))) == "1-20"
+    assert _seed_list([1, 3, 4, 5, 9, 10]) == "1,3-5,9-10"
+    assert _seed_list([7]) == "7"
+
+
+def test_screen_power_target_says_when_one_point_lies_above_the_interval():
+    """The many-seed screen sizes the spec's gain: a small, steady gain is reported as such and
+    misses the +1 point bar with 1 point outside its interval; a large one meets it."""
+    from bench.screen import render, targets
+
+    alone = [0.870, 0.875, 0.872, 0.868, 0.874, 0.871]
+
+    def results(gains: list[float]) -> dict:
+        hint = [a + g for a, g in zip(alone, gains, strict=True)]
+        runs = _screen_runs("alone", alone) + _screen_runs("hint_0.3", hint, booster=0.89)
+        screen = {
+            "key": "fashion_power",
+            "spec": "fashion_mnist_small",
+            "sets": {},
+            "metric": "accuracy",
+            "description": "fashion-mnist: tiny",
+            "runs": runs,
+        }
+        return {"screens": [screen]}
+
+    small = results([0.001, 0.002, 0.0015, 0.001, 0.002, 0.0012])
+    power = next(t for t in targets(small) if "many seeds" in t["target"])
+    assert power["met"] is False
+    assert power["measured"].endswith("over 6 seeds: 1 point lies above its interval")
+    assert "| 1-6 |" in render(small) and "0.8900" in render(small)
+
+    large = results([0.012, 0.011, 0.013, 0.012, 0.014, 0.011])
+    power = next(t for t in targets(large) if "many seeds" in t["target"])
+    assert power["met"] is True and "lies above" not in power["measured"]
