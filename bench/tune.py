@@ -122,6 +122,13 @@ def _boosters(verdict: dict[str, Any]) -> list[str]:
     return ["-" if b is None else f"{b:.4f}" for b in scores]
 
 
+def _verdict_text(verdict: dict[str, Any]) -> str:
+    """The verdict as `rocketc tune` words it today, from the stored per-seed scores."""
+    from rocketc.runtime.tune.verdict import Verdict
+
+    return Verdict.from_json(verdict).text
+
+
 def _points(x: float) -> str:
     return f"{x * 100:+.2f}"
 
@@ -147,7 +154,7 @@ def render(results: dict[str, Any]) -> str:
             low, high = verdict["ci95"]
             lines += [
                 f"**Verdict on the test split** ({len(verdict['seeds'])} paired seeds the search "
-                f"never used): {verdict['text']}",
+                f"never used): {_verdict_text(verdict)}",
                 "",
                 "| seed | light alone | best recipe | difference | its booster |",
                 "|---:|---:|---:|---:|---:|",

@@ -71,7 +71,26 @@ class Verdict:
             )
         return (
             f"no evidence that rocket beats light-alone: {what}, an interval that includes 0. "
-            f"Train the light net alone.{self._headroom}"
+            f"Train the light net alone.{self._resolution}{self._headroom}"
+        )
+
+    @property
+    def _resolution(self) -> str:
+        """For a gain too small for these seeds to show: how many paired seeds would show it,
+        if it were real (the seed-to-seed spread of the differences as measured here)."""
+        mean = statistics.fmean(self.diffs)
+        spread = statistics.stdev(self.diffs) if len(self.diffs) > 1 else 0.0
+        if not mean > 0 or not spread > 0:
+            return ""
+        needed = seeds_to_resolve(mean, spread)
+        if needed is None:
+            return (
+                f" A gain of {mean:+.4f} against a seed-to-seed spread of {spread:.4f} would "
+                f"take more than {MAX_SEEDS} paired seeds to show: far below the noise."
+            )
+        return (
+            f" If the gain of {mean:+.4f} is real, about {needed} paired seeds would show it "
+            f"(--verdict-seeds {needed}); {len(self.diffs)} cannot."
         )
 
     @property
@@ -94,6 +113,18 @@ class Verdict:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+MAX_SEEDS = 100  # past this many paired seeds, a gain is lost in the noise
+
+
+def seeds_to_resolve(mean: float, spread: float, level: float = 0.95) -> int | None:
+    """The fewest paired seeds whose `level` t-interval around `mean`, with differences
+    spread as `spread` (their standard deviation), lies wholly above 0; None past MAX_SEEDS."""
+    for n in range(2, MAX_SEEDS + 1):
+        if float(stats.t.ppf(0.5 + level / 2, n - 1)) * spread / math.sqrt(n) < mean:
+            return n
+    return None
 
 
 def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
