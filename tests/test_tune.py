@@ -139,6 +139,23 @@ def test_resume_adds_trials_to_the_same_study(study_dir, tmp_path_factory):
     assert len(again.study.trials) == 3
 
 
+def test_resume_with_more_verdict_seeds_keeps_the_verdict_seeds_already_run(
+    study_dir, tmp_path_factory
+):
+    """The verdict's advice, followed: the same study with --verdict-seeds 3 keeps seeds 1-2 of
+    the 2-seed verdict (their scores to the digit) and adds seed 3."""
+    out, first = study_dir
+    copy = tmp_path_factory.mktemp("more_verdict_seeds")
+    (copy / "study.db").write_bytes((out / "study.db").read_bytes())
+    result = tune(quickstart(), copy, options(verdict_seeds=3), QUIET)
+    verdict = result.verdict
+    assert verdict.seeds == [1, 2, 3]
+    assert verdict.rocket[:2] == first.verdict.rocket
+    assert verdict.alone[:2] == first.verdict.alone
+    assert verdict.booster[:2] == first.verdict.booster
+    assert len(verdict.rocket) == len(verdict.alone) == len(verdict.booster) == 3
+
+
 def test_resume_refuses_other_settings(study_dir, tmp_path_factory):
     out, _ = study_dir
     copy = tmp_path_factory.mktemp("resume_other")
@@ -301,6 +318,41 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_show_its_gain():
     # a loss, or no spread at all: nothing to resolve
     worse = verdict([0.89, 0.91, 0.88, 0.90, 0.89], [0.90] * 5)
     assert "paired seeds would" not in worse.text
+
+
+def test_more_verdict_seeds_train_only_the_seeds_not_run_yet(monkeypatch):
+    """Following the verdict's advice (--verdict-seeds N on the same study) keeps the seeds the
+    earlier verdict ran, and trains both arms for the new ones only."""
+    from rocketc.runtime.tune import verdict as verdict_module
+    from rocketc.runtime.tune.runs import RunOutcome
+
+    trained = []
+
+    def fake_train(gen, data, seed, metric, keep_best=False):
+        trained.append((gen, seed))
+        return RunOutcome(seed, [0.5], 1)
+
+    def fake_score(gen, data, run, metric, net="light"):
+        return {"rocket": 0.91, "alone": 0.90}[gen] + (0.05 if net == "booster" else 0.0)
+
+    monkeypatch.setattr(verdict_module, "train_once", fake_train)
+    monkeypatch.setattr(verdict_module, "score_on_test", fake_score)
+    earlier = Verdict("accuracy", 3, [2, 3], [0.80, 0.81], [0.79, 0.80], [4, 4], [3, 4])
+    earlier.booster = [0.85, 0.86]
+    lines = []
+    out = verdict_module.run_verdict(
+        3, "rocket", "alone", None, [2, 3, 4], "accuracy", progress=lines.append, earlier=earlier
+    )
+    assert trained == [("rocket", 4), ("alone", 4)]
+    assert out.seeds == [2, 3, 4]
+    assert out.rocket == [0.80, 0.81, 0.91] and out.alone == [0.79, 0.80, 0.90]
+    assert out.rocket_epochs == [4, 4, 1] and out.alone_epochs == [3, 4, 1]
+    assert out.booster == pytest.approx([0.85, 0.86, 0.96])
+    assert "verdict: seed 2 kept from the earlier verdict" in lines
+    # another trial's verdict is not reused
+    trained.clear()
+    verdict_module.run_verdict(5, "rocket", "alone", None, [2], "accuracy", earlier=earlier)
+    assert trained == [("rocket", 2), ("alone", 2)]
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=8), st.floats(-1, 1))

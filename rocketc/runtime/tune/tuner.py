@@ -272,13 +272,14 @@ class Tuner:
         if best is None or not self.verdict_seeds:
             return None
         cached = self.study.user_attrs.get("verdict")
+        earlier = None if cached is None else Verdict.from_json(cached)
         if (
-            cached is not None
-            and cached["trial"] == best.number
-            and cached["seeds"] == self.verdict_seeds
-            and cached["metric"] == self.metric
+            earlier is not None
+            and earlier.trial == best.number
+            and earlier.seeds == self.verdict_seeds
+            and earlier.metric == self.metric
         ):
-            return Verdict.from_json(cached)
+            return earlier
         self.console.print(
             f"verdict: trial {best.number} against light alone on the test split, paired seeds "
             f"{self.verdict_seeds}"
@@ -292,6 +293,7 @@ class Tuner:
             self.verdict_seeds,
             self.metric,
             progress=lambda text: self.console.print(f"  {text}"),
+            earlier=earlier,  # more verdict seeds asked for: the seeds already run are kept
         )
         self.study.set_user_attr("verdict", verdict.to_json())
         return verdict

@@ -147,10 +147,40 @@ def run_verdict(
     seeds: list[int],
     metric: str,
     progress: Callable[[str], None] | None = None,
+    earlier: Verdict | None = None,
 ) -> Verdict:
-    """Train both arms with every seed; score each best-epoch light net on the test split."""
+    """Train both arms with every seed; score each best-epoch light net on the test split.
+
+    `earlier`: a verdict on the same trial and metric (one asked for with fewer seeds): the
+    seeds it holds are taken from it, not trained again.
+    """
     out = Verdict(metric, trial, list(seeds), [], [], [], [])
+    kept = {}
+    if earlier is not None and earlier.trial == trial and earlier.metric == metric:
+        boosters = earlier.booster or [float("nan")] * len(earlier.seeds)
+        kept = {
+            seed: row
+            for seed, *row in zip(
+                earlier.seeds,
+                earlier.rocket,
+                earlier.alone,
+                earlier.rocket_epochs,
+                earlier.alone_epochs,
+                boosters,
+                strict=True,
+            )
+        }
     for seed in seeds:
+        if seed in kept:
+            if progress is not None:
+                progress(f"verdict: seed {seed} kept from the earlier verdict")
+            rocket_score, alone_score, rocket_epoch, alone_epoch, booster = kept[seed]
+            out.rocket.append(rocket_score)
+            out.alone.append(alone_score)
+            out.rocket_epochs.append(rocket_epoch)
+            out.alone_epochs.append(alone_epoch)
+            out.booster.append(booster)
+            continue
         for gen, values, epochs, arm in (
             (rocket, out.rocket, out.rocket_epochs, "best recipe"),
             (alone, out.alone, out.alone_epochs, "light alone"),
