@@ -90,7 +90,7 @@ class Verdict:
             )
         return (
             f" If the gain of {mean:+.4f} is real, about {needed} paired seeds would show it "
-            f"(--verdict-seeds {needed}); {len(self.diffs)} cannot."
+            f"4 times in 5 (--verdict-seeds {needed}); {len(self.diffs)} cannot."
         )
 
     @property
@@ -118,11 +118,16 @@ class Verdict:
 MAX_SEEDS = 100  # past this many paired seeds, a gain is lost in the noise
 
 
-def seeds_to_resolve(mean: float, spread: float, level: float = 0.95) -> int | None:
-    """The fewest paired seeds whose `level` t-interval around `mean`, with differences
-    spread as `spread` (their standard deviation), lies wholly above 0; None past MAX_SEEDS."""
+def seeds_to_resolve(
+    mean: float, spread: float, level: float = 0.95, power: float = 0.8
+) -> int | None:
+    """The fewest paired seeds that show a true gain of `mean` (differences spread as
+    `spread`, their standard deviation) with probability `power`: a paired t-test at `level`
+    whose interval then lies wholly above 0. None past MAX_SEEDS."""
     for n in range(2, MAX_SEEDS + 1):
-        if float(stats.t.ppf(0.5 + level / 2, n - 1)) * spread / math.sqrt(n) < mean:
+        t_level = float(stats.t.ppf(0.5 + level / 2, n - 1))
+        t_power = float(stats.t.ppf(power, n - 1))
+        if (t_level + t_power) * spread / math.sqrt(n) < mean:
             return n
     return None
 
