@@ -19,11 +19,11 @@ Every candidate trains with the same seeds as light alone, through `rocketc tune
   where light alone plateaus from about epoch 12: the spec's hint, the paper's block, online KD.
 - fashion_power: how large is the spec's gain at the reference budget, really? Light alone
   and the spec's hint (0.3 on logits, no gradient block) over 20 paired seeds, enough to tell
-  a gain of 1 point from one of a few tenths (three or five seeds cannot: light alone alone
+  a gain of 1 point from one of a few tenths (three or five seeds cannot: light alone
   varies by about a point from seed to seed).
 - fashion_budget: does the gain grow with training? The same pair on the same 20,000 rows for
-  20 epochs (light alone's validation accuracy has flattened by then), beside the 4 and 10 epoch
-  rows above: light alone and the spec's hint, 5 paired seeds.
+  20 epochs (light alone's validation accuracy flattens from about epoch 13), beside the 4 and 10
+  epoch rows above: light alone and the spec's hint, 5 paired seeds.
 - fashion_batch: the issue names no batch size for its reference; the spec uses 128. Light
   alone and the spec's hint at 4 epochs with batches of 64 and 32 (2x and 4x the steps),
   3 paired seeds each: does a noisier, longer optimisation change the answer?
