@@ -204,6 +204,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     is nowhere worse than light alone beyond its interval (no study's interval wholly below 0)."""
     target = "tuned rocket ≥ light alone + 1 point on Fashion-MNIST (test, paired seeds)"
     out = [{"target": target, "measured": "no Fashion-MNIST study in this run", "met": None}]
+    # The same bar where light alone has stopped learning: the reference rows for 20 epochs.
+    converged = f"{target[:-1]}, 20 epochs on the same rows)"
     judged = []
     for study in results["studies"]:
         verdict = study["tune"].get("verdict")
@@ -211,12 +213,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         low, high = verdict["ci95"]
         judged.append((study["key"], verdict["mean_diff"], high))
+        measured = (
+            f"{_points(verdict['mean_diff'])} points [{_points(low)}, {_points(high)}] over "
+            f"{len(verdict['seeds'])} seeds"
+        )
         if study["key"] == "fashion_mnist":
-            measured = (
-                f"{_points(verdict['mean_diff'])} points [{_points(low)}, {_points(high)}] over "
-                f"{len(verdict['seeds'])} seeds"
-            )
             out[0] = {"target": target, "measured": measured, "met": verdict["mean_diff"] >= 0.01}
+        elif study["key"] == "fashion_converged":
+            out.append(
+                {"target": converged, "measured": measured, "met": verdict["mean_diff"] >= 0.01}
+            )
     if judged:
         measured = ", ".join(
             f"{key} {_points(mean)} (upper {_points(high)})" for key, mean, high in judged
