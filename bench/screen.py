@@ -566,7 +566,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
     ]
     for key, budget in (
-        ("fashion_power", "4 epochs, sized over many seeds"),
+        ("fashion_power", "4 epochs, batches of 128, sized over many seeds"),
         ("fashion_budget", "20 epochs on the same rows: light alone has flattened"),
     ):
         screen = next((s for s in results["screens"] if s["key"] == key), None)
