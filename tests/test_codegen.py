@@ -188,3 +188,42 @@ def test_train_script_settings_follow_the_spec(compile_spec_text, load_model):
     assert (settings.epochs, settings.batch_size, settings.clip_grad_norm) == (3, 7, 2.5)
     assert (settings.optimizer, settings.lr, settings.nesterov) == ("sgd", 0.05, True)
     assert (settings.schedule, settings.milestones, settings.gamma) == ("step", (1, 2), 0.5)
+
+
+# --- the compiled-template cache -------------------------------------------------------------
+def test_cached_templates_render_byte_for_byte_what_fresh_ones_do(repo_root, tmp_path, monkeypatch):
+    """Templates loaded from jinja2's bytecode cache give the same files as templates parsed
+    from source, on the first run (cache written) and the next (cache read)."""
+    from rocketc.backends import templating
+    from rocketc.compiler import compile_file
+
+    compiled = compile_file(repo_root / "specs" / "fashion_mnist_small.yaml")
+    monkeypatch.setattr(templating, "bytecode_cache", lambda: None)
+    environment.cache_clear()
+    fresh = render(compiled)
+    monkeypatch.setattr(
+        templating, "bytecode_cache", lambda: templating._QuietBytecodeCache(str(tmp_path))
+    )
+    try:
+        for _ in range(2):  # writes the cache, then reads it
+            environment.cache_clear()
+            assert render(compiled) == fresh
+        assert list(tmp_path.glob("__jinja2_*.cache"))
+    finally:
+        environment.cache_clear()
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_speed_up(repo_root, tmp_path, monkeypatch):
+    from rocketc.backends import templating
+    from rocketc.compiler import compile_file
+
+    compiled = compile_file(repo_root / "specs" / "quickstart.yaml")
+    missing = str(tmp_path / "missing")
+    monkeypatch.setattr(
+        templating, "bytecode_cache", lambda: templating._QuietBytecodeCache(missing)
+    )
+    environment.cache_clear()
+    try:
+        assert "class LightNet" in render(compiled)["model.py"]
+    finally:
+        environment.cache_clear()
