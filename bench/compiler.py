@@ -4,10 +4,10 @@ Each command runs as a fresh subprocess (the console script, as a user types it)
 interleaved rounds; the table shows the median and range per command next to a bare
 `python -c pass`, the interpreter's own floor, and a bare import of the libraries `check` stands
 on (typer, pydantic, networkx, ruamel.yaml: the stack the project chose), their floor. For the
-slowest `check` and `compile`, a
-`python -X importtime` run splits import time by top-level package (with the module that first
-imports it: that is where a lazy import would go), and a cProfile run splits the rest (the
-`ruff format` subprocess of code generation, the compiler's own work). Full run: about 2 minutes.
+slowest `check` and `compile`, a `python -X importtime` run splits import time by top-level
+package (with the module that first imports it: that is where a lazy import would go), and a
+cProfile run splits the rest (the `ruff format` subprocess of code generation, the compiler's own
+work). Full run: about 2 minutes.
 """
 
 from __future__ import annotations
