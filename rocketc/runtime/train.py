@@ -253,7 +253,8 @@ class TrainRecipe:
             raise _EarlyStop
         if self.world.distributed:
             distributed.begin_epoch(self.world, self.sampler, self.settings.seed, epoch + 1)
-        self.progress.start(epoch + 2)
+        if epoch + 1 < self.settings.epochs:
+            self.progress.start(epoch + 2)
 
     def _distribute(self) -> torch.nn.Module:
         """One process: the model. Several: prove the gradient block through DDP, then wrap."""
@@ -387,7 +388,9 @@ class _Progress:
 
     def start(self, epoch: int) -> None:
         self.started, self.seen = time.perf_counter(), 0
-        self.bar.reset(self.task, total=self.steps, epoch=f"{epoch}/{self.epochs}")
+        # rich's reset replaces the task's fields with those passed: pass every one the columns
+        # read, or the next redraw fails on the missing one.
+        self.bar.reset(self.task, total=self.steps, epoch=f"{epoch}/{self.epochs}", rate="")
 
     def step(self, step: int, n: int) -> None:
         self.seen += n
