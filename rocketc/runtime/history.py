@@ -76,8 +76,17 @@ def plot(path: Path, task: str, history: list[dict[str, Any]], selected_epoch: i
     """Validation metric of both nets and training loss by term, per epoch."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # before pyplot: a file, never a window
     import matplotlib.pyplot as plt
+
+    fig = _figure(task, history, selected_epoch)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _figure(task: str, history: list[dict[str, Any]], selected_epoch: int):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     metric = headline(task, grouped=bool(history) and "gauc" in history[0]["val"]["light"])
     epochs = [r["epoch"] for r in history]
@@ -91,6 +100,7 @@ def plot(path: Path, task: str, history: list[dict[str, Any]], selected_epoch: i
         right.plot(epochs, [r["train_loss"][term] for r in history], label=term)
     right.set(xlabel="epoch", ylabel="train loss", title="training loss by term", yscale="log")
     right.legend()
+    for ax in (left, right):  # epochs are whole numbers: no tick at epoch 1.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
