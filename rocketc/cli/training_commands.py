@@ -49,10 +49,35 @@ def init(
     list_delimiter: Annotated[
         str, typer.Option(help="What separates the values of a list held as text.")
     ] = "|",
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option("--categorical", help="Make COL categorical (repeat, or COL1,COL2)."),
+    ] = None,
+    dense: Annotated[
+        list[str] | None, typer.Option("--dense", help="Make COL a dense number (repeatable).")
+    ] = None,
+    ignore: Annotated[
+        list[str] | None, typer.Option("--ignore", help="Leave COL out (repeatable).")
+    ] = None,
+    as_list: Annotated[
+        list[str] | None,
+        typer.Option("--list", help="Make COL a list of values (repeatable)."),
+    ] = None,
 ) -> None:
     """Write a first spec for a table: decide each column (printed with its reason), size the
-    vocabularies, embed the fields once for both nets, and add a light tower and a booster."""
+    vocabularies, embed the fields once for both nets, and add a light tower and a booster.
+    --categorical/--dense/--ignore/--list override the decision for the columns they name."""
     from rocketc.runtime.init import init_spec
+
+    overrides = {
+        role: [c.strip() for given in names or () for c in given.split(",") if c.strip()]
+        for role, names in (
+            ("categorical", categorical),
+            ("dense", dense),
+            ("ignore", ignore),
+            ("list", as_list),
+        )
+    }
 
     if out.exists() and not (dry_run or force):
         _fail(RocketcError(f"{out}: exists; pass --force to overwrite it, or another -o"))
@@ -67,6 +92,7 @@ def init(
             sample_rows=sample_rows,
             dim=dim,
             delimiter=list_delimiter,
+            overrides=overrides,
         )
     except RocketcError as exc:
         _fail(exc)

@@ -11,9 +11,11 @@ compiled before it is returned, so what `init` writes always passes `rocketc che
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +23,13 @@ import numpy as np
 
 from rocketc.backends.templating import environment
 from rocketc.compiler import compile_text
-from rocketc.errors import DataError, RocketcError
+from rocketc.errors import DataError, Diagnostic, RocketcError
 from rocketc.runtime.init.columns import (
     CATEGORICAL_MAX,
+    OVERRIDES,
     Column,
     decide,
+    forced,
     split_text,
     token_text,
     usable_name,
@@ -59,8 +63,13 @@ def init_spec(
     sample_rows: int = SAMPLE_ROWS,
     dim: int = 16,
     delimiter: str = "|",
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> InitResult:
-    """Decide every column of `data` and write the spec's text (not the file)."""
+    """Decide every column of `data` and write the spec's text (not the file).
+
+    `overrides` maps a role of OVERRIDES to the columns the user forced into it (`--dense
+    price`): those columns skip the automatic decision.
+    """
     path = Path(data)
     source = _source(path)
     frame, total = _sample(path, source, sample_rows)
@@ -70,6 +79,7 @@ def init_spec(
         raise DataError(
             f"{path}: no column for {', '.join(absent)}; its columns: {list(frame.columns)}"
         )
+    said = _overrides(path, overrides or {}, list(map(str, frame.columns)), label, weight)
     task, classes = _label_task(frame[label], path)
     if weight is not None:
         _check_weight(frame[weight], path)
@@ -82,7 +92,10 @@ def init_spec(
             role = "label" if column == label else "weight"
             columns.append(Column(str(column), role, f"--{role}"))
             continue
-        decided = decide(frame[column], delimiter)
+        if column in said:
+            decided = _forced(path, frame[column], said[column], delimiter)
+        else:
+            decided = decide(frame[column], delimiter)
         if decided.feature and (why := usable_name(str(column))):
             decided = Column(str(column), "ignore", why)
         if column == group:
@@ -92,12 +105,45 @@ def init_spec(
         total = _count_whole_file(path, source, columns, delimiter)
     if not any(c.feature for c in columns):
         raise DataError(f"{path}: no column can feed the model; see the reasons above")
-    text = _render(path, source, frame, total, columns, task, classes, named, name, out, dim)
+    text = _render(path, source, frame, total, columns, task, classes, named, name, out, dim, said)
     try:
         compile_text(text, str(out))
     except RocketcError as exc:  # a bug in init, never the user's table
         raise RocketcError(f"internal error: rocketc init wrote a spec that fails: {exc}") from exc
     return InitResult(text, columns, len(frame), total)
+
+
+def _overrides(
+    path: Path, overrides: Mapping[str, Sequence[str]], have: list[str], label: str, weight
+) -> dict[str, str]:
+    """column -> the role the user forced, in the order given; every mistake in one error."""
+    said: dict[str, str] = {}
+    problems = []
+    for role, names in overrides.items():
+        if role not in OVERRIDES:
+            raise ValueError(f"no override --{role}")  # a caller's bug, not the user's
+        for column in names:
+            if column not in have:
+                close = difflib.get_close_matches(column, have, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; its columns: {have}"
+                problems.append(f"--{role} {column}: no such column{hint}")
+            elif column in (label, weight):
+                what = "label" if column == label else "weight"
+                problems.append(f"--{role} {column}: that is the --{what} column")
+            elif said.get(column, role) != role:
+                problems.append(f"--{role} {column}: also given as --{said[column]}; pick one")
+            else:
+                said[column] = role
+    if problems:
+        raise DataError([Diagnostic(p, str(path)) for p in problems])
+    return said
+
+
+def _forced(path: Path, series, role: str, delimiter: str) -> Column:
+    try:
+        return forced(series, role, delimiter)
+    except DataError as exc:
+        raise DataError([Diagnostic(exc.diagnostics[0].message, str(path))]) from None
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -204,7 +250,7 @@ def _check_weight(series, path: Path) -> None:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _render(path, source, frame, total, columns, task, classes, named, name, out, dim) -> str:
+def _render(path, source, frame, total, columns, task, classes, named, name, out, dim, said):
     features = [c for c in columns if c.feature]
     ids = [c for c in features if c.role != "dense"]
     dense = [c for c in features if c.role == "dense"]
@@ -276,7 +322,7 @@ def _render(path, source, frame, total, columns, task, classes, named, name, out
     view = {
         "name": name or _identifier(path.stem),
         "file": path.name,
-        "command": _command(path, named, name, out),
+        "command": _command(path, named, name, out, said),
         "rows_read": f"the first {rows:,} rows" if rows != total else f"all {rows:,} rows",
         "sizing": (
             "vocabularies counted over them"
@@ -357,8 +403,14 @@ def _delimiter(columns: list[Column]) -> str | None:
     return next((c.delimiter for c in columns if c.role == "list" and c.delimiter), None)
 
 
-def _command(path: Path, named: dict, name: str | None, out) -> str:
+def _command(path: Path, named: dict, name: str | None, out, said: dict[str, str]) -> str:
     flags = " ".join(f"--{k} {v}" for k, v in {**named, "name": name}.items() if v is not None)
+    by_role: dict[str, list[str]] = {}
+    for column, role in said.items():
+        by_role.setdefault(role, []).append(column)
+    flags += "".join(
+        f" --{role} {','.join(by_role[role])}" for role in OVERRIDES if role in by_role
+    )
     words = f"rocketc init --data {path} {flags} -o {out}"
     return " \\\n#     ".join(textwrap.wrap(words, 90, break_on_hyphens=False))
 

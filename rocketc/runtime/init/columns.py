@@ -10,7 +10,8 @@ reason says why and what would change it). The rules, in order:
 3. a timestamp: ignore (use it as `data.split_by`);
 4. whole numbers: every value distinct -> ignore (a row key); an id-like name (`user_id`,
    `itemId`) -> hashed; at most NUMBER_CODES distinct values -> categorical (codes such as an
-   hour or a region number, not quantities); else dense;
+   hour or a region number, not quantities); a code-like name (`industry_code`, `job_type`,
+   `code`) with at most NAMED_CODES distinct values -> categorical, more -> hashed; else dense;
 5. other numbers: dense, unless some are missing (dense inputs take none): then categorical with
    few distinct values, else ignore;
 6. text: every value distinct -> ignore (a row key); an id-like name -> hashed; up to
@@ -18,6 +19,10 @@ reason says why and what would change it). The rules, in order:
 
 A column whose name is not a Python identifier (or is reserved in generated code) cannot name a
 spec input and is ignored, saying so.
+
+`forced` is the decision the user asked for on the command line (`--categorical`, `--dense`,
+`--ignore`, `--list`): its reason says "you said so", and a kind the column cannot take (text as
+a number, numbers as a list) is an error naming the column.
 """
 
 from __future__ import annotations
@@ -30,13 +35,21 @@ import numpy as np
 
 from rocketc.compiler.ops.base import RESERVED
 from rocketc.compiler.ops.sparse import MODULEDICT_ATTRS
+from rocketc.errors import DataError
 
 CATEGORICAL_MAX = 10_000  # distinct text values embedded through a vocabulary; more are hashed
 NUMBER_CODES = 50  # whole-number columns with at most this many values are codes, not amounts
 ROW_KEY_MIN = 100  # a column of all-distinct values is a row key only with this many rows
 LIST_SHARE = 0.1  # text is a list when at least this share of its cells holds the delimiter
 MAX_LEN_CAP = 64  # longest list kept per row
+NAMED_CODES = 1_000  # whole numbers named like codes are categorical up to this many values
 _ID_NAME = re.compile(r"(^|_)ids?$|[a-z0-9]Ids?$|ID$|(^|_)(key|uuid|hash)$", re.IGNORECASE)
+# Names of whole-number columns that hold codes, not amounts: `industry_code`, `job_type`,
+# `naics_cd`, `zip`, `occupationCode`, `code`.
+_CODE_NAME = re.compile(
+    r"(?i:(^|_)(code|cd|type|kind|class|category|cat|status|zip|zipcode|postcode)s?$)"
+    r"|[a-z0-9](Code|Type|Kind|Class|Category|Status)s?$"
+)
 
 
 @dataclass
@@ -61,6 +74,58 @@ def usable_name(name: str) -> str | None:
     if keyword.iskeyword(name) or name in RESERVED or name in MODULEDICT_ATTRS:
         return "a name reserved in generated Python; rename the column to use it"
     return None
+
+
+OVERRIDES = ("categorical", "dense", "ignore", "list")  # the roles a user may force
+
+
+def forced(series, role: str, delimiter: str) -> Column:
+    """The decision the user asked for (`role`, one of OVERRIDES) on one sampled column."""
+    import pandas as pd
+
+    name, said = str(series.name), f"you said so (--{role})"
+    present = series.dropna()
+    missing = len(series) - len(present)
+    gaps = f", {missing:,} missing (id 0)" if missing else ""
+    if role == "ignore":
+        return Column(name, "ignore", said)
+    if role == "list":
+        if len(present) and not all(isinstance(v, (str, list, tuple, np.ndarray)) for v in present):
+            raise DataError(
+                f"--list {name}: the column holds {series.dtype} values; a list is text split "
+                f"at {delimiter!r} or a Parquet list column"
+            )
+        lists = [split_text(v, delimiter) if isinstance(v, str) else _items(v) for v in present]
+        values = {token_text(v) for row in lists for v in row}
+        longest = max(map(len, lists), default=1)
+        text = any(isinstance(v, str) for v in present)
+        return Column(
+            name,
+            "list",
+            f"{said}: {len(values):,} distinct values, up to {longest} per row",
+            distinct=len(values),
+            max_len=min(max(longest, 1), MAX_LEN_CAP),
+            delimiter=delimiter if text else None,
+        )
+    if len(present) and isinstance(present.iloc[0], (list, tuple, np.ndarray)):
+        raise DataError(f"--{role} {name}: the column holds lists; name it with --list")
+    if role == "dense":
+        if not pd.api.types.is_numeric_dtype(series):
+            example = present.iloc[0] if len(present) else None
+            raise DataError(
+                f"--dense {name}: the column holds {series.dtype} values like {example!r}; a "
+                "dense input takes numbers"
+            )
+        return Column(name, "dense", said, int(present.nunique()))
+    distinct = int(present.nunique())
+    if distinct > CATEGORICAL_MAX:
+        return Column(
+            name,
+            "hashed",
+            f"{said}: {distinct:,} distinct values (> {CATEGORICAL_MAX:,}), hashed{gaps}",
+            distinct,
+        )
+    return Column(name, "categorical", f"{said}: {distinct:,} distinct values{gaps}", distinct)
 
 
 def decide(series, delimiter: str) -> Column:
@@ -115,6 +180,16 @@ def _number(name: str, present, n: int, distinct: int) -> Column:
             f"whole numbers with {distinct} distinct values: codes, not amounts{missing}",
             distinct,
         )
+    if whole and _CODE_NAME.search(name):
+        missing = f", {n - k:,} missing (id 0)" if k < n else ""
+        if distinct <= NAMED_CODES:
+            return Column(
+                name,
+                "categorical",
+                f"whole numbers named like codes: {distinct:,} distinct values{missing}",
+                distinct,
+            )
+        return Column(name, "hashed", f"whole numbers named like codes: {counted}", distinct)
     if k < n:
         if distinct <= NUMBER_CODES:
             return Column(
