@@ -10,7 +10,9 @@ import torch
 from rich.console import Console
 
 from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_text
 from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
+from rocketc.compiler.spec import Loss
 from rocketc.errors import SpecError
 from rocketc.runtime.ablate import VARIANTS, ablate, variant_compiled
 from rocketc.runtime.variants import overridden_sets, tuned_variant
@@ -123,6 +125,21 @@ def test_rocket_rows_use_the_papers_plain_hint():
     assert (rocket.on, rocket.normalize, rocket.temperature) == ("logits", "none", 1.0)
     probs = variant_compiled(compiled, variants["rocket_hint_probs"], None).spec.loss.hint
     assert (probs.on, probs.normalize, probs.temperature) == ("probs", "none", 1.0)
+
+
+def test_rocket_stays_the_papers_on_a_spec_left_to_the_defaults(repo_root):
+    """A spec with no loss section trains rocketc's default, the probability hint (issue 19); its
+    `rocket` row is still the paper's logit hint, and `rocket_hint_probs` is the default itself."""
+    text = (repo_root / "specs" / "quickstart.yaml").read_text(encoding="utf-8")
+    start = text.index("\nloss:") + 1
+    compiled = compile_text(text[:start] + text[text.index("\n\n", start) + 2 :])
+    assert "loss" not in compiled.source.data and compiled.spec.loss == Loss()
+    variants = {v.name: v for v in VARIANTS}
+    rocket = variant_compiled(compiled, variants["rocket"], None).spec.loss
+    assert rocket == Loss.model_validate({"hint": {"on": "logits"}})
+    assert (rocket.hint.on, rocket.hint.weight, rocket.gradient_block) == ("logits", 1.0, "booster")
+    probs = variant_compiled(compiled, variants["rocket_hint_probs"], None).spec.loss
+    assert probs == compiled.spec.loss
 
 
 def test_paper_rows_drop_a_tuned_specs_warm_ups():

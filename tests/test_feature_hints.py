@@ -48,7 +48,7 @@ layers:
   - {id: booster_logits, op: linear, in: booster_hidden, out_features: 3, role: booster}
 heads: {light: light_logits, booster: booster_logits}
 loss:
-  hint: {weight: 1.0, normalize: zscore}
+  hint: {weight: 1.0, on: logits, normalize: zscore}
   feature_hints:
     - {light: light_act, booster: booster_act, weight: 0.5}
     - {light: light_act, booster: booster_act, kind: attention}

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from rocketc.backends.viz import to_dot
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
+from rocketc.compiler.spec import Loss
 from rocketc.errors import DataError
 from rocketc.runtime.data import load_data
 from rocketc.runtime.init import columns as columns_module
@@ -197,6 +198,20 @@ def test_cli_dry_run_prints_and_refuses_to_overwrite(tmp_path):
     bad = runner.invoke(app, ["init", "--data", str(path), "--label", "nope", "--dry-run"])
     assert bad.exit_code == 1 and "no column for --label nope" in bad.stderr
     assert "Traceback" not in bad.output
+
+
+def test_init_writes_the_default_loss_and_says_why(tmp_path):
+    """The loss init writes is rocketc's default, the probability hint (issue 19), and its comment
+    gives the evidence and the one setting that makes it the paper's logit hint."""
+    path = _write(hostile(200), tmp_path / "t.parquet")
+    text = init_spec(path, "clicked", out=tmp_path / "s.yaml").text
+    loss = _loss_section(text)
+    assert "  hint: {weight: 1.0, on: probs, reduction: mean}\n" in loss
+    assert "BENCHMARKS.md" in loss and "level with the light net alone" in loss
+    assert "The paper's recipe is one" in loss and "(--set loss.hint.on=logits)" in loss
+    assert compile_text(text).spec.loss == Loss()
+    paper = compile_text(text.replace("on: probs", "on: logits")).spec.loss
+    assert paper == Loss.model_validate({"hint": {"on": "logits"}})
 
 
 def test_init_writes_the_shipped_ctr_synthetic_spec(repo_root, monkeypatch):

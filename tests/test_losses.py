@@ -17,7 +17,9 @@ from rocketc.backends.codegen import render
 from rocketc.backends.viz import to_dot
 from rocketc.compiler import compile_text
 from rocketc.compiler.losses import LOSS_KINDS, graph_terms, loss_node, spec_terms
+from rocketc.compiler.spec import Loss
 from rocketc.runtime.audit import run_audit
+from rocketc.runtime.variants import VARIANTS
 
 TINY = """\
 version: 1
@@ -157,7 +159,7 @@ def test_hint_recipes_compute_the_formula(compile_spec_text, load_model, hint, f
 
 def test_zscore_ignores_the_teachers_scale(compile_spec_text, load_model):
     """The point of the recipe: a booster with 10x larger logits gives the same hint."""
-    model = load_model(compile_spec_text(tiny(hint="{normalize: zscore}"))).model
+    model = load_model(compile_spec_text(tiny(hint="{on: logits, normalize: zscore}"))).model
     torch.manual_seed(0)
     light, booster, target = torch.randn(6, 4), torch.randn(6, 4), torch.zeros(6).long()
     small = model.compute_loss(light, booster, target)["hint"]
@@ -179,3 +181,30 @@ def test_defaults_print_the_same_code_as_before(compile_spec_text):
     text = render(compile_spec_text(tiny(hint="{on: probs}")))["model.py"]
     assert '"hint": F.mse_loss(F.softmax(light_logits, dim=1), F.softmax(teacher, dim=1))' in text
     assert "zscore" not in text and "attention_distance" not in text
+
+
+# --- the default recipe ------------------------------------------------------------------------
+def test_the_default_loss_is_the_probability_hint_and_the_paper_one_setting_away():
+    """rocketc's default (issue 19) is ablate's `rocket_hint_probs` row, level with the light net
+    alone in every ablation of BENCHMARKS.md; `hint.on: logits` alone gives the paper's recipe,
+    every key ablate's `rocket` row fixes."""
+    default = Loss()
+    hint = default.hint
+    assert (hint.on, hint.weight, hint.temperature, hint.reduction) == ("probs", 1.0, 1.0, "mean")
+    assert (hint.normalize, hint.warmup_epochs, default.kd.weight) == ("none", 0, 0.0)
+    assert (default.light, default.booster, default.gradient_block) == (1.0, 1.0, "booster")
+    assert default.feature_hints == []
+    variants = {v.name: v for v in VARIANTS}
+    paper = Loss.model_validate({"hint": {"on": "logits"}})
+    for key, value in variants["rocket"].resolved({}).items():
+        assert _at(paper, key) == value, key
+    for key, value in variants["rocket_hint_probs"].resolved({}).items():
+        assert _at(default, key) == value, key
+
+
+def _at(loss: Loss, key: str):
+    """The value of a dotted `loss.` key as `--set` writes it (`loss.hint.on`)."""
+    value = loss
+    for part in key.split(".")[1:]:
+        value = getattr(value, part)
+    return value
