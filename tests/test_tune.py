@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
 import statistics
 
 import numpy as np
@@ -19,9 +20,12 @@ from typer.testing import CliRunner
 from rocketc.cli import _load_with_overrides, app
 from rocketc.compiler import compile_file, compile_source, compile_text
 from rocketc.compiler.load import Source
+from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import KD, Hint, Loss
 from rocketc.errors import SpecError, TuneError
 from rocketc.runtime.tune import TuneOptions, tune
+from rocketc.runtime.tune.budget import Budget
+from rocketc.runtime.tune.runs import light_alone_compiled
 from rocketc.runtime.tune.space import (
     UNSET,
     apply_recipe,
@@ -108,23 +112,124 @@ def test_each_epoch_is_reported_for_pruning(study_dir):
         assert trial.intermediate_values[0] == pytest.approx(trial.value)
 
 
-def test_best_yaml_is_the_spec_with_the_best_recipe_and_trains(study_dir, tmp_path):
-    out, result = study_dir
+# --- best.yaml: what the verdict says to train --------------------------------------------
+def resumed(study_dir, out, monkeypatch, beats: bool, spec=None):
+    """The fixture's study resumed in `out` with its verdict forced: nothing trains again (the
+    trials, light alone and the verdict are stored in the study), only the files are written."""
+    out.mkdir(exist_ok=True)
+    (out / "study.db").write_bytes((study_dir[0] / "study.db").read_bytes())
+    monkeypatch.setattr(Verdict, "beats", property(lambda self: beats))
+    compiled = _load_with_overrides(spec, ["train.epochs=1"])
+    return tune(compiled, out, options(), QUIET)
+
+
+def test_a_light_alone_verdict_writes_a_light_alone_best_yaml(study_dir, tmp_path, monkeypatch):
+    """Issue 19: best.yaml held the recipe that lost, and its header said to train it."""
+    out = tmp_path / "tune"
+    result = resumed(study_dir, out, monkeypatch, beats=False)
     text = (out / "best.yaml").read_text()
-    assert text.startswith("# best.yaml: the loss recipe")
-    assert "Verdict on the test split" in text and "Applied: --set train.epochs=1." in text
+    assert text.startswith("# best.yaml: quickstart as the light net alone, on its labels")
+    assert "Train the light net alone." in " ".join(text.split())
+    assert f"# Train: rocketc train {out / 'best.yaml'}" in text
+    compiled = compile_file(out / "best.yaml")
+    assert compiled.spec.name == "quickstart_light_alone"  # not runs/quickstart/, the first run
+    # Labels only, as the registry tells: no term teaches, none reads the booster.
+    terms = spec_terms(compiled.spec)
+    assert terms and not any(t.kind.teaches for t in terms)
+    assert all(r.side == "light" for t in terms for r in t.reads)
+    # Exactly the loss the verdict's light-alone runs trained with.
+    assert compiled.source.data["loss"] == light_alone_compiled(quickstart()).source.data["loss"]
+    # The recipe that lost is kept apart, says so, and has a run name of its own too.
+    kept = (out / "best_recipe.yaml").read_text()
+    assert "did NOT beat light alone" in " ".join(kept.split())
+    recipe = compile_file(out / "best_recipe.yaml")
+    assert recipe.spec.name == "quickstart_tuned"
+    stored = result.best.user_attrs["recipe"]
+    assert recipe.spec.loss.gradient_block == stored["loss.gradient_block"]
+    assert recipe.spec.loss.hint.weight == pytest.approx(stored["loss.hint.weight"])
+    assert "`best_recipe.yaml`" in (out / "report.md").read_text()
+    assert result.next_step.startswith(f"rocketc train {out / 'best.yaml'}")
+
+
+def test_a_rocket_verdict_writes_the_tuned_recipe_with_its_numbers(
+    study_dir, tmp_path, monkeypatch, repo_root
+):
+    """The loss comment is the tuned recipe's, never the spec's "rocketc's defaults"."""
+    spec = tmp_path / "quickstart.yaml"
+    text = (repo_root / "specs" / "quickstart.yaml").read_text()
+    spec.write_text(text.replace("\nloss:\n", "\nloss:  # rocketc's defaults; try ablate\n", 1))
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "best_recipe.yaml").write_text("# a recipe that lost, from an earlier verdict\n")
+    result = resumed(study_dir, out, monkeypatch, beats=True, spec=spec)
+    text = (out / "best.yaml").read_text()
+    flat = " ".join(w for w in text.split() if w != "#")  # the comments' prose, unwrapped
+    assert text.startswith("# best.yaml: the loss recipe `rocketc tune` found for quickstart")
+    assert "rocket beats light-alone" in flat and "Applied: --set train.epochs=1." in flat
+    assert "rocketc's defaults" not in text
+    best, verdict = result.best, result.verdict
+    mean, low, high = verdict.interval
+    assert (
+        f"Loss: the recipe rocketc tune found, trial {best.number} of study 'quickstart': "
+        f"validation accuracy {best.value:.4f} against {result.baseline['mean']:.4f}"
+    ) in flat
+    assert f"on test {mean:+.4f} [{low:+.4f}, {high:+.4f}] over 2 paired seeds" in flat
     # The user's own comments survive the round trip.
     assert "# shared bottom: computed once per step, trained by both nets" in text
     assert "# quickstart: the smallest Rocket Launching pair" in text
     compiled = compile_file(out / "best.yaml")
-    assert compiled.spec.train.epochs == 1
-    recipe = result.best.user_attrs["recipe"]
+    assert compiled.spec.name == "quickstart_tuned" and compiled.spec.train.epochs == 1
+    recipe = best.user_attrs["recipe"]
     assert compiled.spec.loss.gradient_block == recipe["loss.gradient_block"]
     assert compiled.spec.loss.hint.weight == pytest.approx(recipe["loss.hint.weight"])
-    from rocketc.runtime.train import train_run
+    assert not (out / "best_recipe.yaml").exists()  # it would contradict best.yaml
 
-    run = train_run(compiled, tmp_path / "run", console=QUIET, launch=False)
-    assert len(run.history) == 1
+
+def test_cli_prints_a_train_command_that_runs_beside_the_first_run(
+    study_dir, tmp_path, monkeypatch, repo_root
+):
+    """The suggested command, run as printed (plus --epochs 1), after the user's first run of
+    the spec: it trains into a run directory of its own instead of being refused."""
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "study.db").write_bytes((study_dir[0] / "study.db").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "quickstart").mkdir(parents=True)  # the user's first run
+    spec = str(repo_root / "specs" / "quickstart.yaml")
+    args = ["--trials", "2", "--seeds", "1", "--epochs", "1", "--verdict-seeds", "2"]
+    result = runner.invoke(app, ["tune", spec, *args, "-o", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("warning: the budget is short: try --epochs 2.") for line in lines)
+    step = next(line for line in lines if line.startswith("next: ")).removeprefix("next: ")
+    command = shlex.split(step.split("  (")[0])
+    assert command == ["rocketc", "train", str(out / "best.yaml")]
+    name = compile_file(out / "best.yaml").spec.name
+    assert name != "quickstart" and f"run directory runs/{name}/" in step
+    trained = runner.invoke(app, [*command[1:], "--epochs", "1"])
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert (tmp_path / "runs" / name / "light.onnx").is_file()
+
+
+# --- the budget ----------------------------------------------------------------------------
+def test_the_budget_is_short_when_most_runs_peak_at_their_last_epoch():
+    short = Budget.of(4, [4, 4, 3, 0])  # 0: a run that never scored, left out
+    assert (short.runs, short.at_last, short.short) == (3, 2, True)
+    assert short.text.startswith("the budget is short: try --epochs 8.")
+    assert "In 2 of 3 runs the best validation epoch was the last, epoch 4" in short.text
+    assert not Budget.of(4, [4, 4, 3, 2]).short  # half is not most
+    assert Budget.of(4, [0, 0]) is None
+
+
+def test_a_short_budget_is_in_the_report_and_the_header(study_dir):
+    out, result = study_dir
+    budget = result.budget  # 1 epoch per run: every run peaks at its last
+    assert budget.short and budget.at_last == budget.runs
+    # light alone (1 seed), 2 trials (1 seed each), the verdict (2 seeds x 2 arms)
+    assert budget.runs == 1 + 2 + 4
+    assert f"**Warning: {budget.text}**" in (out / "report.md").read_text()
+    assert json.loads((out / "tune.json").read_text())["budget"] == budget.to_json()
+    assert "The budget is short: try --epochs 2." in (out / "best.yaml").read_text()
 
 
 def test_resume_adds_trials_to_the_same_study(study_dir, tmp_path_factory):

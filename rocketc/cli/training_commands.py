@@ -353,4 +353,8 @@ def tune(
         typer.echo(result.verdict.text)
     elif result.best is None:
         typer.echo("no trial completed: nothing to judge")
+    if result.budget is not None and result.budget.short:
+        typer.echo(f"warning: {result.budget.text}")
     typer.echo(f"wrote {', '.join(str(p) for p in result.files)}")
+    if result.next_step is not None:
+        typer.echo(f"next: {result.next_step}")

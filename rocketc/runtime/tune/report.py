@@ -1,32 +1,18 @@
-"""What `rocketc tune` leaves in its directory: best.yaml, trials.csv, report.md, plots, tune.json.
-
-`best.yaml` is the user's own spec text (ruamel round trip: comments and layout kept) with the
-`--set` overrides applied and the `loss:` section replaced by the best recipe; its header
-comment carries the evidence, so the file explains itself wherever it is copied.
-"""
+"""What `rocketc tune` leaves in its directory: trials.csv, report.md, plots, tune.json, and
+best.yaml (written by best.py: what the verdict says to train)."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from rocketc.runtime.tune.space import (
-    UNSET,
-    Recipe,
-    apply_recipe,
-    schema_default,
-    set_path,
-    written,
-)
+from rocketc.runtime.tune.best import light_alone_verdict, write_best
+from rocketc.runtime.tune.space import UNSET, Recipe
 
 if TYPE_CHECKING:
     from rocketc.runtime.tune.tuner import Tuner, TuneResult
@@ -42,15 +28,9 @@ def brief(recipe: Recipe) -> str:
 
 
 def write_all(tuner: Tuner, result: TuneResult) -> list[Path]:
-    from rocketc.runtime.tune.tuner import recipe_of
-
     out = result.out_dir
     files = [_write_trials_csv(tuner, result, out / "trials.csv")]
-    if result.best is not None:
-        loss = _best_loss(tuner, recipe_of(result.best))
-        path = out / "best.yaml"
-        path.write_text(best_spec_text(tuner, result, loss), encoding="utf-8")
-        files.append(path)
+    files += write_best(tuner, result)
     plots = _plots(tuner, result)
     files += plots
     files.append(out / "report.md")
@@ -60,18 +40,6 @@ def write_all(tuner: Tuner, result: TuneResult) -> list[Path]:
         json.dumps(_summary(tuner, result), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     return files
-
-
-def _best_loss(tuner: Tuner, recipe: Recipe) -> dict[str, Any]:
-    """The spec's loss section with the recipe applied; a default the spec did not spell out
-    stays unwritten (no `temperature: 1.0` on every hint)."""
-    data = tuner.compiled.source.data
-    shown = {
-        path: value
-        for path, value in recipe.items()
-        if written(data, path) or value != schema_default(tuner.spec, path)
-    }
-    return apply_recipe({"loss": data.get("loss") or {}}, shown)["loss"]
 
 
 # --- trials.csv ----------------------------------------------------------------------------
@@ -123,104 +91,17 @@ def _cell(value: Any) -> str:
     return _num(value) if isinstance(value, float) else str(value)
 
 
-# --- best.yaml -----------------------------------------------------------------------------
-def best_spec_text(tuner: Tuner, result: TuneResult, loss: dict[str, Any]) -> str:
-    """The spec as the user wrote it, overrides applied, loss replaced, evidence on top."""
-    yaml = YAML()
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096  # never re-wrap the user's long flow-style layer lines
-    yaml.preserve_quotes = True
-    file = Path(tuner.compiled.file)
-    if file.is_file():
-        doc = yaml.load(file.read_text(encoding="utf-8"))
-        safe = YAML(typ="safe")
-        for assignment in tuner.options.overrides:
-            key, _, raw = assignment.partition("=")
-            set_path(doc, key.strip().split("."), safe.load(raw) if raw.strip() else "")
-    else:  # compiled from text: no comments to keep
-        doc = _commented(tuner.compiled.source.data)
-    keys = list(doc)
-    doc["loss"] = _commented_loss(loss)
-    if "loss" not in keys:
-        keys.append("loss")
-    best = result.best
-    doc.yaml_set_comment_before_after_key(
-        "loss",
-        before=f"Loss recipe from rocketc tune: trial {best.number} of study "
-        f"'{tuner.study_name}' (see the header).",
-    )
-    following = keys[keys.index("loss") + 1 :]
-    if following:
-        doc.yaml_set_comment_before_after_key(following[0], before="\n")
-    stream = io.StringIO()
-    yaml.dump(doc, stream)
-    return _header(tuner, result) + stream.getvalue()
-
-
-def _commented(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = CommentedMap()
-        for k, v in value.items():
-            out[k] = _commented(v)
-        return out
-    if isinstance(value, list):
-        return CommentedSeq([_commented(v) for v in value])
-    return value
-
-
-def _commented_loss(loss: dict[str, Any]) -> CommentedMap:
-    """Block mapping for the section, flow style for hint/kd/feature hints, as specs are written."""
-    out = _commented(loss)
-    for key, value in out.items():
-        if isinstance(value, CommentedMap):
-            value.fa.set_flow_style()
-        elif isinstance(value, CommentedSeq):
-            for item in value:
-                if isinstance(item, CommentedMap):
-                    item.fa.set_flow_style()
-        out[key] = value
-    return out
-
-
-def _header(tuner: Tuner, result: TuneResult) -> str:
-    best, metric = result.best, result.metric
-    states = _states(result.study)
-    lines = [
-        f"best.yaml: the loss recipe `rocketc tune` found for {tuner.spec.name} "
-        f"(from {tuner.compiled.file}).",
-        "",
-        f"Evidence: study '{tuner.study_name}' ({states}), "
-        f"{_plural(tuner.epochs, 'epoch')} per run, best validation epoch of each run. "
-        f"Trial {best.number}: validation {metric} "
-        f"{best.value:.4f} (mean over seeds {tuner.seeds}) against light alone "
-        f"{result.baseline['mean']:.4f} with the same seeds.",
-    ]
-    if result.verdict is not None:
-        lines.append(
-            f"Verdict on the test split, paired seeds {result.verdict.seeds}: {result.verdict.text}"
-        )
-    else:
-        lines.append("No test verdict was run (--verdict-seeds 0).")
-    if tuner.options.overrides:
-        lines.append("Applied: " + " ".join(f"--set {o}" for o in tuner.options.overrides) + ".")
-    lines += ["", f"Train: rocketc train {result.out_dir / 'best.yaml'}", ""]
-    out = []
-    for line in lines:
-        wrapped = textwrap.wrap(line, 96, break_on_hyphens=False) or [""]
-        out += [f"# {w}".rstrip() for w in wrapped]
-    return "\n".join(out) + "\n"
-
-
-def _states(study: optuna.Study) -> str:
+def states(study: optuna.Study) -> str:
+    """`5 trials: 3 complete, 2 pruned`."""
     from rocketc.runtime.tune.tuner import counts
 
     by_state = counts(study)
     total = sum(by_state.values())
     parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
-    return f"{_plural(total, 'trial')}: {parts}"
+    return f"{plural(total, 'trial')}: {parts}"
 
 
-def _plural(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
@@ -300,9 +181,9 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
     lines = [
         f"# rocketc tune: {tuner.spec.name}",
         "",
-        f"Study `{tuner.study_name}` in `{result.storage}`: {_states(result.study)}. "
+        f"Study `{tuner.study_name}` in `{result.storage}`: {states(result.study)}. "
         f"Objective: the light net's validation {metric} at its best epoch, mean over seeds "
-        f"{tuner.seeds}, {_plural(tuner.epochs, 'epoch')} per run; median pruning per epoch.",
+        f"{tuner.seeds}, {plural(tuner.epochs, 'epoch')} per run; median pruning per epoch.",
         "",
         f"Light alone (labels only, same seeds): validation {metric} {base['mean']:.4f} "
         f"(per seed {', '.join(f'{v:.4f}' for v in base['values'])}).",
@@ -333,6 +214,15 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
             "",
             f"Mean paired difference {mean:+.4f}, 95% t-interval [{low:+.4f}, {high:+.4f}].",
         ]
+        if light_alone_verdict(result):
+            lines += [
+                "",
+                "`best.yaml` trains the light net alone on its labels, as the verdict says; the "
+                "searched recipe below is in `best_recipe.yaml`.",
+            ]
+    budget = result.budget
+    if budget is not None and budget.short:
+        lines += ["", f"**Warning: {budget.text}**"]
     if result.best is not None:
         best = result.best
         lines += [
@@ -342,7 +232,8 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
             f"Validation {metric} {best.value:.4f} ({best.value - base['mean']:+.4f} against "
             f"light alone); per seed "
             f"{', '.join(f'{v:.4f}' for v in best.user_attrs.get('values', []))}; best epochs "
-            f"{best.user_attrs.get('best_epochs')}. Written to `best.yaml`.",
+            f"{best.user_attrs.get('best_epochs')}. Written to "
+            f"`{'best_recipe.yaml' if light_alone_verdict(result) else 'best.yaml'}`.",
             "",
             "| setting | value |",
             "|---|---|",
@@ -391,6 +282,7 @@ def _summary(tuner: Tuner, result: TuneResult) -> dict[str, Any]:
             "best_epochs": best.user_attrs.get("best_epochs"),
         },
         "verdict": None if result.verdict is None else _finite(result.verdict.to_json()),
+        "budget": None if result.budget is None else result.budget.to_json(),
     }
 
 

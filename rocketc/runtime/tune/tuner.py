@@ -31,6 +31,7 @@ from rocketc.runtime.data import load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import headline
 from rocketc.runtime.tune.book import book_params
+from rocketc.runtime.tune.budget import Budget
 from rocketc.runtime.tune.runs import (
     Diverged,
     RunOutcome,
@@ -73,7 +74,9 @@ class TuneResult:
     baseline: dict[str, Any]  # light-alone on validation: seeds, values, best_epochs, mean
     best: optuna.trial.FrozenTrial | None
     verdict: Verdict | None
+    budget: Budget | None = None  # None when no run kept a best epoch
     files: list[Path] = field(default_factory=list)
+    next_step: str | None = None  # the command that trains best.yaml, and where it writes
 
 
 class _BadRecipe(Exception):
@@ -217,7 +220,9 @@ class Tuner:
             )
 
     def _baseline(self) -> None:
-        self.alone_gen = self._load(light_alone_compiled(self.compiled), "light_alone")
+        # Also the loss best.yaml gets when the verdict says to train the light net alone.
+        self.alone_compiled = light_alone_compiled(self.compiled)
+        self.alone_gen = self._load(self.alone_compiled, "light_alone")
         stored = self.study.user_attrs.get("light_alone")
         if stored is not None and stored["seeds"] == self.seeds:
             self.baseline = stored
@@ -309,9 +314,21 @@ class Tuner:
             self.baseline,
             self._best(),
             verdict,
+            self._budget(verdict),
         )
         result.files = report.write_all(self, result)
         return result
+
+    def _budget(self, verdict: Verdict | None) -> Budget | None:
+        """Best epochs of every run trained: light alone, each complete trial (not one that
+        reused a twin's score), each verdict seed (not one that diverged)."""
+        best_epochs = list(self.baseline.get("best_epochs", []))
+        for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
+            if "duplicate_of" not in t.user_attrs:
+                best_epochs += t.user_attrs.get("best_epochs", [])
+        if verdict is not None:
+            best_epochs += verdict.rocket_epochs + verdict.alone_epochs
+        return Budget.of(self.epochs, best_epochs)
 
     # --- one trial -----------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> float:
