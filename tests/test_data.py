@@ -597,7 +597,8 @@ values_strategy = st.one_of(
 @settings(max_examples=60, deadline=None)
 @given(train=values_strategy, served=values_strategy)
 def test_vocabulary_lookup_matches_a_plain_dict(train, served):
-    """Ids are 1 + rank among distinct train values; None and unseen values are 0."""
+    """Ids are 1 + rank among distinct train values; None, empty text and unseen values are 0
+    (empty text is missing, as an empty CSV cell is)."""
     from rocketc.runtime.data.features import Categorical
 
     kind = "int" if any(isinstance(v, int) for v in train) else "str"
@@ -607,6 +608,7 @@ def test_vocabulary_lookup_matches_a_plain_dict(train, served):
         served = [v if v is None or isinstance(v, str) else str(v) for v in served]
     feature = Categorical("x", 64, "x", kind).fit({"x": np.array(train, dtype=object)})
     ids, problems = feature.encode({"x": np.array(served, dtype=object)})
-    ranks = {v: k + 1 for k, v in enumerate(sorted({v for v in train if v is not None}))}
+    known = sorted({v for v in train if v is not None and v != ""})
+    ranks = {v: k + 1 for k, v in enumerate(known)}
     assert not problems
     assert ids.tolist() == [0 if v is None else ranks.get(v, 0) for v in served]

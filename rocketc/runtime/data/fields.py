@@ -197,6 +197,17 @@ def _parse_number(array: np.ndarray, field: Field) -> Parsed:
 
 
 def _parse_str(array: np.ndarray, field: Field) -> Parsed:
+    """Text as it is; empty text is missing, as an empty CSV cell is (csvread.py), so a CSV
+    read by pyarrow, a Parquet string and a JSON "" all give what pandas' empty cell gives."""
+    parsed = _parse_text(array)
+    empty = np.asarray(parsed.values == "", dtype=bool)
+    empty[list(parsed.wrong)] = False  # a wrong-typed value is not missing
+    if empty.any():
+        return Parsed(parsed.values, parsed.missing | empty, parsed.wrong)
+    return parsed
+
+
+def _parse_text(array: np.ndarray) -> Parsed:
     n = len(array)
     if array.dtype.kind in "US":
         return Parsed(array.astype(str).astype(object), np.zeros(n, bool), {})

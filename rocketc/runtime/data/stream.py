@@ -247,10 +247,10 @@ def _open(data: TabularData):
     file_format: Any = ds.ParquetFileFormat(
         default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
     )
-    if data.source == "csv":  # an empty cell is missing, as pandas reads it
-        from pyarrow import csv
+    if data.source == "csv":  # csvread's rule: "NA" is missing in numbers, a value in text
+        from rocketc.runtime.data.csvread import arrow_convert_options
 
-        file_format = ds.CsvFileFormat(convert_options=csv.ConvertOptions(strings_can_be_null=True))
+        file_format = ds.CsvFileFormat(convert_options=arrow_convert_options())
     try:
         return ds.dataset(str(path), format=file_format)
     except Exception as exc:  # pyarrow raises many types for a malformed file

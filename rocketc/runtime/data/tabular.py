@@ -140,9 +140,11 @@ def existing_file(data: TabularData) -> Path:
 def _read(data: TabularData):
     import pandas as pd
 
+    from rocketc.runtime.data.csvread import read_csv
+
     path = existing_file(data)
     try:
-        return pd.read_csv(path) if data.source == "csv" else pd.read_parquet(path)
+        return read_csv(path) if data.source == "csv" else pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise DataError(f"{path}: cannot read as {data.source}: {exc}") from None
 

@@ -24,6 +24,7 @@ import numpy as np
 from rocketc.backends.templating import environment
 from rocketc.compiler import compile_text
 from rocketc.errors import DataError, Diagnostic, RocketcError
+from rocketc.runtime.data.csvread import read_csv
 from rocketc.runtime.init.columns import (
     CATEGORICAL_MAX,
     OVERRIDES,
@@ -70,6 +71,8 @@ def init_spec(
     `overrides` maps a role of OVERRIDES to the columns the user forced into it (`--dense
     price`): those columns skip the automatic decision.
     """
+    import pandas as pd
+
     path = Path(data)
     source = _source(path)
     frame, total = _sample(path, source, sample_rows)
@@ -100,6 +103,7 @@ def init_spec(
             decided = Column(str(column), "ignore", why)
         if column == group:
             decided.also.append("group")
+        decided.text = not pd.api.types.is_numeric_dtype(frame[column])
         columns.append(decided)
     if total is None or total > len(frame):
         total = _count_whole_file(path, source, columns, delimiter)
@@ -158,8 +162,6 @@ def _source(path: Path) -> str:
 
 def _sample(path: Path, source: str, rows: int):
     """The first `rows` rows, and the file's row count (None when a CSV goes on past them)."""
-    import pandas as pd
-
     try:
         if source == "parquet":
             import pyarrow as pa
@@ -173,7 +175,7 @@ def _sample(path: Path, source: str, rows: int):
                     break
             table = pa.Table.from_batches(batches, schema=handle.schema_arrow)
             return table.slice(0, rows).to_pandas(), handle.metadata.num_rows
-        frame = pd.read_csv(path, nrows=rows + 1)
+        frame = read_csv(path, nrows=rows + 1)
     except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
         raise DataError(f"{path}: cannot read as {source}: {exc}") from None
     if len(frame) > rows:
@@ -185,8 +187,6 @@ def _count_whole_file(path: Path, source: str, columns: list[Column], delimiter:
     """Distinct values of the vocabulary columns over every row (the sample may miss some);
     a categorical column found to hold more than CATEGORICAL_MAX becomes hashed. Returns the
     file's row count."""
-    import pandas as pd
-
     wanted = {c.name: c for c in columns if c.role in ("categorical", "hashed", "list")}
     seen: dict[str, set] = {name: set() for name in wanted}
     total = 0
@@ -195,8 +195,9 @@ def _count_whole_file(path: Path, source: str, columns: list[Column], delimiter:
 
         names = list(wanted) or None
         chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(65_536, columns=names))
-    else:
-        chunks = pd.read_csv(path, usecols=list(wanted) or None, chunksize=100_000)
+    else:  # the text columns of the sample read as text: its decisions hold for every row
+        text = [c.name for c in wanted.values() if c.text]
+        chunks = read_csv(path, text=text, usecols=list(wanted) or None, chunksize=100_000)
     for chunk in chunks:
         total += len(chunk)
         for name, column in wanted.items():

@@ -61,6 +61,7 @@ class Column:
     max_len: int = 0  # lists: the longest list
     delimiter: str | None = None  # lists held as text: what splits them
     also: list[str] = field(default_factory=list)  # a group column is also a feature
+    text: bool = False  # the sampled column holds text (a CSV's whole-file pass reads it so)
 
     @property
     def feature(self) -> bool:

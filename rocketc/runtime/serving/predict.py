@@ -207,12 +207,17 @@ class _Reader:
                 rows += batch.num_rows
                 yield batch.to_pandas(), rows
             return
-        import pandas as pd
+        from rocketc.runtime.data.csvread import read_csv
 
-        text = {f.name: str for f in self.fields if f.type == "str"}  # "02134" stays text
+        # Text fields read as text ("02134" stays text, "NA" is a category), as in training.
+        text = [f.name for f in self.fields if f.type in ("str", "list")]
         with open(self.path, "rb") as handle:
-            chunks = pd.read_csv(
-                handle, usecols=self.columns, dtype=text, chunksize=self.chunk_rows
+            chunks = read_csv(
+                handle,
+                text=text,
+                file_columns=self.header,
+                usecols=self.columns,
+                chunksize=self.chunk_rows,
             )
             for chunk in chunks:
                 yield chunk.reset_index(drop=True), handle.tell()
