@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from rich.console import Console
 
 from rocketc.cli import _load_with_overrides
@@ -98,7 +97,35 @@ def test_every_row_says_what_it_sets(result):
     assert rows["light_alone"]["sets"]["loss.booster"] == 0.0
     assert all(row["overrides"] == [] for row in rows.values())  # no --set given
     md = (result[1] / "ablation.md").read_text()
-    assert "- `rocket`: `loss.hint.weight=1.0`, `loss.hint.on=logits`" in md
+    assert "- `rocket` trains both nets jointly; sets `loss.hint.weight=1.0`, `loss.hint.on=" in md
+    # A booster row's label loss is printed under the booster's name, and kd says it trains
+    # its teacher first.
+    booster = rows["booster_alone"]["sets"]
+    assert booster["loss.booster"] == 1.0 and booster["loss.light"] == 0.0
+    assert "- `booster_alone` trains the booster net alone" in md
+    assert "- `kd` trains booster_alone's net first, then freezes it as the teacher" in md
+
+
+def test_rows_show_the_paired_difference_to_light_alone(result):
+    rows = by_name(result)
+    assert "vs_light_alone" not in rows["light_alone"]
+    assert "vs_light_alone" not in rows["booster_alone"]  # no light net to compare
+    for name in ("kd", "rocket", "rocket_no_block", "rocket_hint_probs"):
+        d = rows[name]["vs_light_alone"]
+        alone = {r["seed"]: r["light"]["accuracy"] for r in rows["light_alone"]["runs"]}
+        diffs = [r["light"]["accuracy"] - alone[r["seed"]] for r in rows[name]["runs"]]
+        assert d["mean"] == pytest.approx(sum(diffs) / 2) and d["n"] == 2
+        assert d["low"] <= d["mean"] <= d["high"]
+        assert d["verdict"] in ("better", "worse", "no clear difference")
+    md = (result[1] / "ablation.md").read_text()
+    assert "Δ vs light alone [95% CI]" in md and "| verdict |" in md
+
+
+def test_every_run_says_which_epoch_was_scored(result):
+    for row in result[0]["variants"]:
+        for run in row["runs"]:
+            for chosen in run["epochs"].values():
+                assert 1 <= chosen["selected"] <= chosen["trained"] == 1
 
 
 def test_a_variant_that_replaces_a_set_says_so():
@@ -165,10 +192,14 @@ def test_cli_prints_the_keys_and_warns_about_a_replaced_set(tmp_path):
     args += ["--set", "loss.kd.weight=1", "--set", "loss.hint.weight=0", "-o", str(tmp_path)]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0, run.output
-    assert "rocket sets loss.hint.weight=1.0 loss.hint.on=logits " in run.stderr
+    assert "rocket trains both nets jointly; sets loss.hint.weight=1.0 loss.hint.on=logits " in (
+        run.stderr
+    )
     assert " loss.kd.weight=0.0 loss.gradient_block=booster" in run.stderr
     assert "warning: rocket replaces your --set loss.kd.weight=1" in run.stderr
-    row = json.loads((tmp_path / "ablation.json").read_text())["variants"][0]
+    rows = json.loads((tmp_path / "ablation.json").read_text())["variants"]
+    assert [r["variant"] for r in rows] == ["light_alone", "rocket"]  # the Δ's baseline added
+    row = rows[1]
     assert row["overrides"] == ["--set loss.kd.weight=1", "--set loss.hint.weight=0"]
     assert "**replaces your `--set loss.kd.weight=1`**" in (tmp_path / "ablation.md").read_text()
 
@@ -207,27 +238,3 @@ def test_a_broken_recipe_is_reported_at_its_own_line(tmp_path, spec_text, edit):
     recipe.write_text(edit(spec_text("quickstart"), "kd: {weight: 0.0}", "kd: {weight: -1}"))
     with pytest.raises(SpecError, match=rf"^{recipe}:\d+:\d+: loss.kd.weight"):
         tuned_variant(recipe)
-
-
-class _Recorder:
-    """Stands in for the generated `predict`: records the device it is asked to run on."""
-
-    def __init__(self):
-        self.devices = []
-
-    def predict(self, net, loader, device):
-        self.devices.append(device)
-        return torch.zeros(len(loader.dataset), 10)
-
-
-def test_evaluation_runs_on_the_device_fit_left_the_net_on(quickstart, tmp_path):
-    from types import SimpleNamespace
-
-    from rocketc.runtime.ablate import _evaluate
-    from rocketc.runtime.data import load_data
-
-    recorder = _Recorder()
-    gen = SimpleNamespace(train=recorder)
-    net = torch.nn.Linear(64, 10, device="meta")  # wherever fit put it, not the CPU
-    _evaluate("multiclass", gen, net, load_data(quickstart.spec))
-    assert recorder.devices == [torch.device("meta")]

@@ -308,11 +308,11 @@ def _loss_view(c: Compiled) -> dict[str, Any]:
                 )
             )
         # With sample weights each term is computed per example and averaged with them.
-        value = term.kind.per_example if sample_weighted(spec) else term.kind.expression
+        value = term.kind.per_example if spec.sample_weighted else term.kind.expression
         exprs.append((term.name, value(term, spec, names)))
     macros = environment().get_template("losses.jinja2").module
     helpers = sorted({h for term in terms for h in term.kind.helpers(term)})
-    if sample_weighted(spec):
+    if spec.sample_weighted:
         helpers.append("weighted_mean")
     return {
         "terms": exprs,
@@ -326,14 +326,8 @@ def _loss_view(c: Compiled) -> dict[str, Any]:
         "helpers": [str(getattr(macros, h)()) for h in helpers],
         "mode": spec.loss.gradient_block,
         "multiclass": spec.task == "multiclass",
-        "weighted": sample_weighted(spec),
+        "weighted": spec.sample_weighted,
     }
-
-
-def sample_weighted(spec) -> bool:
-    """Whether the spec's data has per-row sample weights (`data.weight`): the generated loss
-    then takes them, and the training batches carry them after the target."""
-    return getattr(spec.data, "weight", None) is not None
 
 
 def feature_reads(c: Compiled, side: str) -> list[str]:
@@ -410,5 +404,5 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         ),
         "settings": [(k, types[k], v, why) for k, v, why in settings],
         "features": any(r.what == "features" for t in graph_terms(c.graph) for r in t.reads),
-        "weighted": sample_weighted(c.spec),
+        "weighted": c.spec.sample_weighted,
     }

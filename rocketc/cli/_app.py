@@ -37,6 +37,24 @@ def _fail(exc: RocketcError | OSError) -> None:
     raise typer.Exit(code=1) from None
 
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch's compute threads; by default half the cores (OMP_NUM_THREADS wins), so a "
+        "busy machine is not oversubscribed.",
+        show_default="half the cores",
+    ),
+]
+
+
+def _use_threads(threads: int | None) -> None:
+    from rocketc.runtime.threads import use
+
+    use(threads)
+
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option(

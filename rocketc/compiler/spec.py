@@ -449,6 +449,12 @@ class Spec(_Model):
     train: Train = Train()
     data: Data | None = None
 
+    @property
+    def sample_weighted(self) -> bool:
+        """Whether the data has per-row sample weights (`data.weight`): the generated loss then
+        takes them, and the training batches carry them after the target."""
+        return getattr(self.data, "weight", None) is not None
+
     @model_validator(mode="after")
     def _classes_fit_task(self) -> Spec:
         # `at` names the field the diagnostic points at (a model-level error has no location).

@@ -13,8 +13,8 @@ best.yaml.
 from __future__ import annotations
 
 import json
+import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
+from rocketc.runtime.batches import train_loader
 from rocketc.runtime.data import Dataset, load_data
 from rocketc.runtime.generated import Generated, load_generated
-from rocketc.runtime.metrics import evaluate, headline
-from rocketc.runtime.train import eval_loader, train_loader
+from rocketc.runtime.metrics import headline
+from rocketc.runtime.recipe import Part, Recipe, whole
+from rocketc.runtime.stats import paired_interval, verdict
 from rocketc.runtime.variants import (
     VARIANTS,
     Variant,
@@ -43,6 +44,7 @@ class _Pair(torch.nn.Module):
     """Adapts one or two nets to the (light_logits, booster_logits) contract of `fit`.
 
     With one net, both slots carry its logits; the variant's loss only reads the light slot.
+    A frozen teacher runs in eval mode without gradients (the `kd` row's student phase).
     """
 
     def __init__(
@@ -67,24 +69,35 @@ class _Pair(torch.nn.Module):
         )
 
 
-def _train(gen: Generated, module: torch.nn.Module, data: Dataset, seed: int) -> float:
-    settings = gen.train.Settings(seed=seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    loader = train_loader(
-        data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
-    )
-    start = time.perf_counter()
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = gen.train.build_optimizer(torch.nn.ParameterList(params), settings)
-    gen.train.fit(module, loader, settings, optimizer=optimizer)
-    return time.perf_counter() - start
+def _light_only(model: torch.nn.Module) -> Part:
+    light = model.light_net()
+    return Part(_Pair(light, None), {"light": light})
 
 
-def _evaluate(task: str, gen: Generated, net: torch.nn.Module, data: Dataset) -> dict[str, float]:
-    """Test metrics of `net`, run where `fit` left it (the spec's device)."""
-    device = next(net.parameters()).device
-    logits = gen.train.predict(net, eval_loader(data.test, 1024), device).numpy()
-    return evaluate(task, logits, data.test.target, data.test.group, data.test.weight)
+def _booster_only(model: torch.nn.Module) -> Part:
+    booster = model.booster_net()
+    return Part(_Pair(None, booster), {"booster": booster}, select="booster")
+
+
+def _student_of(teacher: torch.nn.Module):
+    """A fresh light net beside `teacher`, frozen: the `kd` row's second phase."""
+
+    def part(model: torch.nn.Module) -> Part:
+        student = model.light_net()
+        pair = _Pair(student, teacher, frozen_teacher=True)
+        return Part(pair, {"light": student, "booster": teacher})
+
+    return part
+
+
+PARTS = {"light": _light_only, "booster": _booster_only, "both": whole}
+
+
+def _run(gen: Generated, data: Dataset, seed: int, part, label: str, console) -> Recipe:
+    """One run as `rocketc train` makes it: best validation epoch, scored on test."""
+    recipe = Recipe(gen, data, seed=seed, part=part, console=console, label=label)
+    recipe.result = recipe.run()
+    return recipe
 
 
 def hint_reaches_booster(gen: Generated) -> bool | None:
@@ -105,42 +118,49 @@ def hint_reaches_booster(gen: Generated) -> bool | None:
 
 
 def run_variant(
-    gens: dict[str, Generated], variant: Variant, data: Dataset, seed: int
+    gens: dict[str, Generated],
+    variant: Variant,
+    data: Dataset,
+    seed: int,
+    console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train one variant from scratch with `seed`; `gens` holds the compiled code per variant."""
+    """Train one variant from scratch with `seed`; `gens` holds the compiled code per variant.
+
+    Every net is scored on test at the epoch `train.select` picks on validation (the one
+    `rocketc train` would ship), with the spec's eval batch: `Recipe`.
+    """
     gen = gens[variant.name]
-    task = gen.compiled.spec.task
     counts = gen.compiled.param_counts()
-    torch.manual_seed(seed)
-    model = gen.model.RocketNet()
+    console = console or _QUIET
+    label = f"{variant.name} seed {seed}"
     out: dict[str, Any] = {"seed": seed, "hint_reaches_booster": None}
-    if variant.trains == "light":
-        out["seconds"] = _train(gen, _Pair(model.light_net(), None), data, seed)
-        out["trained_params"] = counts["light_net"]
-    elif variant.trains == "booster":
-        out["seconds"] = _train(gen, _Pair(None, model.booster_net()), data, seed)
-        out["trained_params"] = counts["booster_net"]
-    elif variant.trains == "kd":
-        teacher = model.booster_net()
-        seconds = _train(gens["booster_alone"], _Pair(None, teacher), data, seed)
+    if variant.trains == "kd":
+        first = _run(gens["booster_alone"], data, seed, _booster_only, f"{label} teacher", console)
+        teacher = first.part.module.booster_part
         for p in teacher.parameters():
             p.requires_grad_(False)
-        student = gen.model.RocketNet().light_net()  # fresh: shares nothing with the teacher
-        seconds += _train(gen, _Pair(student, teacher, frozen_teacher=True), data, seed)
-        out["seconds"] = seconds
+        second = _run(gen, data, seed, _student_of(teacher), f"{label} student", console)
+        out["seconds"] = first.result.seconds + second.result.seconds
         out["trained_params"] = counts["booster_net"] + counts["light_net"]
-        out["light"] = _evaluate(task, gen, student, data)
-        out["booster"] = _evaluate(task, gen, teacher, data)
+        out["epochs"] = {"booster": _selected(first), "light": _selected(second)}
+        out.update(second.result.test)
         return out
-    else:
-        out["seconds"] = _train(gen, model, data, seed)
-        out["trained_params"] = counts["total"]
+    recipe = _run(gen, data, seed, PARTS[variant.trains], label, console)
+    out["seconds"] = recipe.result.seconds
+    out["trained_params"] = counts[
+        {"light": "light_net", "booster": "booster_net"}.get(variant.trains, "total")
+    ]
+    out["epochs"] = {recipe.part.select: _selected(recipe)}
+    if variant.trains == "both":
         out["hint_reaches_booster"] = hint_reaches_booster(gen)
-    if variant.trains in ("light", "both"):
-        out["light"] = _evaluate(task, gen, model.light_net(), data)
-    if variant.trains in ("booster", "both"):
-        out["booster"] = _evaluate(task, gen, model.booster_net(), data)
+    out.update(recipe.result.test)
     return out
+
+
+def _selected(recipe: Recipe) -> dict[str, int]:
+    """Which epoch was scored, of how many trained."""
+    summary = recipe.result.selection
+    return {"selected": summary["selected_epoch"], "trained": summary["epochs_trained"]}
 
 
 def _serving_cost(gen: Generated, data: Dataset) -> dict[str, int]:
@@ -169,6 +189,8 @@ def ablate(
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
     if recipe is not None:
         chosen.append(tuned_variant(recipe))
+    if chosen and chosen[0].name != "light_alone" and any(v.trains != "booster" for v in chosen):
+        chosen.insert(0, VARIANTS[0])  # the baseline every Δ is measured against
     data = load_data(compiled.spec)
     console.print(
         f"[bold]ablation of {compiled.spec.name}[/]: {data.description}; "
@@ -188,14 +210,15 @@ def ablate(
     }
     _warm_up(gens[chosen[0].name], data)
     metric = headline(compiled.spec.task, data.test.group is not None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for variant in chosen:
         runs = []
         for k in range(seeds):
-            run = run_variant(gens, variant, data, base_seed + k)
+            run = run_variant(gens, variant, data, base_seed + k, console)
             runs.append(run)
             console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(metric, run))
-        row = {**_summarise(metric, variant, runs), **changes[variant.name]}
+        baseline = rows[0]["runs"] if rows and rows[0]["variant"] == "light_alone" else runs
+        row = {**_summarise(metric, variant, runs, baseline), **changes[variant.name]}
         if "light" in runs[0]:
             row["serving"] = _serving_cost(gens[variant.name], data)
         rows.append(row)
@@ -214,23 +237,44 @@ def ablate(
     return result
 
 
+# What each kind of row trains, said where its `sets` are printed. A single-net row runs its
+# one net in the light slot of the loss, so a booster row's label loss is `loss.light` there:
+# its sets are printed under the booster's names.
+TRAINS = {
+    "light": "trains the light net alone (its shared and light layers), on the labels",
+    "booster": "trains the booster net alone (its shared and booster layers), on the labels",
+    "kd": "trains booster_alone's net first, then freezes it as the teacher of a fresh light net",
+    "both": "trains both nets jointly",
+}
+_AS_BOOSTER = {"loss.light": "loss.booster", "loss.booster": "loss.light"}
+
+
 def _changes(compiled: Compiled, variant: Variant) -> dict[str, Any]:
     """What a row fixes in the user's spec, and which of the user's --set values it replaced."""
+    sets = variant.values(compiled.source.data)
+    if variant.trains == "booster":
+        sets = {_AS_BOOSTER.get(key, key): value for key, value in sets.items()}
+        sets = {key: sets[key] for key in sorted(sets, key=list(_AS_BOOSTER.values()).count)}
     return {
-        "sets": variant.values(compiled.source.data),
+        "trains": variant.trains,
+        "sets": sets,
         "overrides": overridden_sets(compiled, variant),
     }
 
 
 def _print_changes(console: Console, name: str, change: dict[str, Any]) -> None:
     sets = " ".join(f"{key}={value}" for key, value in change["sets"].items())
-    console.print(f"  {name} sets {sets}", highlight=False, soft_wrap=True)
+    what = TRAINS[change["trains"]]
+    console.print(f"  {name} {what}; sets {sets}", highlight=False, soft_wrap=True)
     for origin in change["overrides"]:
         console.print(
             f"  [yellow]warning[/]: {name} replaces your {origin} (the row trains its own value)",
             highlight=False,
             soft_wrap=True,
         )
+
+
+_QUIET = Console(quiet=True)
 
 
 def _warm_up(gen: Generated, data: Dataset) -> None:
@@ -243,17 +287,30 @@ def _warm_up(gen: Generated, data: Dataset) -> None:
 
 def _brief(metric: str, run: dict[str, Any]) -> str:
     parts = [f"{net} {run[net][metric]:.4f}" for net in ("light", "booster") if net in run]
-    return ", ".join(parts) + f" ({run['seconds']:.1f}s)"
+    epochs = ", ".join(
+        f"{n} epoch {e['selected']}/{e['trained']}" for n, e in run["epochs"].items()
+    )
+    return ", ".join(parts) + f" ({epochs}; {run['seconds']:.1f}s)"
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
 
 
-def _summarise(metric: str, variant: Variant, runs: list[dict[str, Any]]) -> dict:
+def _summarise(
+    metric: str, variant: Variant, runs: list[dict[str, Any]], baseline: list[dict[str, Any]]
+) -> dict:
+    """A row: each net's test metric over the seeds, and the light net's paired difference to
+    light-alone trained with the same seeds."""
     row: dict[str, Any] = {
         "variant": variant.name,
         "what": variant.what,
+        "trains": variant.trains,
         "runs": runs,
         "trained_params": runs[0]["trained_params"],
         "hint_reaches_booster": runs[0]["hint_reaches_booster"],
@@ -262,47 +319,85 @@ def _summarise(metric: str, variant: Variant, runs: list[dict[str, Any]]) -> dic
     for net in ("light", "booster"):
         if net in runs[0]:
             row[net] = _stats([r[net][metric] for r in runs])
+    light_epochs = [r["epochs"]["light"]["selected"] for r in runs if "light" in r["epochs"]]
+    if light_epochs:
+        row["light_epoch"] = statistics.median(light_epochs)
+    alone = {r["seed"]: r["light"][metric] for r in baseline}
+    paired = [r for r in runs if "light" in r and r["seed"] in alone]
+    if variant.name != "light_alone" and paired:
+        diffs = [r["light"][metric] - alone[r["seed"]] for r in paired]
+        mean, low, high = paired_interval(diffs)
+        row["vs_light_alone"] = {
+            "mean": mean,
+            "low": low,
+            "high": high,
+            "n": len(diffs),
+            "verdict": verdict(low, high),
+        }
     return row
+
+
+def _points(x: float) -> str:
+    return "±inf" if math.isinf(x) else f"{x * 100:+.2f}"
+
+
+def _delta(row: dict[str, Any]) -> str:
+    d = row.get("vs_light_alone")
+    if d is None:
+        return "-"
+    return f"{_points(d['mean'])} [{_points(d['low'])}, {_points(d['high'])}]"
 
 
 def _cell(stats: dict[str, float] | None) -> str:
     if stats is None:
         return "-"
     spread = (stats["max"] - stats["min"]) / 2
-    return f"{stats['median']:.4f}±{spread:.3f}"
+    return f"{stats['mean']:.4f}±{spread:.3f}"
+
+
+COLUMNS = (
+    "light",
+    "Δ vs light alone [95% CI]",
+    "verdict",
+    "booster",
+    "epoch",
+    "train s",
+    "trained params",
+    "served MACs",
+    "hint→booster",
+)
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
-    """light, booster, train s, trained params, served params, served MACs, hint→booster."""
     reach = row["hint_reaches_booster"]
     serving = row.get("serving")
+    epoch = row.get("light_epoch")
     return [
         _cell(row.get("light")),
+        _delta(row),
+        row.get("vs_light_alone", {}).get("verdict", "-"),
         _cell(row.get("booster")),
+        "-" if epoch is None else f"{epoch:g}",
         f"{row['seconds']['median']:.1f}",
         f"{row['trained_params']:,}",
-        f"{serving['params']:,}" if serving else "-",
         f"{serving['macs']:,}" if serving else "-",
         "-" if reach is None else ("yes" if reach else "no"),
     ]
 
 
-def render_table(result: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{result['spec']}: test {result['metric']}, median ± half-range over "
-        f"{result['seeds']} seed(s), {result['epochs']} epochs"
+def _caption(result: dict[str, Any]) -> str:
+    return (
+        f"test {result['metric']}, mean ± half-range over {result['seeds']} seed(s); Δ: the "
+        f"light net minus light-alone's for the same seed, in points (×100), 95% t-interval; "
+        f"each net scored at its best validation epoch of {result['epochs']} (as `train` ships)"
     )
-    for col in (
-        "variant",
-        "light",
-        "booster",
-        "train s",
-        "trained params",
-        "served params",
-        "served MACs",
-        "hint→booster",
-    ):
-        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
+
+
+def render_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"{result['spec']}: {_caption(result)}")
+    table.add_column("variant", no_wrap=True)
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col == "verdict" else "right")
     for row in result["variants"]:
         table.add_row(row["variant"], *_cells(row))
     return table
@@ -312,19 +407,24 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Ablation: {result['spec']}",
         "",
-        f"Test {result['metric']}, median ± half-range over {result['seeds']} seed(s), "
-        f"{result['epochs']} epochs each. The light net served is the same architecture in "
-        "every row; `hint→booster` is measured with autograd on the compiled model.",
+        f"{_caption(result)[0].upper()}{_caption(result)[1:]}. A verdict needs the interval to "
+        "exclude 0. The light net served is the same architecture in every row (served params: "
+        f"{_served_params(result)}); `epoch` is the median selected epoch of the light net; "
+        "`hint→booster` is measured with autograd on the compiled model.",
         "",
-        "| variant | what | light | booster | train s (median) | trained params "
-        "| served params | served MACs | hint→booster |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | what | " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "|".join("---" if c == "verdict" else "---:" for c in COLUMNS) + "|",
     ]
     for row in result["variants"]:
         lines.append("| " + " | ".join([row["variant"], row["what"], *_cells(row)]) + " |")
-    lines += ["", "## What each row sets in the spec", ""]
+    lines += ["", "## What each row trains and sets in the spec", ""]
     for row in result["variants"]:
         sets = ", ".join(f"`{key}={value}`" for key, value in row["sets"].items())
-        lines.append(f"- `{row['variant']}`: {sets}")
+        lines.append(f"- `{row['variant']}` {TRAINS[row['trains']]}; sets {sets}")
         lines += [f"  - **replaces your `{origin}`**" for origin in row["overrides"]]
     return "\n".join(lines) + "\n"
+
+
+def _served_params(result: dict[str, Any]) -> str:
+    counts = {row["serving"]["params"] for row in result["variants"] if row.get("serving")}
+    return ", ".join(f"{c:,}" for c in sorted(counts)) or "-"

@@ -11,7 +11,6 @@ import torch
 
 from rocketc.runtime.data import Split
 from rocketc.runtime.generated import Generated
-from rocketc.runtime.history import NETS
 from rocketc.runtime.metrics import evaluate
 
 __all__ = [
@@ -19,7 +18,9 @@ __all__ = [
     "eval_loader",
     "train_loader",
     "evaluate_nets",
+    "predict_each",
     "predict_nets",
+    "score_nets",
     "tensors",
 ]
 
@@ -78,25 +79,50 @@ def eval_loader(split, batch_size: int):
     return split.loader(batch_size)
 
 
-class _BothNets(torch.nn.Module):
-    """The light and the booster net side by side, each on its own: one pass over a split
-    scores both (a streamed split is read once, not once per net)."""
+class _SideBySide(torch.nn.Module):
+    """Several nets, each on its own: one pass over a split scores them all (a streamed split is
+    read once, not once per net)."""
 
-    def __init__(self, light: torch.nn.Module, booster: torch.nn.Module):
+    def __init__(self, nets: dict[str, torch.nn.Module]):
         super().__init__()
-        self.light, self.booster = light, booster
+        self.names = list(nets)
+        self.nets = torch.nn.ModuleList(nets.values())
 
     def forward(self, *inputs):
-        return self.light(*inputs), self.booster(*inputs)
+        return tuple(net(*inputs) for net in self.nets)
+
+
+def predict_each(
+    gen: Generated, nets: dict[str, torch.nn.Module], split, batch_size: int, device: torch.device
+) -> dict[str, np.ndarray]:
+    """Logits of each net on its own (the light net is evaluated without running the booster)."""
+    both = _SideBySide(nets)
+    logits = gen.train.predict(both, eval_loader(split, batch_size), device)
+    return {name: out.numpy() for name, out in zip(both.names, logits, strict=True)}
 
 
 def predict_nets(
     gen: Generated, model: torch.nn.Module, split, batch_size: int, device: torch.device
 ) -> dict[str, np.ndarray]:
-    """Logits of each net on its own: the light net is evaluated without running the booster."""
-    both = _BothNets(model.light_net(), model.booster_net())
-    light, booster = gen.train.predict(both, eval_loader(split, batch_size), device)
-    return {"light": light.numpy(), "booster": booster.numpy()}
+    """Logits of the twin's light and booster net, each on its own."""
+    nets = {"light": model.light_net(), "booster": model.booster_net()}
+    return predict_each(gen, nets, split, batch_size, device)
+
+
+def score_nets(
+    task: str,
+    gen: Generated,
+    nets: dict[str, torch.nn.Module],
+    split,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
+    """Each net's metrics on a split, in memory or streamed."""
+    logits = predict_each(gen, nets, split, batch_size, device)
+    return {
+        net: evaluate(task, out, split.target, split.group, split.weight)
+        for net, out in logits.items()
+    }
 
 
 def evaluate_nets(
@@ -108,7 +134,5 @@ def evaluate_nets(
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
     """Both nets' metrics on a split, in memory or streamed."""
-    logits = predict_nets(gen, model, split, batch_size, device)
-    return {
-        net: evaluate(task, logits[net], split.target, split.group, split.weight) for net in NETS
-    }
+    nets = {"light": model.light_net(), "booster": model.booster_net()}
+    return score_nets(task, gen, nets, split, batch_size, device)

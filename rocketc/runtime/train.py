@@ -22,11 +22,8 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled
-from rocketc.errors import TrainError
 from rocketc.runtime import budget, checkpoint, distributed, rundir
 from rocketc.runtime.batches import (
     batch_loader,
@@ -38,14 +35,9 @@ from rocketc.runtime.batches import (
 )
 from rocketc.runtime.data import Dataset, Split, load_data
 from rocketc.runtime.generated import Generated, load_generated
-from rocketc.runtime.history import (
-    NETS,
-    final_table,
-    plot,
-    summary_line,
-    write_history,
-)
+from rocketc.runtime.history import NETS, final_table, plot, write_history
 from rocketc.runtime.metrics import evaluate
+from rocketc.runtime.recipe import Diverged, Recipe
 from rocketc.runtime.report import launch_light_net
 from rocketc.runtime.result import RunResult
 from rocketc.runtime.select import selection_for
@@ -84,8 +76,9 @@ def train_run(
     return TrainRecipe(compiled, out_dir, **options, world=world).run(launch)
 
 
-class TrainRecipe:
-    """One training run, one method per phase. Tests subclass it to script or interrupt a phase."""
+class TrainRecipe(Recipe):
+    """`Recipe` with a run directory: resume, checkpoints, DDP, the test table and the export.
+    Tests subclass it to script or interrupt a phase."""
 
     def __init__(
         self,
@@ -98,17 +91,13 @@ class TrainRecipe:
         console: Console | None = None,
         world: distributed.World = distributed.SINGLE,
     ):
-        self.compiled, self.spec = compiled, compiled.spec
         self.out_dir = Path(out_dir)
         self.world = world
         if not world.is_main:  # the same recipe, writing to a scratch directory, printing nothing
             self._scratch = tempfile.TemporaryDirectory(prefix=f"rocketc-rank{world.rank}-")
             self.out_dir, console = Path(self._scratch.name), distributed.quiet_console()
         self.resume_requested, self.overwrite = resume, overwrite
-        self.data = data
-        self.console = console or Console(stderr=True)
-        self.history: list[dict[str, Any]] = []
-        self.start_epoch = 0
+        super().__init__(None, data, compiled=compiled, console=console, verbose=True)
 
     def run(self, launch: bool = True) -> RunResult:
         budget.check_fits(self.compiled, self.spec.train.batch_size)
@@ -120,12 +109,17 @@ class TrainRecipe:
         self.setup_optimizer()
         self.resume()
         started = time.perf_counter()
+        self.console.print(
+            f"[bold]{self.spec.name}[/]: {self.data.description}; device {self.device}"
+            + (f", {torch.get_num_threads()} thread(s)" if self.device.type == "cpu" else "")
+        )
         self.train()
+        self._check_in_sync()
         seconds = time.perf_counter() - started
         if not self.world.is_main:  # rank 0 tests and exports
             return RunResult(self.out_dir, self.history, {}, seconds, self.audit)
         self.load_selected()
-        selection = self.selection.summary(self.settings.epochs)
+        selection = self.selection_summary()
         test = self.evaluate(self.data.test)
         result = RunResult(self.out_dir, self.history, test, seconds, self.audit, selection)
         plot(self.out_dir / "curves.png", self.spec.task, self.history, selection["selected_epoch"])
@@ -143,8 +137,8 @@ class TrainRecipe:
             self.data = load_data(self.spec)
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
         train, size = self.data.train, self.spec.train.batch_size
-        weighted = sample_weighted(self.spec)
-        if hasattr(train, "loader") and self.world.distributed:  # a streamed table's shard
+        weighted = self.spec.sample_weighted
+        if not isinstance(train, Split) and self.world.distributed:  # a streamed shard
             distributed.check_batch_split(size, self.world.size)
             w = self.world
             self.train_loader = train.shard_loader(
@@ -176,19 +170,11 @@ class TrainRecipe:
         rundir.begin(self.plan, self.fingerprint)
         self.checkpoint_state = self.world.from_main(self.checkpoint_state)  # rank 0's files
 
-    def setup_model(self) -> None:
-        """Import the generated code, prove its gradient block, build the twins (seeded)."""
-        self.gen = load_generated(self.compiled, self.out_dir / "code")
+    def load_code(self) -> Generated:
+        """Import the generated code into the run directory and prove its gradient block."""
+        gen = load_generated(self.compiled, self.out_dir / "code")
         self.audit = _audit(self.compiled, self.out_dir)
-        self.settings = self.gen.train.Settings()
-        self.device = _device(self.gen, self.settings)
-        torch.manual_seed(self.settings.seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        self.model = self.gen.model.RocketNet().to(self.device)
-
-    def setup_optimizer(self) -> None:
-        self.optimizer = self.gen.train.build_optimizer(self.model, self.settings)
-        self.scheduler = self.gen.train.build_scheduler(self.optimizer, self.settings)
+        return gen
 
     def resume(self) -> None:
         """With the checkpoint `setup_run_dir` verified, continue after its epoch (metrics.jsonl
@@ -210,53 +196,12 @@ class TrainRecipe:
         write_history(self.out_dir, self.history)
 
     # --- the loop ------------------------------------------------------------------------------
-    def train(self) -> None:
-        """The generated `fit`, with this recipe's hooks after every step and every epoch."""
-        s = self.settings
-        if self.selection.patience_spent:
-            self.console.print(f"already stopped early after epoch {self.start_epoch}")
-            return
-        self.console.print(
-            f"[bold]{self.spec.name}[/]: {self.data.description}; device {self.device}"
-        )
-        self.progress = _Progress(self.console, len(self.train_loader), s.epochs)
-        self.progress.start(self.start_epoch + 1)
-        model = self._distribute()
-        try:
-            with self.progress:
-                self.gen.train.fit(
-                    model,
-                    self.train_loader,
-                    s,
-                    optimizer=self.optimizer,
-                    scheduler=self.scheduler,
-                    start_epoch=self.start_epoch,
-                    on_epoch_end=self._on_epoch_end,
-                    on_step=self.progress.step,
-                )
-        except _EarlyStop:
-            sel = self.selection
-            self.console.print(
-                f"early stop after epoch {sel.last_epoch}: no better validation {sel.metric} "
-                f"in {sel.patience} epochs (best: epoch {sel.best_epoch})",
-                soft_wrap=True,
-            )
-        except FloatingPointError as exc:
-            epoch = len(self.history) + 1
-            kept = f"; last good checkpoint: {self.out_dir / CHECKPOINT}" if self.history else ""
-            raise TrainError(f"training stopped in epoch {epoch}: {exc}{kept}") from None
-        self._check_in_sync()
-
-    def _on_epoch_end(self, epoch: int, train_losses: dict[str, float]) -> None:
-        self.end_epoch(epoch + 1, self.world.mean(train_losses))
-        if self.selection.patience_spent and epoch + 1 < self.settings.epochs:
-            raise _EarlyStop
+    def next_epoch(self, epoch: int) -> None:
         if self.world.distributed:
-            distributed.begin_epoch(self.world, self.sampler, self.settings.seed, epoch + 1)
-        if epoch + 1 < self.settings.epochs:
-            self.progress.start(epoch + 2)
+            distributed.begin_epoch(self.world, self.sampler, self.settings.seed, epoch)
+        super().next_epoch(epoch)
 
-    def _distribute(self) -> torch.nn.Module:
+    def distribute(self) -> torch.nn.Module:
         """One process: the model. Several: prove the gradient block through DDP, then wrap."""
         from rocketc.runtime.audit import audit_error, run_ddp_audit
 
@@ -269,6 +214,10 @@ class TrainRecipe:
         distributed.begin_epoch(self.world, self.sampler, self.settings.seed, self.start_epoch)
         return distributed.wrap(self.model, self.world, find_unused=bool(self.unused))
 
+    def diverged(self, exc: FloatingPointError) -> Diverged:
+        kept = f"; last good checkpoint: {self.out_dir / CHECKPOINT}" if self.history else ""
+        return Diverged(f"training stopped in epoch {len(self.history) + 1}: {exc}{kept}")
+
     def _check_in_sync(self) -> None:
         """Several processes: every rank must end with rank 0's weights; distributed.json."""
         if not self.world.distributed:
@@ -279,35 +228,24 @@ class TrainRecipe:
 
     def end_epoch(self, epoch: int, train_losses: dict[str, float]) -> None:
         """After epoch `epoch` (1-based): validate both nets, select, checkpoint, log."""
-        record = {
-            "epoch": epoch,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": round(self.progress.elapsed(), 3),
-            "train_loss": train_losses,
-            "val": self.validate(),
-        }
-        self.history.append(record)
+        super().end_epoch(epoch, self.world.mean(train_losses))
+
+    def record_history(self) -> None:
         write_history(self.out_dir, self.history)
-        improved = self.selection.update(epoch, record["val"]["light"][self.selection.metric])
+
+    def after_epoch(self, epoch: int, improved: bool) -> None:
         self.save_checkpoint(epoch)
-        if improved:
-            self.save_best()
-        line = summary_line(self.spec.task, record, self.settings.epochs, improved)
-        self.console.print(line, soft_wrap=True)
+        super().after_epoch(epoch, improved)
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Both nets on the whole validation split (each rank predicts a shard; all gathered)."""
         if not self.world.distributed:
-            return self.evaluate(self.data.val)
+            return super().validate()
         split, w, bs = self.data.val, self.world, self.settings.eval_batch_size
         shard = predict_nets(self.gen, self.model, w.shard(split), bs, self.device)
         logits = {net: w.gather(torch.from_numpy(shard[net]), len(split)).numpy() for net in NETS}
         task = self.spec.task
         return {n: evaluate(task, logits[n], split.target, split.group, split.weight) for n in NETS}
-
-    def evaluate(self, split: Split) -> dict[str, dict[str, float]]:
-        bs = self.settings.eval_batch_size
-        return evaluate_nets(self.spec.task, self.gen, self.model, split, bs, self.device)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
@@ -365,49 +303,6 @@ class TrainRecipe:
         return launch_light_net(self.compiled, model, self.data, result, self.console, kept)
 
 
-class _EarlyStop(Exception):
-    """Raised from the epoch hook when `train.select.patience` epochs passed without a gain."""
-
-
-class _Progress:
-    """The transient per-epoch progress bar (terminals only) and the epoch's stopwatch."""
-
-    def __init__(self, console: Console, steps: int, epochs: int):
-        self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self.task = self.bar.add_task("train", total=steps, epoch="", rate="")
-        self.steps, self.epochs = steps, epochs
-
-    def start(self, epoch: int) -> None:
-        self.started, self.seen = time.perf_counter(), 0
-        # rich's reset replaces the task's fields with those passed: pass every one the columns
-        # read, or the next redraw fails on the missing one.
-        self.bar.reset(self.task, total=self.steps, epoch=f"{epoch}/{self.epochs}", rate="")
-
-    def step(self, step: int, n: int) -> None:
-        self.seen += n
-        rate = self.seen / max(self.elapsed(), 1e-9)
-        self.bar.update(self.task, completed=step + 1, rate=f"{rate:,.0f} ex/s")
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    def __enter__(self) -> _Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-
 def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
     """Prove the gradient block on the generated model before spending time training it."""
     from rocketc.runtime.audit import audit_error, run_audit
@@ -418,14 +313,3 @@ def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
     summary = {"gradient_block": result.gradient_block, "ok": True, "matrix": result.matrix()}
     (out_dir / "audit.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
-
-
-def _device(gen: Generated, settings: Any) -> torch.device:
-    device = gen.train.resolve_device(settings.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(
-            "train.device is 'cuda' but no CUDA device is available; use --device cpu or auto"
-        )
-    if settings.precision == "bf16" and device.type != "cuda":
-        raise TrainError("precision bf16 needs a CUDA device here; use fp32 on CPU")
-    return device

@@ -1,36 +1,37 @@
 """One training run inside `rocketc tune`: a recipe (or light-alone) with one seed.
 
-Runs the generated `fit`, scores the light net alone on the validation split after every epoch,
-and keeps the best epoch (not the last), as `train.select` does for `rocketc train`. The score
-is the task's headline metric: accuracy, or GAUC (AUC without groups) for binary.
+Each run is a `Recipe`, the one training path of `rocketc train`: the light net is scored on
+the validation split after every epoch and the epoch `train.select` picks is the trial's value
+(not the last). The score is the task's headline metric: accuracy, or GAUC (AUC without
+groups) for binary.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from rich.console import Console
 
-from rocketc.backends.codegen import sample_weighted
 from rocketc.compiler import Compiled, compile_source
 from rocketc.compiler.load import Source
 from rocketc.runtime.ablate import VARIANTS
+from rocketc.runtime.batches import eval_loader
 from rocketc.runtime.data import Dataset
 from rocketc.runtime.generated import Generated
 from rocketc.runtime.metrics import evaluate
-from rocketc.runtime.select import Selection
-from rocketc.runtime.train import eval_loader, train_loader
+from rocketc.runtime.recipe import Diverged as RecipeDiverged
+from rocketc.runtime.recipe import Recipe
 
 # on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
 EpochHook = Callable[[int, float], None]
 
 
 class Diverged(Exception):
-    """The loss went non-finite: the recipe cannot train this net."""
+    """The loss went non-finite: the recipe cannot train this net (`epoch N: why`)."""
 
 
 @dataclass
@@ -67,35 +68,28 @@ def train_once(
     metric: str,
     on_epoch: EpochHook | None = None,
     keep_best: bool = False,
+    console: Console | None = None,
+    label: str = "",
 ) -> RunOutcome:
-    """Train from scratch with `seed`; score the light net on validation after each epoch."""
-    settings = gen.train.Settings(seed=seed)
-    device = gen.train.resolve_device(settings.device)
-    torch.manual_seed(seed)
-    model = gen.model.RocketNet().to(device)
-    optimizer = gen.train.build_optimizer(model, settings)
-    shuffle = torch.Generator().manual_seed(seed)
-    loader = train_loader(
-        data.train, settings.batch_size, shuffle, sample_weighted(gen.compiled.spec)
-    )
+    """Train from scratch with `seed` as `rocketc train` does (`Recipe`: the epoch
+    `train.select` picks on validation is kept); record the light net's validation `metric`
+    after each epoch, and the selected epoch's weights when `keep_best`."""
     out = RunOutcome(seed, [], 0)
-    task = gen.compiled.spec.task
-    selection = Selection(metric)  # the same best-epoch rule as `rocketc train`
 
-    def on_epoch_end(epoch: int, _losses: dict[str, float]) -> None:
-        value = score(task, gen, model, data.val, metric, settings.eval_batch_size, device)
-        out.values.append(value)
-        if math.isfinite(value) and selection.update(epoch + 1, value):
-            out.best_epoch = epoch + 1
-            if keep_best:
-                out.state = copy.deepcopy(model.state_dict())
+    def after_epoch(recipe: Recipe) -> None:
+        out.values = recipe.values(metric)
+        out.best_epoch = recipe.selection.best_epoch or 0
         if on_epoch is not None:
-            on_epoch(epoch, out.best)
+            on_epoch(len(out.values) - 1, out.best)
 
+    console = console or Console(quiet=True)  # tune draws its own bar over the trials
+    recipe = Recipe(gen, data, seed=seed, console=console, label=label, on_epoch=after_epoch)
     try:
-        gen.train.fit(model, loader, settings, optimizer=optimizer, on_epoch_end=on_epoch_end)
-    except FloatingPointError as exc:
-        raise Diverged(f"epoch {len(out.values) + 1}: {exc}") from None
+        recipe.run(test=False)
+    except RecipeDiverged as exc:
+        raise Diverged(str(exc).removeprefix("training stopped in ")) from None
+    if keep_best:
+        out.state = recipe.best_state
     return out
 
 
