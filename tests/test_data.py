@@ -565,18 +565,19 @@ def test_a_boolean_column_is_served_from_json_true_and_false(table_file):
 def test_parse_fields_types_missing_and_wrong_values():
     from rocketc.runtime.data.fields import Field, parse
 
-    got = parse(Field("u", "int"), [3, 3.0, None, "3", True, 2.5, float("nan")])
-    assert got.values[:2].tolist() == [3, 3] and got.missing.tolist() == [0, 0, 1, 0, 0, 0, 1]
+    got = parse(Field("u", "int"), [3, 3.0, None, "3", True, 2.5, float("nan"), "three"])
+    assert got.values[:4].tolist() == [3, 3, 0, 3]  # numeric text is its number (issue 19)
+    assert got.missing.tolist() == [0, 0, 1, 0, 0, 0, 1, 0]
     assert got.wrong == {
-        3: "expected a whole number, got '3'",
         4: "expected a whole number, got true",
         5: "expected a whole number, got 2.5",
+        7: "expected a whole number, got 'three'",
     }
     got = parse(Field("u", "int"), [2**70, 1])  # JSON integers have no size limit; ids do
     assert got.wrong == {0: "1180591620717411303424 does not fit in 64 bits"}
     assert parse(Field("x", "number"), [2**70]).values[0] == 2.0**70
     got = parse(Field("c", "str"), ["a", 5, None, ""])
-    assert got.wrong == {1: "expected text, got 5"} and got.missing.tolist() == [0, 0, 1, 0]
+    assert got.wrong == {1: "expected text, got 5"} and got.missing.tolist() == [0, 0, 1, 1]
     got = parse(Field("x", "number"), np.array([1.5, np.nan]))
     assert got.missing.tolist() == [False, True] and not got.wrong
     got = parse(Field("v", "vector", 4), [[1, 2, 3, 4], [[1, 2], [3, 4]], [1, 2], ["a"] * 4, 7])

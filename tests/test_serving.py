@@ -10,21 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pty_runs import BAR, ROCKETC, plain, run_in_pty
 from serving_runs import clicks, light_net, trained_run
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from rocketc.cli import app as cli
 from rocketc.errors import BundleError
+from rocketc.runtime.data.fields import Field, number_from_text, raw_columns
+from rocketc.runtime.serving import bundle as bundle_module
+from rocketc.runtime.serving import predict
 from rocketc.runtime.serving.app import create_app
 from rocketc.runtime.serving.bundle import load_bundle
-from rocketc.runtime.serving.predict import predict_file
+from rocketc.runtime.serving.predict import chunk_rows_for, predict_file
 from rocketc.runtime.serving.requests import Limits
 
 CTR_FIELDS = ["user", "item", "city", "price", "age"]
@@ -171,8 +176,29 @@ def test_predict_lists_bad_rows_with_line_and_column(ctr_run, tmp_path):
     assert f"{rows}:4:1: user: expected a whole number, got 'abc'" in result.stderr
     assert f"{rows}:6:1: user: expected a whole number, got 1.5" in result.stderr
     assert f"{rows}:6:4: price: is missing" in result.stderr
-    assert "3 problem(s)" in result.stderr and "Traceback" not in result.output
+    # One count, in one wording, as the last line (it used to say "3 problem(s)" first and
+    # "4 errors" last, counting itself).
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4 and lines[-1].startswith(f"{rows}: 3 problems in 2 rows; nothing was")
+    assert "errors" not in result.stderr and "Traceback" not in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "rows.csv"]
+
+
+def test_predict_counts_every_problem_and_lists_the_first(ctr_run, tmp_path):
+    rows = candidate_rows().astype({"user": object})
+    rows.loc[:29, "user"] = "abc"
+    rows.loc[3, "price"] = None
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(
+        cli, ["predict", str(ctr_run), "--data", str(tmp_path / "rows.csv"), "--chunk-rows", "8"]
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 21 and lines[-1] == (
+        f"{tmp_path / 'rows.csv'}: 31 problems in 30 rows (the first 20 above); nothing was "
+        "written (--on-error skip scores the other rows and writes every problem to a rejects "
+        "file)"
+    )
 
 
 def test_predict_skip_rejects_rows_into_a_file(ctr_run, tmp_path):
@@ -189,6 +215,35 @@ def test_predict_skip_rejects_rows_into_a_file(ctr_run, tmp_path):
     rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
     assert rejects["row"].tolist() == [3, 5, 5]
     assert rejects["field"].tolist() == ["user", "price", "user"]
+
+
+def test_predict_default_chunk_is_sized_by_memory(ctr_run, tmp_path, monkeypatch):
+    fields = [Field(f"text_{k}", "str") for k in range(28)]
+    fields += [Field(f"number_{k}", "number") for k in range(12)]
+    wide = chunk_rows_for(fields)  # a 41-column census-like table: 1.23 GB at 65,536 rows
+    assert 20_000 <= wide <= 50_000 and wide * 6_000 <= predict.MEMORY_BUDGET * 1.05
+    assert chunk_rows_for([Field("image", "vector", 64)]) == predict.MAX_CHUNK_ROWS
+    assert 1_500 <= chunk_rows_for([Field("image", "vector", 3072)]) <= 2_500
+    assert chunk_rows_for([Field("image", "vector", 10**6)]) == predict.MIN_CHUNK_ROWS
+    # The default goes through chunk_rows_for; scores do not depend on the chunk.
+    candidate_rows().to_csv(tmp_path / "rows.csv", index=False)
+    predict_file(ctr_run, tmp_path / "rows.csv", tmp_path / "one.csv")
+    sizes = []
+    monkeypatch.setattr(predict, "chunk_rows_for", lambda f, k: sizes.append(len(f)) or 5)
+    predict_file(ctr_run, tmp_path / "rows.csv", tmp_path / "many.csv", keep=["user"])
+    assert sizes == [len(CTR_FIELDS)]
+    one, many = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "many.csv")
+    assert many["row"].tolist() == one["row"].tolist() == list(range(1, 55))
+    np.testing.assert_allclose(many["score"], one["score"], rtol=1e-12)
+
+
+def test_bundle_scores_in_blocks_like_one_call(ctr_run, monkeypatch):
+    bundle = load_bundle(ctr_run)
+    frame = raw_columns(candidate_rows(), list(bundle.preprocess.fields().values()))
+    inputs = bundle.preprocess.encode(frame).inputs
+    whole = bundle.predict(inputs).probabilities
+    monkeypatch.setattr(bundle_module, "SCORE_ROWS", 5)  # 54 rows: 11 onnxruntime calls
+    np.testing.assert_array_equal(bundle.predict(inputs).probabilities, whole)
 
 
 def test_predict_names_missing_columns(ctr_run, tmp_path):
@@ -311,6 +366,73 @@ def test_malformed_requests_name_the_field_and_the_row(client):
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
 
 
+def as_text(records_: list[dict]) -> list[dict]:
+    """Every number as the text a CSV reader gives (`"30"`, `"10.52..."`), None kept."""
+    return [{k: v if v is None or isinstance(v, str) else repr(v) for k, v in r.items()}
+            for r in records_]  # fmt: skip
+
+
+def test_numbers_sent_as_text_score_as_numbers_in_serve_and_predict(ctr_run, client, tmp_path):
+    rows = candidate_rows()
+    numbers = client.post("/v1/score", json={"rows": records(rows)}).json()["scores"]
+    text = as_text(records(rows))
+    text[0]["age"] = f"  {text[0]['age']} "  # spaces around, as a hand-written CSV may have
+    text[1]["price"] = f"{rows['price'][1]:.17e}"  # exponent notation, every digit kept
+    assert isinstance(text[2]["user"], str) and isinstance(text[2]["price"], str)
+    response = client.post("/v1/score", json={"rows": text})
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(response.json()["scores"], numbers)
+    columns = {k: [r[k] for r in text] for k in CTR_FIELDS}
+    np.testing.assert_array_equal(
+        client.post("/v1/score", json={"columns": columns}).json()["scores"], numbers
+    )
+    # predict: the same rows from a CSV, and from a Parquet file whose columns are all text
+    # (what a table read as strings and saved gives): the one rule again.
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    pd.DataFrame(text).to_parquet(tmp_path / "text.parquet")
+    for name in ("rows.csv", "text.parquet"):
+        predict_file(ctr_run, tmp_path / name, tmp_path / "out.parquet")
+        scores = pd.read_parquet(tmp_path / "out.parquet")["score"]
+        np.testing.assert_allclose(scores, numbers, rtol=1e-12, err_msg=name)
+    np.testing.assert_allclose(numbers, reference_scores(ctr_run, rows), atol=1e-6)
+
+
+def test_numeric_text_rule():
+    cases = {"30": 30, " -7 ": -7, "+1.5e3": 1500.0, ".5": 0.5, "5.": 5.0, "": None, "  ": None,
+             "9007199254740993": 9007199254740993, "abc": "abc", "1,000": "1,000",
+             "1_000": "1_000", "0x10": "0x10", "3 4": "3 4"}  # fmt: skip
+    for text, want in cases.items():
+        got = number_from_text(text)
+        assert got == want and type(got) is type(want), text
+    assert number_from_text("inf") == float("inf") and number_from_text("NaN") != 0
+
+
+def test_text_that_is_no_finite_float32_is_a_problem_not_a_silent_nan(ctr_run, client, tmp_path):
+    good = records(candidate_rows().iloc[:1])[0]
+    cases = [
+        ("1e40", "is out of range"),  # finite in float64, infinite as the model's float32
+        (1e40, "is out of range"),
+        ("inf", "is not a finite number"),
+        ("-Infinity", "is not a finite number"),
+        ("nan", "is missing"),
+        ("ten", "expected a number, got 'ten'"),
+    ]
+    rows = [dict(good, price=value) for value, _ in cases] + [dict(good, user="12.0")]
+    got = problems(client.post("/v1/score", json={"rows": rows}))
+    assert [at for at, _ in got] == [f"rows[{r}].price" for r in range(len(cases))]
+    for (_, message), (value, want) in zip(got, cases, strict=True):
+        assert want in message, (value, message)
+    assert "1e+40 is out of range" in got[0][1] and "float32" in got[0][1]
+    # predict finds the same problems in a CSV: its line, its column, nothing written
+    pd.DataFrame(rows[:1] + rows[2:]).to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(
+        cli, ["predict", str(ctr_run), "--data", str(tmp_path / "rows.csv")]
+    )
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'rows.csv'}:2:4: price: 1e+40 is out of range" in result.stderr
+    assert "5 problems in 5 rows" in result.stderr.splitlines()[-1]
+
+
 def test_unseen_categories_score_as_id_0(client, ctr_run):
     row = records(candidate_rows().iloc[:1])[0]
     unseen = [dict(row, user=12345), dict(row, user=None), dict(row, city="atlantis")]
@@ -361,6 +483,35 @@ def test_health_metadata_and_unknown_routes(client):
     assert client.get("/nope").json() == {"error": "Not Found"}
     response = client.get("/v1/score")
     assert response.status_code == 405 and "error" in response.json()
+
+
+# --- in a terminal ------------------------------------------------------------------------
+def test_predict_in_a_terminal_draws_its_progress_bar(ctr_run, tmp_path):
+    """Under a pipe rich draws nothing; a terminal is where its bar can crash (issue 19)."""
+    candidate_rows().to_csv(tmp_path / "rows.csv", index=False)
+    code, text = run_in_pty(
+        [*ROCKETC, "predict", ctr_run, "--data", "rows.csv", "-o", "scores.csv"], tmp_path, 120
+    )
+    assert code == 0, text
+    assert "Traceback" not in text and BAR in text and "scoring rows.csv" in plain(text)
+    assert "wrote scores.csv: 54 of 54 rows scored" in plain(text)
+    assert len(pd.read_csv(tmp_path / "scores.csv")) == 54
+
+
+def test_serve_refuses_a_busy_port_before_it_starts(ctr_run):
+    with socket.socket() as holder:  # another server, on loopback
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["serve", str(ctr_run), "--port", str(port), "--stop-after", "5"]
+        )
+    assert result.exit_code == 2, result.output  # a usage error, as any bad option value
+    message = " ".join(line.strip("│ ") for line in result.stderr.splitlines())
+    assert f"Invalid value for --port: 127.0.0.1:{port} is in use by another process" in message
+    assert "serving" not in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["serve", str(ctr_run), "--host", "no-such-host.invalid"])
+    assert result.exit_code == 2 and "--host" in result.stderr and "serving" not in result.output
 
 
 # --- the README's example files -----------------------------------------------------------

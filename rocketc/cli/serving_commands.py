@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -53,11 +54,18 @@ def predict(
         OnError,
         typer.Option(help="fail: list bad rows and write nothing; skip: reject them to a file."),
     ] = OnError.fail,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read and scored at a time.")] = 65536,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Rows read and scored at a time (default: as many as fit in about 256 MB).",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOption = 1,
 ) -> None:
     """Score a file with the run's light.onnx and preprocessing, in chunks (never imports torch)."""
-    from rocketc.runtime.serving.predict import predict_file
+    from rocketc.runtime.serving.predict import RowsError, plural, predict_file
 
     try:
         result = predict_file(
@@ -69,12 +77,17 @@ def predict(
             chunk_rows=chunk_rows,
             threads=threads,
         )
+    except RowsError as exc:  # its last line counts the problems: no "N errors" after it
+        for diagnostic in [*exc.diagnostics, exc.summary]:
+            print(diagnostic, file=sys.stderr)
+        raise typer.Exit(code=1) from None
     except RocketcError as exc:
         _fail(exc)
-    typer.echo(f"wrote {result.out}: {result.scored:,} of {result.rows:,} rows scored")
+    typer.echo(f"wrote {result.out}: {result.scored:,} of {plural(result.rows, 'row')} scored")
     if result.rejects is not None:
         typer.echo(
-            f"rejected {result.rejected:,} rows ({result.problems:,} problems): {result.rejects}"
+            f"rejected {plural(result.rejected, 'row')} "
+            f"({plural(result.problems, 'problem')}): {result.rejects}"
         )
 
 
@@ -94,12 +107,14 @@ def serve(
 ) -> None:
     """Serve the run's light net over HTTP: POST /v1/score, GET /healthz, GET /v1/metadata."""
     from rocketc.runtime.serving.requests import Limits
-    from rocketc.runtime.serving.server import ServeOptions
+    from rocketc.runtime.serving.server import AddressError, ServeOptions
     from rocketc.runtime.serving.server import serve as run_server
 
     limits = Limits(max_rows=max_rows, max_body_bytes=int(max_body_mb * (1 << 20)))
     options = ServeOptions(str(run_dir), host, port, workers, threads, limits, stop_after)
     try:
         run_server(options)
+    except AddressError as exc:  # a usage error, like any other bad option value (exit 2)
+        raise typer.BadParameter(exc.diagnostics[0].message, param_hint=exc.option) from None
     except RocketcError as exc:
         _fail(exc)

@@ -376,10 +376,29 @@ class Dense:
         return scale if largest.ndim else scale[0]
 
     def encode(self, frame: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[RowProblem]]:
-        x, problems = self.raw(frame)
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return x.astype(np.float32).reshape(len(x), *self.shape), problems
+        raw, problems = self.raw(frame)
+        x = raw if self.mean is None else (raw - self.mean) / self.std
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x.astype(np.float32)
+        # A finite float64 (1e300, or 1e30 over a tiny std) can still overflow the model's
+        # float32 input: an infinite input would score NaN without a word, so it is a problem.
+        beyond = ~np.isfinite(x).all(axis=1)
+        if beyond.any():
+            bad_rows = {p.row for p in problems}
+            for r in np.flatnonzero(beyond):
+                j = int(np.flatnonzero(~np.isfinite(x[r]))[0])
+                if int(r) not in bad_rows:
+                    name = self.columns[j] if self.columns is not None else self.field
+                    problems.append(
+                        RowProblem(
+                            int(r),
+                            name,
+                            f"{raw[r, j]:.6g} is out of range: standardised it is beyond "
+                            "float32, the model's input type (about ±3.4e38)",
+                        )
+                    )
+            x[~np.isfinite(x)] = 0.0
+        return x.reshape(len(x), *self.shape), problems
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"input": self.input, "kind": self.kind, "shape": list(self.shape)}

@@ -17,13 +17,17 @@ JSON object of a `/v1/score` request, one record of a data source. Each field ha
 
 `parse` turns one column of values, as numpy, pandas or JSON give them, into a typed numpy array,
 a mask of missing values (None, NaN, an empty cell) and the rows whose value has the wrong type.
-JSON is typed, so text where a number belongs is a wrong type, never silently converted.
+Numeric text is read by one rule, `number_from_text`, wherever it comes from (a CSV cell pandas
+left as text, a Parquet string column, a JSON string in a `/v1/score` request): `"30"` is 30,
+`" -1.5e3 "` is -1500.0, empty text is missing like an empty CSV cell, and text spelling no
+number (`"abc"`, `"1,000"`) is a wrong type, named with its row.
 `raw_columns` takes the fields out of a pandas frame: the tabular loader trains on what it gives,
 and `rocketc predict` reads its files through it, so both see a file the same way.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +68,47 @@ class Parsed:
 def parse(field: Field, column) -> Parsed:
     """Parse one column (numpy array, list, or anything numpy takes) of `field`'s values."""
     array = column if isinstance(column, np.ndarray) else _as_array(column, field)
+    if field.type in ("int", "number") and array.dtype == object:
+        array = numbers_in_text(array)
     return _PARSERS[field.type](array, field)
+
+
+# Numeric text, as every CSV reader hands it over. Whole-number digits become an int (exact past
+# 2**53, so a long id keeps its value); Python's float() would also take "1_000", which no CSV
+# reader writes, hence the patterns.
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]{1,400}")
+_NUMBER_TEXT = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE
+)
+
+
+def number_from_text(text: str) -> int | float | str | None:
+    """The number `text` spells, by the one rule for numeric text (module docstring).
+
+    An int for whole-number digits, a float for other numbers (`inf`, `nan` included: the
+    checks of a number field then apply as to the same JSON number); None for empty or blank
+    text, a missing value; `text` itself when it spells no number, for the parser to name.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if _WHOLE_TEXT.fullmatch(stripped):
+        return int(stripped)
+    if _NUMBER_TEXT.fullmatch(stripped):
+        return float(stripped)
+    return text
+
+
+def numbers_in_text(array: np.ndarray) -> np.ndarray:
+    """An object array with each text replaced by `number_from_text`'s reading of it (a copy
+    when there is text; other values, and text spelling no number, unchanged)."""
+    at = [i for i, value in enumerate(array.tolist()) if isinstance(value, str)]
+    if not at:
+        return array
+    out = array.copy()
+    for i in at:
+        out[i] = number_from_text(out[i])
+    return out
 
 
 def _as_array(column, field: Field) -> np.ndarray:
@@ -250,10 +294,7 @@ def _parse_vector(array: np.ndarray, field: Field) -> Parsed:
         if not isinstance(value, (list, tuple, np.ndarray)):
             wrong[row] = f"expected a list of {k} numbers, got {_name(value)}"
             continue
-        try:
-            item = np.array(value)
-        except (ValueError, TypeError):
-            item = None
+        item = _vector(value)
         if item is None or item.dtype.kind not in "iuf":
             wrong[row] = f"expected a list of {k} numbers, got a list holding other values"
         elif item.size != k:
@@ -261,6 +302,23 @@ def _parse_vector(array: np.ndarray, field: Field) -> Parsed:
         else:
             values[row] = item.reshape(-1)
     return Parsed(values, missing, wrong)
+
+
+def _vector(value) -> np.ndarray | None:
+    """One row's list as numbers (numeric text read as `number_from_text` reads it), or None."""
+    try:
+        item = np.array(value)
+    except (ValueError, TypeError):
+        return None
+    if item.dtype.kind not in "OU":
+        return item
+    numbers = numbers_in_text(item.astype(object).reshape(-1))
+    if not all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in numbers.tolist()
+    ):
+        return None
+    return np.array(numbers.tolist(), dtype=np.float64)
 
 
 _SCALARS = (str, int, float, np.integer, np.floating)
@@ -307,7 +365,10 @@ def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
     for field in fields:
         if field.type == "vector" and field.name not in frame.columns:
             parts = [_numbers(frame[c]) for c in field.columns()]
-            out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
+            if all(p.dtype != object for p in parts):
+                out[field.name] = np.stack([p.astype(np.float64) for p in parts], axis=1)
+            else:  # text no number: (n, k) objects, which the vector parser words per row
+                out[field.name] = np.stack([p.astype(object) for p in parts], axis=1)
         elif field.type in ("int", "bool", "number"):
             out[field.name] = _numbers(frame[field.name])
         else:
@@ -319,18 +380,16 @@ def raw_columns(frame, fields: list[Field]) -> dict[str, np.ndarray]:
 
 
 def _numbers(column) -> np.ndarray:
-    """A numeric column as numpy; a mixed one as objects: numbers, None, and unreadable text."""
+    """A numeric column as numpy; a text or mixed one as objects: numbers (its numeric text read
+    by `number_from_text`, as a request's JSON strings are), None, and text spelling no number."""
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_object_dtype(column):
         if pd.api.types.is_integer_dtype(column) and not column.isna().any():
             return column.to_numpy(dtype=np.int64)
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(column, errors="coerce")
-    out = np.array(numbers.to_numpy(dtype=object, na_value=None))  # a writable copy
-    unreadable = (numbers.isna() & column.notna()).to_numpy()
-    out[unreadable] = column.to_numpy(dtype=object)[unreadable]
-    return out
+    out = np.array(column.to_numpy(dtype=object, na_value=None))  # a writable copy
+    return numbers_in_text(out)
 
 
 _PARSERS = {

@@ -1,15 +1,18 @@
 """`rocketc predict`: score a CSV or Parquet file with a run's bundle, chunk by chunk.
 
-Memory stays bounded by `chunk_rows`: each chunk is read (pandas for CSV, pyarrow for Parquet),
+Memory stays bounded by the chunk: `chunk_rows` rows, or by default as many as fit in
+MEMORY_BUDGET by `chunk_rows_for`'s estimate of a row's cost. Each chunk is read (pandas for CSV,
+pyarrow for Parquet),
 turned into raw fields by the same `raw_columns` the tabular loader trains with, encoded by the
 run's preprocessing, scored by light.onnx and appended to the output, which is written under a
 temporary name and renamed at the end, so a failed run never leaves a partial file behind.
 
 Rows are numbered from 1, the header not counted; the output's `row` column says which input
 row each score belongs to. A bad row (a missing column value, a mistyped one) is an error
-listing every problem as `FILE:LINE:COLUMN: ...` (CSV line numbers count the header; Parquet
-gives row:column), or with `on_error="skip"` the row is left out of the scores and each of its
-problems is written to `<output>.rejects.csv`. Nothing is dropped silently.
+listing its problems as `FILE:LINE:COLUMN: ...` (CSV line numbers count the header; Parquet
+gives row:column; the first SHOW_PROBLEMS, then one line counting them all), or with
+`on_error="skip"` the row is left out of the scores and each of its problems is written to
+`<output>.rejects.csv`. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -29,6 +32,34 @@ from rocketc.runtime.data.fields import Field, raw_columns
 from rocketc.runtime.serving.bundle import Bundle, load_bundle
 
 SHOW_PROBLEMS = 20  # listed in a failing run's error; the rest are counted
+MEMORY_BUDGET = 256 << 20  # bytes one chunk may take, by `chunk_rows_for`'s estimate
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1024, 65_536
+# What one row of a field costs while its chunk is in memory, in bytes: the pandas column, the
+# raw column `raw_columns` makes of it (a Python object per text cell, ~50 bytes + the text),
+# the encoded input. Measured on a 41-column table (28 text, 12 number columns): 6.2 kB a row.
+_FIELD_BYTES = {"str": 200, "list": 400, "int": 40, "bool": 40, "number": 40, "vector": 40}
+
+
+def chunk_rows_for(fields: Sequence[Field], keep: Sequence[str] = ()) -> int:
+    """Rows per chunk so a chunk stays within MEMORY_BUDGET: 41 columns of census-like text
+    and numbers get ~40,000 rows, 64 pixels 65,536 (the most; progress is drawn per chunk),
+    a 3,072-number image ~2,000. A kept column is costed as text."""
+    per_row = sum(_FIELD_BYTES[f.type] * f.size for f in fields) + _FIELD_BYTES["str"] * len(keep)
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, MEMORY_BUDGET // max(per_row, 1)))
+
+
+class RowsError(DataError):
+    """Bad rows and nothing written: the first problems (diagnostics) and a `summary` line that
+    counts them all, printed last."""
+
+    def __init__(self, problems: list[Diagnostic], summary: Diagnostic):
+        super().__init__(problems)
+        self.summary = summary
+        self.args = (f"{self.args[0]}\n{summary}",)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 @dataclass
@@ -48,7 +79,7 @@ def predict_file(
     *,
     keep: Sequence[str] = (),
     on_error: str = "fail",
-    chunk_rows: int = 65_536,
+    chunk_rows: int | None = None,
     threads: int = 1,
     console: Console | None = None,
 ) -> PredictResult:
@@ -57,12 +88,13 @@ def predict_file(
     data, out = Path(data), Path(out)
     bundle = load_bundle(run_dir, threads)
     fields = list(bundle.preprocess.fields().values())
+    chunk_rows = chunk_rows or chunk_rows_for(fields, keep)
     reader = _Reader(data, fields, list(keep), chunk_rows)
     rejects_path = out.with_name(f"{out.stem}.rejects.csv")
     writer = _Writer(out)
     rejects = _Writer(rejects_path)
     problems: list[Diagnostic] = []
-    rows = scored = rejected = count = 0
+    rows = scored = rejected = count = bad_rows = 0
     progress = Progress(
         TextColumn(f"scoring {data.name}"),
         BarColumn(),
@@ -80,30 +112,33 @@ def predict_file(
                 numbers = np.arange(rows + 1, rows + len(chunk) + 1)
                 encoded = bundle.preprocess.encode(raw_columns(chunk, fields), len(chunk))
                 count += len(encoded.problems)
+                bad_rows += int(encoded.bad.sum())
                 if encoded.problems and on_error == "fail":
-                    problems += [reader.diagnostic(rows + p.row, p) for p in encoded.problems]
-                    problems = problems[:SHOW_PROBLEMS]
+                    room = encoded.problems[: SHOW_PROBLEMS - len(problems)]
+                    problems += [reader.diagnostic(rows + p.row, p) for p in room]
                 elif encoded.problems:
                     rejects.write(_rejects(encoded.problems, rows))
                     rejected += int(encoded.bad.sum())
                 good = ~encoded.bad
                 if not problems and good.any():  # once failing, only look for more problems
                     inputs = {k: v[good] for k, v in encoded.inputs.items()}
-                    writer.write(_scores(bundle, chunk[good], numbers[good], keep, inputs))
+                    kept = chunk.loc[good, list(keep)]  # not chunk[good]: a copy of every column
+                    writer.write(_scores(bundle, kept, numbers[good], keep, inputs))
                     scored += int(good.sum())
                 rows += len(chunk)
                 progress.update(task, completed=done, rows=rows)
+                chunk = encoded = inputs = None  # freed before the next chunk is read, not after
         if problems:
-            more = count - len(problems)
-            tail = f"; {more:,} more" if more > 0 else ""
-            problems.append(
+            shown = f" (the first {len(problems)} above)" if count > len(problems) else ""
+            raise RowsError(
+                problems,
                 Diagnostic(
-                    f"{count:,} problem(s){tail}; nothing was written (--on-error skip scores the "
-                    "other rows and lists every problem in a rejects file)",
+                    f"{plural(count, 'problem')} in {plural(bad_rows, 'row')}{shown}; nothing "
+                    "was written (--on-error skip scores the other rows and writes every "
+                    "problem to a rejects file)",
                     str(data),
-                )
+                ),
             )
-            raise DataError(problems)
         if scored == 0:
             writer.write(_scores(bundle, reader.empty(), np.zeros(0, np.int64), keep, None))
         writer.commit()

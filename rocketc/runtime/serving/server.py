@@ -1,7 +1,9 @@
 """`rocketc serve`: the app of `app.py` under uvicorn, with graceful shutdown.
 
 The bundle is checked once in this process before uvicorn starts (a bad run directory is a
-plain error, not a crashed worker), then each worker process loads its own copy through
+plain error, not a crashed worker), and so is the address: `check_address` binds it and lets it
+go, so a port already taken is a usage error before "serving ..." is printed, not uvicorn's
+log and exit 3 after it. Then each worker process loads its own copy through
 `app_from_env`, the factory uvicorn imports; the options travel in an environment variable,
 which is how uvicorn's `--workers` processes can receive them. SIGINT/SIGTERM (or `stop_after`)
 stop accepting connections, let requests in flight finish (up to GRACE seconds), then exit.
@@ -9,14 +11,17 @@ stop accepting connections, let requests in flight finish (up to GRACE seconds),
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rocketc.errors import RocketcError
 from rocketc.runtime.serving.app import create_app
 from rocketc.runtime.serving.bundle import load_bundle
 from rocketc.runtime.serving.requests import Limits
@@ -37,6 +42,47 @@ class ServeOptions:
     log_level: str = "info"
 
 
+class AddressError(RocketcError):
+    """The server cannot listen where asked: the port is taken, privileged, or the host is not
+    this machine's. `option` names the command-line option to change (`--port` or `--host`)."""
+
+    def __init__(self, message: str, option: str):
+        super().__init__(message)
+        self.option = option
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind `host:port` as uvicorn will (same family, SO_REUSEADDR) and release it at once;
+    AddressError when that fails. Another process may still take the port in between: uvicorn
+    then reports it, as before."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # uvicorn's choice
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror as exc:
+        raise AddressError(f"cannot listen on host {host!r}: {exc.strerror}", "--host") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressError(
+                f"{host}:{port} is in use by another process; choose another port",
+                "--port",
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise AddressError(
+                f"no permission to listen on {host}:{port} (ports below 1024 need privileges); "
+                "choose a port from 1024 up",
+                "--port",
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise AddressError(
+                f"{host} is not an address of this machine; use 127.0.0.1 (this machine only) "
+                "or 0.0.0.0 (every interface)",
+                "--host",
+            ) from None
+        raise AddressError(f"cannot listen on {host}:{port}: {exc.strerror}", "--port") from None
+
+
 def app_from_env():
     """The ASGI app of one worker, from the options `serve` put in the environment."""
     raw = json.loads(os.environ[ENV])
@@ -45,10 +91,12 @@ def app_from_env():
 
 
 def serve(options: ServeOptions) -> None:
-    """Run until SIGINT/SIGTERM or `stop_after`; raises BundleError before starting if unfit."""
+    """Run until SIGINT/SIGTERM or `stop_after`; raises BundleError (an unfit run directory) or
+    AddressError (a taken port, an unknown host) before starting."""
     import uvicorn
 
     bundle = load_bundle(options.run_dir, options.threads)
+    check_address(options.host, options.port)
     os.environ[ENV] = json.dumps(asdict(options))
     spec = bundle.header.get("spec", {}).get("name", "?")
     print(
