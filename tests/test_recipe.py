@@ -102,3 +102,22 @@ def test_a_recipe_stops_early_on_the_specs_patience(data, tmp_path, monkeypatch)
 def _scripted_long(self):
     value = [0.5, 0.9, 0.6, 0.95, 0.97][len(self.history)]
     return {net: {"accuracy": value, "error": 1 - value, "ce": 1.0} for net in self.part.nets}
+
+
+def test_a_long_epoch_prints_lines_when_not_in_a_terminal(monkeypatch):
+    """No terminal (a log file, CI): a plain line every LINE_EVERY seconds within an epoch."""
+    import io
+
+    from rocketc.runtime.recipe import EpochProgress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    monkeypatch.setattr(EpochProgress, "LINE_EVERY", 0.0)
+    progress = EpochProgress(console, steps=4, epochs=3, label="rocket seed 1")
+    progress.start(2)
+    with progress:
+        for step in range(4):
+            progress.step(step, 64)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and "━" not in out.getvalue()
+    assert lines[1].startswith("rocket seed 1 epoch 2/3: 50% of its batches, ")
