@@ -63,7 +63,8 @@ def rows(out) -> list[dict[str, str]]:
 
 def test_study_writes_every_file_and_a_verdict(study_dir):
     out, result = study_dir
-    for name in ("best.yaml", "trials.csv", "report.md", "tune.json", "objective_vs_hint.png"):
+    files = ("best.yaml", "best_recipe.yaml", "trials.csv", "report.md", "tune.json")
+    for name in (*files, "objective_vs_hint.png"):
         assert (out / name).is_file(), name
     table = rows(out)
     assert [r["trial"] for r in table] == ["0", "1"]
@@ -113,14 +114,14 @@ def test_each_epoch_is_reported_for_pruning(study_dir):
 
 
 # --- best.yaml: what the verdict says to train --------------------------------------------
-def resumed(study_dir, out, monkeypatch, beats: bool, spec=None):
+def resumed(study_dir, out, monkeypatch, beats: bool, spec=None, **changes):
     """The fixture's study resumed in `out` with its verdict forced: nothing trains again (the
     trials, light alone and the verdict are stored in the study), only the files are written."""
     out.mkdir(exist_ok=True)
     (out / "study.db").write_bytes((study_dir[0] / "study.db").read_bytes())
     monkeypatch.setattr(Verdict, "beats", property(lambda self: beats))
     compiled = _load_with_overrides(spec, ["train.epochs=1"])
-    return tune(compiled, out, options(), QUIET)
+    return tune(compiled, out, options(**changes), QUIET)
 
 
 def test_a_light_alone_verdict_writes_a_light_alone_best_yaml(study_dir, tmp_path, monkeypatch):
@@ -160,7 +161,6 @@ def test_a_rocket_verdict_writes_the_tuned_recipe_with_its_numbers(
     spec.write_text(text.replace("\nloss:\n", "\nloss:  # rocketc's defaults; try ablate\n", 1))
     out = tmp_path / "tune"
     out.mkdir()
-    (out / "best_recipe.yaml").write_text("# a recipe that lost, from an earlier verdict\n")
     result = resumed(study_dir, out, monkeypatch, beats=True, spec=spec)
     text = (out / "best.yaml").read_text()
     flat = " ".join(w for w in text.split() if w != "#")  # the comments' prose, unwrapped
@@ -182,7 +182,25 @@ def test_a_rocket_verdict_writes_the_tuned_recipe_with_its_numbers(
     recipe = best.user_attrs["recipe"]
     assert compiled.spec.loss.gradient_block == recipe["loss.gradient_block"]
     assert compiled.spec.loss.hint.weight == pytest.approx(recipe["loss.hint.weight"])
-    assert not (out / "best_recipe.yaml").exists()  # it would contradict best.yaml
+    # The recipe file is always written: one path for `rocketc ablate --recipe`.
+    kept = (out / "best_recipe.yaml").read_text()
+    assert "The verdict says to train it: best.yaml is this same recipe." in " ".join(kept.split())
+    assert (
+        compile_file(out / "best_recipe.yaml").source.data["loss"] == (compiled.source.data["loss"])
+    )
+
+
+def test_without_a_verdict_best_yaml_is_the_recipe_and_says_it_is_not_judged(
+    study_dir, tmp_path, monkeypatch
+):
+    out = tmp_path / "tune"
+    result = resumed(study_dir, out, monkeypatch, beats=False, verdict_seeds=0)
+    assert result.verdict is None
+    for name in ("best.yaml", "best_recipe.yaml"):
+        flat = " ".join(w for w in (out / name).read_text().split() if w != "#")
+        assert "Not judged on the test split yet" in flat, name
+        assert "not judged on the test split (--verdict-seeds 0)" in flat, name
+        assert compile_file(out / name).spec.name == "quickstart_tuned"
 
 
 def test_cli_prints_a_train_command_that_runs_beside_the_first_run(

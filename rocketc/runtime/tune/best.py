@@ -7,8 +7,10 @@ overrides applied, its `loss:` replaced and its header comment carrying the evid
   `<name>_tuned`;
 - anything else: the light net alone on its labels, exactly the loss of the verdict's
   light-alone runs (booster and every teaching term at weight 0), spec name
-  `<name>_light_alone`. The recipe that lost goes to `best_recipe.yaml` (name `<name>_tuned`),
-  for `rocketc ablate --recipe` or a longer study, with a header that says it lost.
+  `<name>_light_alone`.
+
+`best_recipe.yaml` always holds the best recipe (name `<name>_tuned`), its header saying what the
+verdict made of it, so `rocketc ablate --recipe` has one path to take whatever the verdict.
 
 The new name gives the file a run directory of its own: `rocketc train best.yaml` writes
 `runs/<name>_tuned/`, never into the user's first run, `runs/<name>/`.
@@ -16,6 +18,7 @@ The new name gives the file a run directory of its own: `rocketc train best.yaml
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shlex
 import textwrap
@@ -61,61 +64,67 @@ def _zeroed(spec: Spec) -> str:
 
 
 def write_best(tuner: Tuner, result: TuneResult) -> list[Path]:
-    """Write best.yaml (and best_recipe.yaml when the recipe lost); set `result.next_step`."""
+    """Write best.yaml (what the verdict says to train) and best_recipe.yaml (the search's best
+    recipe, whatever the verdict: a path that `rocketc ablate --recipe` can always be given);
+    set `result.next_step`."""
     from rocketc.runtime.tune.tuner import recipe_of
 
     out, best, spec = result.out_dir, result.best, tuner.spec
-    recipe_file = out / "best_recipe.yaml"
     if best is None:
         return []
-    recipe = _File(
-        out / "best.yaml",
-        spec.name + TUNED,
-        _recipe_loss(tuner, recipe_of(best)),
-        f"the loss recipe `rocketc tune` found for {spec.name}",
-        f"Loss: the recipe rocketc tune found, trial {best.number} of study "
-        f"'{tuner.study_name}': {_evidence(result)} (see the header).",
-    )
-    if not light_alone_verdict(result):
-        recipe_file.unlink(missing_ok=True)  # a lost recipe from an earlier verdict
-        _write(tuner, result, recipe)
-        result.next_step = f"{train_command(recipe)}  (run directory runs/{recipe.name}/)"
-        return [recipe.path]
-    recipe = _File(
-        recipe_file,
-        recipe.name,
-        recipe.loss,
-        f"the best loss recipe `rocketc tune` searched for {spec.name}",
-        recipe.about_loss,
-        (
+    recipe_path = out / "best_recipe.yaml"
+    if light_alone_verdict(result):
+        judged = (
             "This recipe did NOT beat light alone on the test split (the verdict above): "
             "best.yaml trains the light net alone. It is kept to compare it again (`rocketc "
-            "ablate SPEC --recipe "
-            f"{recipe_file}`) or to search with a longer budget; the verdict does not advise "
-            "training it.",
-        ),
+            f"ablate SPEC --recipe {recipe_path}`) or to search with a longer budget; the "
+            "verdict does not advise training it."
+        )
+    elif result.verdict is None:
+        judged = (
+            "Not judged on the test split yet: run the same study again with --verdict-seeds 5 "
+            "before training it."
+        )
+    else:
+        judged = "The verdict says to train it: best.yaml is this same recipe."
+    recipe = _File(
+        recipe_path,
+        spec.name + TUNED,
+        _recipe_loss(tuner, recipe_of(best)),
+        f"the best loss recipe `rocketc tune` searched for {spec.name}",
+        f"Loss: the recipe rocketc tune found, trial {best.number} of study "
+        f"'{tuner.study_name}': {_evidence(result)} (see the header).",
+        (judged,),
     )
-    alone = _File(
-        out / "best.yaml",
-        spec.name + LIGHT_ALONE,
-        tuner.alone_compiled.source.data["loss"],
-        f"{spec.name} as the light net alone, on its labels: what `rocketc tune`'s verdict "
-        "says to train",
-        "Loss: the light net alone, on its labels, as rocketc tune's verdict says (see the "
-        "header). The booster's loss and every teaching term are at weight 0: the booster is "
-        "still built, but nothing trains it and it is not served.",
-        (
-            f"The loss is labels only, {_zeroed(spec)} at weight 0: exactly the light-alone "
-            f"runs of the verdict. The searched recipe, trial {best.number}, is in "
-            f"{recipe_file}.",
-        ),
-    )
-    _write(tuner, result, alone)
+    if not light_alone_verdict(result):
+        chosen = dataclasses.replace(
+            recipe,
+            path=out / "best.yaml",
+            title=f"the loss recipe `rocketc tune` found for {spec.name}",
+            notes=recipe.notes if result.verdict is None else (),
+        )
+        how = ""
+    else:
+        chosen = _File(
+            out / "best.yaml",
+            spec.name + LIGHT_ALONE,
+            tuner.alone_compiled.source.data["loss"],
+            f"{spec.name} as the light net alone, on its labels: what `rocketc tune`'s "
+            "verdict says to train",
+            "Loss: the light net alone, on its labels, as rocketc tune's verdict says (see the "
+            "header). The booster's loss and every teaching term are at weight 0: the booster "
+            "is still built, but nothing trains it and it is not served.",
+            (
+                f"The loss is labels only, {_zeroed(spec)} at weight 0: exactly the light-alone "
+                f"runs of the verdict. The searched recipe, trial {best.number}, is in "
+                f"{recipe_path}.",
+            ),
+        )
+        how = "the light net alone; "
+    _write(tuner, result, chosen)
     _write(tuner, result, recipe)
-    result.next_step = (
-        f"{train_command(alone)}  (the light net alone; run directory runs/{alone.name}/)"
-    )
-    return [alone.path, recipe.path]
+    result.next_step = f"{train_command(chosen)}  ({how}run directory runs/{chosen.name}/)"
+    return [chosen.path, recipe.path]
 
 
 def train_command(file: _File) -> str:

@@ -232,8 +232,8 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
             f"Validation {metric} {best.value:.4f} ({best.value - base['mean']:+.4f} against "
             f"light alone); per seed "
             f"{', '.join(f'{v:.4f}' for v in best.user_attrs.get('values', []))}; best epochs "
-            f"{best.user_attrs.get('best_epochs')}. Written to "
-            f"`{'best_recipe.yaml' if light_alone_verdict(result) else 'best.yaml'}`.",
+            f"{best.user_attrs.get('best_epochs')}. Written to `best_recipe.yaml`"
+            f"{'' if light_alone_verdict(result) else ' and `best.yaml`'}.",
             "",
             "| setting | value |",
             "|---|---|",
