@@ -102,9 +102,9 @@ def number_from_text(text: str) -> int | float | str | None:
 def numbers_in_text(array: np.ndarray) -> np.ndarray:
     """An object array with each text replaced by `number_from_text`'s reading of it (a copy
     when there is text; other values, and text spelling no number, unchanged)."""
+    if not any(issubclass(kind, str) for kind in set(map(type, array))):
+        return array  # one C-level pass: a request's numbers are rarely text
     at = [i for i, value in enumerate(array.tolist()) if isinstance(value, str)]
-    if not at:
-        return array
     out = array.copy()
     for i in at:
         out[i] = number_from_text(out[i])
