@@ -146,6 +146,26 @@ def test_same_seed_same_metrics_and_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_a_run_is_extended_with_resume_and_more_epochs(tmp_path):
+    """`--resume --epochs 4` on a 2-epoch run trains epochs 3-4 (issue 19: it was refused), with
+    the cosine schedule planned again over 4 epochs, said in the report; below 2 is refused."""
+    out = tmp_path / "run"
+    first = train_run(quickstart("train.epochs=2"), out, console=QUIET)
+    longer = train_run(quickstart("train.epochs=4"), out, console=QUIET, resume=True)
+    assert [r["epoch"] for r in longer.history] == [1, 2, 3, 4]
+    assert longer.history[:2] == first.history
+    (change,) = longer.report["extensions"]
+    assert (change["after_epoch"], change["epochs_from"], change["epochs_to"]) == (2, 2, 4)
+    # As a 4-epoch cosine from the start: epoch 3 trains at lr/2 (it was 0 after epoch 2).
+    assert change["lr_from"] == 0.0 and change["lr_to"] == pytest.approx(0.003 / 2)
+    assert "Extended after epoch 2: 2 -> 4 epochs" in (out / "report.md").read_text()
+    assert longer.seconds > first.seconds  # the report counts both processes' training
+    with pytest.raises(TrainError, match="already trained 4 epochs; resume it with --epochs 4"):
+        train_run(quickstart("train.epochs=3"), out, console=QUIET, resume=True)
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["fingerprint"]["spec"]["train.epochs"] == 4 and run_json["state"] == "complete"
+
+
 def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
     compiled = quickstart(
         "train.optimizer={name: sgd, lr: 1.0e+12, momentum: 0.0}", "train.schedule={name: constant}"

@@ -12,8 +12,10 @@ from rocketc.cli._app import (
     Device,
     SetOption,
     SpecArg,
+    ThreadsOption,
     _fail,
     _load_with_overrides,
+    _use_threads,
     app,
 )
 from rocketc.errors import RocketcError
@@ -138,7 +140,7 @@ def train(
         typer.Option(
             "--resume",
             help="Continue the run in the run directory (refused if its spec, seed, data or "
-            "rocketc version changed).",
+            "rocketc version changed; --epochs N may extend it).",
         ),
     ] = False,
     overwrite: Annotated[
@@ -160,6 +162,7 @@ def train(
             min=1, max=65535, help="Rendezvous port for --nproc.", show_default="a free port"
         ),
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Co-train light and booster on the spec's data, then export the light net alone.
 
@@ -188,6 +191,7 @@ def train(
             argv = ["train", *([str(spec)] if spec else []), "--out", str(out_dir)]
             argv += ["--resume"] * resume + ["--overwrite"] * overwrite
             argv += [arg for s in sets for arg in ("--set", s)]
+            argv += ["--threads", str(threads)] if threads is not None else []
             settings = compiled.spec.train
             launch(
                 nproc,
@@ -197,6 +201,7 @@ def train(
                 port=master_port,
             )
             return
+        _use_threads(threads)
         with distributed.joined(compiled.spec.train.device) as world:
             result = train_run(compiled, out_dir, resume=resume, overwrite=overwrite, world=world)
     except (RocketcError, OSError) as exc:
@@ -234,6 +239,7 @@ def ablate(
         ),
     ] = None,
     assignments: SetOption = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants.
 
@@ -255,6 +261,7 @@ def ablate(
         from rocketc.runtime.budget import check_fits
 
         check_fits(compiled, compiled.spec.train.batch_size)
+        _use_threads(threads)
 
         run_ablation(
             compiled,
@@ -318,6 +325,7 @@ def tune(
         ),
     ] = 5,
     assignments: SetOption = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Search the loss recipe (Optuna); judge the best against light-alone on the test split."""
     if verdict_seeds == 1:
@@ -336,6 +344,7 @@ def tune(
         from rocketc.runtime.budget import check_fits
 
         check_fits(compiled, compiled.spec.train.batch_size)
+        _use_threads(threads)
         options = TuneOptions(
             trials=trials,
             seeds=seeds,

@@ -116,6 +116,7 @@ def _launch(
         "epochs": len(result.history),
         "selection": result.selection,
         "train_seconds": round(result.seconds, 2),
+        "extensions": result.extensions,
         "params": counts,
         "macs_per_example": {"light": macs(light, sample), "booster": macs(booster, sample)},
         "latency_ms": latency,
@@ -321,6 +322,17 @@ def _selection_line(sel: dict[str, Any]) -> str:
     )
 
 
+def _extension_lines(extensions: list[dict[str, Any]]) -> list[str]:
+    """One line per `--resume --epochs N` that changed the run's epoch budget."""
+    return [
+        f"Extended after epoch {e['after_epoch']}: {e['epochs_from']} -> {e['epochs_to']} "
+        f"epochs, the {e['schedule']} schedule planned again over {e['epochs_to']} epochs "
+        f"(learning rate {e['lr_from']:.2e} -> {e['lr_to']:.2e} at epoch {e['after_epoch'] + 1})."
+        "\n"
+        for e in extensions
+    ]
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     p, m, lat = r["params"], r["macs_per_example"], r["latency_ms"]
     lines = [
@@ -329,6 +341,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Trained {r['epochs']} epochs in {r['train_seconds']:.1f} s. Serve `light.onnx` or "
         "`light.pt2` (`torch.export.load(...).module()`); neither holds a booster weight.",
         "",
+        *_extension_lines(r.get("extensions") or []),
         _selection_line(r.get("selection") or {}),
         "",
         "| | light (served) | booster |",

@@ -14,7 +14,9 @@ The rules, checked before anything is written:
   `ablation/` or `tune/` of the other commands); a directory holding a run needs `--resume` or
   `--overwrite`;
 - `--resume` needs `run.json` and continues only when the fingerprint is the same; otherwise it
-  refuses, naming every path that changed, and writes nothing (not even `code/`);
+  refuses, naming every path that changed, and writes nothing (not even `code/`). The one
+  exception is `train.epochs`: a run may be extended (or cut short, not below the epochs it
+  trained), and `train` re-plans its learning-rate schedule from there;
 - `--overwrite` replaces only what `train` writes (`ARTEFACTS`). It first sets run.json's state
   to "replacing" with the new fingerprint, then deletes the old run's files (the serving bundle
   first), then sets "training". A kill at any moment leaves either the old run whole or a
@@ -72,9 +74,15 @@ def fingerprint(compiled: Compiled, data: Dataset) -> dict[str, Any]:
     return {"spec": spec, "data": data_sha256(data), "rocketc": rocketc.__version__}
 
 
+# A run may be extended (`--resume --epochs N`): its length is not part of which run it is.
+EXTENDABLE = "train.epochs"
+
+
 def fingerprint_id(fp: dict[str, Any]) -> str:
-    """A short stable id of a fingerprint; every checkpoint of the run carries it."""
-    text = json.dumps(fp, sort_keys=True, allow_nan=True)
+    """A short stable id of a fingerprint; every checkpoint of the run carries it. The epoch
+    budget is left out: an extended run is the same run, with the same checkpoints."""
+    spec = {k: v for k, v in fp.get("spec", {}).items() if k != EXTENDABLE}
+    text = json.dumps({**fp, "spec": spec}, sort_keys=True, allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -159,6 +167,7 @@ def check_resume(p: Plan, fp: dict[str, Any]) -> None:
     changes = [
         f"{key} {_show(old_value)} -> {_show(new_value)}"
         for key, (old_value, new_value) in _changed(old.get("spec", {}), fp["spec"]).items()
+        if key != EXTENDABLE  # checked against the epochs reached, once the checkpoint is read
     ]
     if old.get("data") != fp["data"]:
         changes.append("the data (another file, split seed or preprocessing: its SHA-256 differs)")
@@ -175,9 +184,16 @@ def check_resume(p: Plan, fp: dict[str, Any]) -> None:
         )
 
 
+def planned_epochs(p: Plan) -> int | None:
+    """The epoch budget the run in `p.path` was started (or last extended) with."""
+    spec = (p.manifest or {}).get("fingerprint", {}).get("spec", {})
+    return spec.get(EXTENDABLE)
+
+
 def begin(p: Plan, fp: dict[str, Any]) -> None:
     """Make `p.path` this run's directory: clear an earlier run if the plan says so."""
     if p.resume:
+        write_manifest(p.path, fp, "training")  # the same run; its epoch budget may be new
         return
     if p.clear:
         write_manifest(p.path, fp, "replacing")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from rich.console import Console
 
 from rocketc.compiler import Compiled
+from rocketc.errors import TrainError
 from rocketc.runtime import budget, checkpoint, distributed, rundir
 from rocketc.runtime.batches import (
     batch_loader,
@@ -98,6 +100,8 @@ class TrainRecipe(Recipe):
             self.out_dir, console = Path(self._scratch.name), distributed.quiet_console()
         self.resume_requested, self.overwrite = resume, overwrite
         super().__init__(None, data, compiled=compiled, console=console, verbose=True)
+        self.seconds_before = 0.0  # training time of earlier processes of this run
+        self.extensions: list[dict[str, Any]] = []  # each `--resume --epochs N` that changed N
 
     def run(self, launch: bool = True) -> RunResult:
         budget.check_fits(self.compiled, self.spec.train.batch_size)
@@ -108,20 +112,21 @@ class TrainRecipe(Recipe):
             self.setup_model()
         self.setup_optimizer()
         self.resume()
-        started = time.perf_counter()
+        self._started_here = started = time.perf_counter()
         self.console.print(
             f"[bold]{self.spec.name}[/]: {self.data.description}; device {self.device}"
             + (f", {torch.get_num_threads()} thread(s)" if self.device.type == "cpu" else "")
         )
         self.train()
         self._check_in_sync()
-        seconds = time.perf_counter() - started
+        seconds = self.seconds_before + time.perf_counter() - started  # a resumed run: all of it
         if not self.world.is_main:  # rank 0 tests and exports
             return RunResult(self.out_dir, self.history, {}, seconds, self.audit)
         self.load_selected()
         selection = self.selection_summary()
         test = self.evaluate(self.data.test)
         result = RunResult(self.out_dir, self.history, test, seconds, self.audit, selection)
+        result.extensions = self.extensions
         plot(self.out_dir / "curves.png", self.spec.task, self.history, selection["selected_epoch"])
         self.console.print(final_table(test, selection["selected_epoch"]))
         if launch:
@@ -165,6 +170,8 @@ class TrainRecipe(Recipe):
             self.checkpoint_state = self._read_checkpoint()
             if self.checkpoint_state is None:
                 self.console.print(f"no {CHECKPOINT} in {self.out_dir}: starting from epoch 1")
+            else:
+                self._check_extension(int(self.checkpoint_state["epoch"]))
         elif self.resume_requested:
             self.console.print(f"nothing to resume in {self.out_dir}: starting a new run")
         rundir.begin(self.plan, self.fingerprint)
@@ -185,7 +192,10 @@ class TrainRecipe(Recipe):
             self.start_epoch = int(state["epoch"])
             self.selection.load_state_dict(state["selection"])
             self.history = list(state["history"])
+            self.seconds_before = float(state.get("seconds", 0.0))
+            self.extensions = list(state.get("extensions", []))
             self._repair_best()
+            self._replan_schedule()
             self.console.print(
                 f"resuming {self.spec.name} after epoch {self.start_epoch}/{self.settings.epochs}"
                 f"; best so far: epoch {self.selection.best_epoch}"
@@ -257,6 +267,8 @@ class TrainRecipe(Recipe):
             "selection": self.selection.state_dict(),
             "history": self.history,
             "run": self.run_id,
+            "seconds": self.seconds_before + self._seconds_here(),
+            "extensions": self.extensions,
             "torch_rng": torch.get_rng_state(),
             "shuffle_rng": self.shuffle.get_state(),
         }
@@ -271,6 +283,46 @@ class TrainRecipe(Recipe):
         state = {"epoch": sel.best_epoch, "metric": sel.metric, "value": sel.best_value}
         state = {**state, "run": self.run_id, "model": self.model.state_dict()}
         checkpoint.save(state, self.out_dir / BEST)
+
+    # --- extending a run -----------------------------------------------------------------------
+    def _check_extension(self, reached: int) -> None:
+        """`--resume --epochs N` may extend a run (or cut it short), never below what it trained."""
+        epochs = self.spec.train.epochs
+        if epochs < reached:
+            raise TrainError(
+                f"{self.out_dir}: the run already trained {reached} epochs; resume it with "
+                f"--epochs {reached} or more, or train again with --overwrite"
+            )
+
+    def _replan_schedule(self) -> None:
+        """A new epoch budget: the learning-rate schedule is planned again over it, as if the run
+        had been started with it, and continues from the epoch reached (said in the report)."""
+        before, epochs = rundir.planned_epochs(self.plan), self.settings.epochs
+        if before is None or before == epochs:
+            return
+        lr_before = self.optimizer.param_groups[0]["lr"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        with warnings.catch_warnings():  # stepping a fresh schedule before any optimizer step
+            warnings.simplefilter("ignore")
+            self.scheduler = self.gen.train.build_scheduler(self.optimizer, self.settings)
+            for _ in range(self.start_epoch):
+                self.scheduler.step()
+        lr_after = self.optimizer.param_groups[0]["lr"]
+        change = {"after_epoch": self.start_epoch, "epochs_from": before, "epochs_to": epochs}
+        change |= {"schedule": self.settings.schedule, "lr_from": lr_before, "lr_to": lr_after}
+        self.extensions.append(change)
+        self.console.print(
+            f"{before} -> {epochs} epochs: the {self.settings.schedule} schedule is planned "
+            f"again over {epochs} epochs; epoch {self.start_epoch + 1} trains at lr "
+            f"{lr_after:.2e} (was {lr_before:.2e})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def _seconds_here(self) -> float:
+        """Training time of this process so far (earlier processes': `seconds_before`)."""
+        return time.perf_counter() - self._started_here if hasattr(self, "_started_here") else 0.0
 
     def _read_checkpoint(self) -> dict[str, Any] | None:
         return checkpoint.read_for_resume(
