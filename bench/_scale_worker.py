@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_file
 from rocketc.runtime import distributed
 from rocketc.runtime.train import TrainRecipe
 
 
 def main(spec: str, epochs: int, out: Path, sets: list[str]) -> None:
-    compiled = _load_with_overrides(Path(spec), [f"train.epochs={epochs}", *sets])
+    compiled = compile_file(Path(spec), [f"train.epochs={epochs}", *sets])
     with distributed.joined(compiled.spec.train.device) as world:
         with tempfile.TemporaryDirectory(prefix="rocketc-bench-scale-") as tmp:
             recipe = TrainRecipe(

@@ -90,7 +90,7 @@ QUICK = (Study("digits", "quickstart", ("train.epochs=1",), 2, 1, 2),)
 def run(quick: bool) -> dict[str, Any]:
     from rich.console import Console
 
-    from rocketc.cli import _load_with_overrides
+    from rocketc.compiler import compile_file
     from rocketc.runtime.tune import TuneOptions, tune
 
     studies = []
@@ -106,7 +106,7 @@ def run(quick: bool) -> dict[str, Any]:
         )
         with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
             out = Path(tmp)
-            compiled = _load_with_overrides(spec, list(study.sets))
+            compiled = compile_file(spec, list(study.sets))
             tune(compiled, out, options, Console(stderr=True))
             studies.append(
                 {

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.runtime import distributed
 from rocketc.runtime.audit import run_audit, run_ddp_audit
 from rocketc.runtime.data.base import Split
 from rocketc.runtime.generated import load_generated
+
+QUICKSTART = embedded_spec("quickstart")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = {  # name -> (spec file or None for the embedded quickstart, --set overrides)
@@ -47,7 +49,7 @@ def gathers(world: distributed.World) -> dict[str, list]:
 def audits(world: distributed.World) -> dict[str, dict]:
     out = {}
     for name, (path, sets) in SPECS.items():
-        compiled = _load_with_overrides(path, sets)
+        compiled = compile_file(path, sets)
         with tempfile.TemporaryDirectory() as directory:
             gen = load_generated(compiled, directory)
             unused = distributed.unused_parameters(gen, compiled.spec.train.epochs)
@@ -59,9 +61,9 @@ def audits(world: distributed.World) -> dict[str, dict]:
             "problems": result.problems,
         }
     # The spec promises gradient_block: booster, the model is generated without the detach.
-    promised = _load_with_overrides(None, [])
+    promised = compile_file(QUICKSTART, [])
     with tempfile.TemporaryDirectory() as directory:
-        gen = load_generated(_load_with_overrides(None, ["loss.gradient_block=none"]), directory)
+        gen = load_generated(compile_file(QUICKSTART, ["loss.gradient_block=none"]), directory)
         broken = run_ddp_audit(promised, gen, world, False)
     out["broken"] = {"flagged": [(c.term, c.group) for c in broken.flagged]}
     return out

@@ -71,8 +71,7 @@ def clicks(n: int = 2000, seed: int = 0) -> pd.DataFrame:
 
 def trained_run(factory: pytest.TempPathFactory, name: str) -> Path:
     """The run directory of `name` ("ctr" or "quickstart"), trained on first use."""
-    from rocketc.cli import _load_with_overrides
-    from rocketc.compiler import compile_text
+    from rocketc.compiler import compile_file, compile_text, embedded_spec
     from rocketc.runtime.train import train_run
 
     base = factory.getbasetemp() / "serving-runs" / name
@@ -85,7 +84,7 @@ def trained_run(factory: pytest.TempPathFactory, name: str) -> Path:
         spec = CTR_SPEC.replace("PATH", str(base / "clicks.csv"))
         compiled = compile_text(spec, str(base / "ctr_serving.yaml"))
     else:
-        compiled = _load_with_overrides(None, ["train.epochs=2"])
+        compiled = compile_file(embedded_spec("quickstart"), ["train.epochs=2"])
     train_run(compiled, run, console=QUIET)
     return run
 

@@ -8,20 +8,21 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from rocketc.cli import _load_with_overrides
-from rocketc.compiler import compile_text
+from rocketc.compiler import compile_file, compile_text, embedded_spec
 from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
 from rocketc.compiler.spec import Loss
 from rocketc.errors import SpecError
 from rocketc.runtime.ablate import VARIANTS, ablate, variant_compiled
 from rocketc.runtime.variants import overridden_sets, tuned_variant
 
+QUICKSTART = embedded_spec("quickstart")
+
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
 
 @pytest.fixture(scope="module")
 def quickstart():
-    return _load_with_overrides(None, [])
+    return compile_file(QUICKSTART, [])
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_every_run_says_which_epoch_was_scored(result):
 
 
 def test_a_variant_that_replaces_a_set_says_so():
-    compiled = _load_with_overrides(None, ["loss.kd.weight=1", "loss.hint.weight=0"])
+    compiled = compile_file(QUICKSTART, ["loss.kd.weight=1", "loss.hint.weight=0"])
     variants = {v.name: v for v in VARIANTS}
     rocket = variants["rocket"]
     assert overridden_sets(compiled, rocket) == [
@@ -138,7 +139,7 @@ def test_a_variant_that_replaces_a_set_says_so():
     ]
     assert overridden_sets(compiled, variants["rocket_kd"]) == ["--set loss.hint.weight=0"]
     # A value the variant keeps is not replaced: rocket trains with the user's hint weight.
-    kept = _load_with_overrides(None, ["loss.hint.weight=0.3", "train.epochs=2"])
+    kept = compile_file(QUICKSTART, ["loss.hint.weight=0.3", "train.epochs=2"])
     assert overridden_sets(kept, rocket) == []
     assert variant_compiled(kept, rocket, None).spec.loss.hint.weight == 0.3
 
@@ -146,7 +147,7 @@ def test_a_variant_that_replaces_a_set_says_so():
 def test_rocket_rows_use_the_papers_plain_hint():
     """A spec hinting z-scored probabilities at T = 2 still gets the paper's logit hint (a
     logit hint at T = 2 would not even compile)."""
-    compiled = _load_with_overrides(None, ["loss.hint.normalize=zscore", "loss.hint.temperature=2"])
+    compiled = compile_file(QUICKSTART, ["loss.hint.normalize=zscore", "loss.hint.temperature=2"])
     variants = {v.name: v for v in VARIANTS}
     rocket = variant_compiled(compiled, variants["rocket"], None).spec.loss.hint
     assert (rocket.on, rocket.normalize, rocket.temperature) == ("logits", "none", 1.0)
@@ -173,7 +174,7 @@ def test_paper_rows_drop_a_tuned_specs_warm_ups():
     """A spec shipping a tuned recipe (warmed-up hint and KD, as ctr_movielens does) still gets
     the paper's rows: hint and KD from the first step; the warm-ups belong to its tuned row."""
     warm = ["loss.hint.warmup_epochs=2", "loss.kd.weight=0.5", "loss.kd.warmup_epochs=1"]
-    compiled = _load_with_overrides(None, ["train.epochs=4", *warm])
+    compiled = compile_file(QUICKSTART, ["train.epochs=4", *warm])
     variants = {v.name: v for v in VARIANTS}
     for name in ("rocket", "rocket_no_block", "rocket_hint_probs", "rocket_kd", "kd"):
         loss = variant_compiled(compiled, variants[name], None).spec.loss
@@ -187,7 +188,7 @@ def test_cli_prints_the_keys_and_warns_about_a_replaced_set(tmp_path):
 
     from rocketc.cli import app
 
-    spec = Path(_load_with_overrides(None, []).file)
+    spec = Path(compile_file(QUICKSTART, []).file)
     args = ["ablate", str(spec), "--variant", "rocket", "--seeds", "1", "--epochs", "1"]
     args += ["--set", "loss.kd.weight=1", "--set", "loss.hint.weight=0", "-o", str(tmp_path)]
     run = CliRunner().invoke(app, args)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import rocketc.compiler.passes
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
-from rocketc.runtime.audit import GROUPS, _groups, expected, run_audit
+from rocketc.runtime.audit import GROUPS, expected, parameter_groups, run_audit
 from rocketc.runtime.generated import load_generated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def test_untied_or_unexpected_shared_weights_are_problems(tmp_path):
     net.light.light_g1[0].conv1.weight = nn.Parameter(torch.zeros(16, 16, 3, 3))  # tie undone
     net.light.light_bn.weight = net.booster.booster_bn.weight  # sharing nobody asked for
     problems: list[str] = []
-    groups = _groups(compiled, net, problems)
+    groups = parameter_groups(compiled, net, problems)
     assert groups["light.light_g1.0.conv2.weight"] == "tied"
     assert groups["light.light_g1.0.conv1.weight"] == "tied"  # still the spec's tie, flagged
     assert problems == [

@@ -23,12 +23,15 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rocketc.cli import _load_with_overrides, app
+from rocketc.cli import app
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TrainError
 from rocketc.runtime import distributed
 from rocketc.runtime.data.base import Split
 from rocketc.runtime.generated import load_generated
 from rocketc.runtime.train import train_run
+
+QUICKSTART = embedded_spec("quickstart")
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 (lives for the session)
@@ -104,7 +107,7 @@ def test_two_processes_reach_one_process_metrics_within_noise(two_process_run, t
     for seed in range(3):
         sets = [f"train.epochs={EPOCHS}", f"train.seed={seed}"]
         run = train_run(
-            _load_with_overrides(None, sets), tmp_path / str(seed), console=QUIET, launch=False
+            compile_file(QUICKSTART, sets), tmp_path / str(seed), console=QUIET, launch=False
         )
         for net in single:
             single[net].append(run.history[-1]["val"][net]["accuracy"])
@@ -243,7 +246,7 @@ def test_shards_cover_the_split_once():
 
 def test_unused_parameters(tmp_path):
     def unused(*sets: str) -> list[str]:
-        compiled = _load_with_overrides(None, list(sets))
+        compiled = compile_file(QUICKSTART, list(sets))
         gen = load_generated(compiled, tmp_path / str(len(list(tmp_path.iterdir()))))
         return distributed.unused_parameters(gen, compiled.spec.train.epochs)
 

@@ -12,13 +12,15 @@ import typing
 import pytest
 import torch
 
-from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.runtime.generated import load_generated
+
+QUICKSTART = embedded_spec("quickstart")
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    return _load_with_overrides(None, [])
+    return compile_file(QUICKSTART, [])
 
 
 def test_loading_neither_leaks_nor_clobbers_sys_modules(compiled, tmp_path, monkeypatch):

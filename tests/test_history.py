@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rocketc.runtime.history import _figure, plot
+from rocketc.runtime.history import curves_figure, plot
 
 
 def _history(epochs: int) -> list[dict]:
@@ -27,7 +27,7 @@ def _history(epochs: int) -> list[dict]:
 @pytest.mark.parametrize("epochs", [2, 3, 7, 30])
 def test_curves_mark_whole_epochs_only(epochs):
     """A 3-epoch run once had ticks at 1.25, 1.5, ...: an epoch is a whole number."""
-    fig = _figure("multiclass", _history(epochs), selected_epoch=min(2, epochs))
+    fig = curves_figure("multiclass", _history(epochs), selected_epoch=min(2, epochs))
     try:
         for ax in fig.axes:
             fig.canvas.draw()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.runtime import recipe as recipe_module
 from rocketc.runtime.ablate import ablate
 from rocketc.runtime.data import load_data
@@ -18,6 +18,8 @@ from rocketc.runtime.generated import load_generated
 from rocketc.runtime.recipe import Recipe
 from rocketc.runtime.train import train_run
 from rocketc.runtime.tune.runs import score_on_test, train_once
+
+QUICKSTART = embedded_spec("quickstart")
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 SCRIPT = [0.5, 0.9, 0.6]  # validation accuracy by epoch: the best is epoch 2, not the last
@@ -31,7 +33,7 @@ def _scripted(self):
 
 @pytest.fixture(scope="module")
 def compiled():
-    return _load_with_overrides(None, ["train.epochs=3", "train.seed=3"])
+    return compile_file(QUICKSTART, ["train.epochs=3", "train.seed=3"])
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def test_tune_scores_the_shipped_epoch(compiled, data, shipped, tmp_path, monkey
 
 
 def test_a_recipe_stops_early_on_the_specs_patience(data, tmp_path, monkeypatch):
-    compiled = _load_with_overrides(None, ["train.epochs=5", "train.select.patience=1"])
+    compiled = compile_file(QUICKSTART, ["train.epochs=5", "train.select.patience=1"])
     monkeypatch.setattr(recipe_module, "summary_line", lambda *a: "")
     monkeypatch.setattr(Recipe, "validate", lambda self: _scripted_long(self))
     result = Recipe(load_generated(compiled, tmp_path / "code"), data, console=QUIET).run()

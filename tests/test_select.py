@@ -16,10 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from rocketc.cli import _load_with_overrides
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TrainError
 from rocketc.runtime.select import Selection, selection_for
 from rocketc.runtime.train import TrainRecipe
+
+QUICKSTART = embedded_spec("quickstart")
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
@@ -81,7 +83,7 @@ def test_state_round_trips():
 
 
 def test_default_metric_follows_the_task_and_the_data(compile_spec_text, spec_text, edit):
-    quickstart = _load_with_overrides(None, [])
+    quickstart = compile_file(QUICKSTART, [])
     assert selection_for(quickstart, grouped=False).metric == "accuracy"
     ctr = compile_spec_text(spec_text("ctr_movielens"), "ctr_movielens.yaml")
     assert selection_for(ctr, grouped=True).metric == "gauc"
@@ -116,7 +118,7 @@ class Scripted(TrainRecipe):
 
 def quickstart(epochs: int, patience: int | None = None):
     select = "null" if patience is None else str(patience)
-    return _load_with_overrides(None, [f"train.epochs={epochs}", f"train.select.patience={select}"])
+    return compile_file(QUICKSTART, [f"train.epochs={epochs}", f"train.select.patience={select}"])
 
 
 def light_part(state, light_keys):

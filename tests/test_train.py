@@ -16,9 +16,12 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rocketc.cli import _load_with_overrides, app
+from rocketc.cli import app
+from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TrainError
 from rocketc.runtime.train import TrainRecipe, train_run
+
+QUICKSTART = embedded_spec("quickstart")
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115 (lives for the session)
 
@@ -34,7 +37,7 @@ class KilledAfterFirstEpoch(TrainRecipe):
 
 
 def quickstart(*sets: str):
-    return _load_with_overrides(None, ["train.epochs=3", *sets])
+    return compile_file(QUICKSTART, ["train.epochs=3", *sets])
 
 
 @pytest.fixture(scope="module")

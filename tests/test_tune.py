@@ -17,8 +17,8 @@ from rich.console import Console
 from scipy import stats
 from typer.testing import CliRunner
 
-from rocketc.cli import _load_with_overrides, app
-from rocketc.compiler import compile_file, compile_source, compile_text
+from rocketc.cli import app
+from rocketc.compiler import compile_file, compile_source, compile_text, embedded_spec
 from rocketc.compiler.load import Source
 from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import KD, Hint, Loss
@@ -35,12 +35,14 @@ from rocketc.runtime.tune.space import (
 )
 from rocketc.runtime.tune.verdict import MAX_SEEDS, Verdict, paired_interval, seeds_to_resolve
 
+QUICKSTART = embedded_spec("quickstart")
+
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 runner = CliRunner()
 
 
 def quickstart(*sets: str):
-    return _load_with_overrides(None, ["train.epochs=1", *sets])
+    return compile_file(QUICKSTART, ["train.epochs=1", *sets])
 
 
 def options(**changes) -> TuneOptions:
@@ -120,7 +122,7 @@ def resumed(study_dir, out, monkeypatch, beats: bool, spec=None, **changes):
     out.mkdir(exist_ok=True)
     (out / "study.db").write_bytes((study_dir[0] / "study.db").read_bytes())
     monkeypatch.setattr(Verdict, "beats", property(lambda self: beats))
-    compiled = _load_with_overrides(spec, ["train.epochs=1"])
+    compiled = compile_file(spec, ["train.epochs=1"])
     return tune(compiled, out, options(**changes), QUIET)
 
 

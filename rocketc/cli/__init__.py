@@ -17,9 +17,9 @@ from rocketc.cli import training_commands  # noqa: F401
 from rocketc.cli import serving_commands  # noqa: F401
 
 # isort: split
-from rocketc.cli._app import _load_with_overrides, app, embedded_spec
+from rocketc.cli._app import app
 
-__all__ = ["_load_with_overrides", "app", "embedded_spec", "main"]
+__all__ = ["app", "main"]
 
 
 def main() -> None:

@@ -65,21 +65,9 @@ SetOption = Annotated[
 
 def _load_with_overrides(spec: Path | None, assignments: list[str]):
     """Compile `spec` (default: the embedded quickstart) after applying --set overrides."""
-    from rocketc.compiler import compile_source
-    from rocketc.compiler.load import load_file
-    from rocketc.compiler.overrides import apply_overrides
+    from rocketc.compiler import compile_file, embedded_spec
 
-    path = spec if spec is not None else embedded_spec("quickstart")
-    return compile_source(apply_overrides(load_file(path), assignments))
-
-
-def embedded_spec(name: str) -> Path:
-    """A spec shipped with rocketc (inside the wheel, or specs/ in a source checkout)."""
-    here = Path(__file__).resolve().parent.parent  # rocketc/
-    for candidate in (here / "specs" / f"{name}.yaml", here.parent / "specs" / f"{name}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise RocketcError(f"embedded spec '{name}' is missing from this installation")
+    return compile_file(spec if spec is not None else embedded_spec("quickstart"), assignments)
 
 
 class Device(str, Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import networkx as nx
 
 from rocketc.compiler.graph import build_graph, layers_in_order
 from rocketc.compiler.load import Source, SourceMap, load_file, load_text
+from rocketc.compiler.overrides import apply_overrides
 from rocketc.compiler.passes import run_passes
 from rocketc.compiler.spec import Spec, parse_spec
 from rocketc.errors import Diagnostic, RocketcError
@@ -81,8 +83,16 @@ def _blame_overrides(exc: RocketcError, source_map: SourceMap) -> RocketcError:
     return type(exc)(diagnostics)
 
 
-def compile_file(path: str | Path) -> Compiled:
-    return compile_source(load_file(path))
+def compile_file(path: str | Path, overrides: Sequence[str] = ()) -> Compiled:
+    """Load, override and compile a spec file: the library's entry point.
+
+    `overrides` are `--set` assignments (`"loss.hint.weight=0.1"`); a mistake in one is reported
+    against the assignment, not the file's line.
+    """
+    source = load_file(path)
+    if overrides:
+        source = apply_overrides(source, list(overrides))
+    return compile_source(source)
 
 
 def compile_text(text: str, file: str = "<spec>") -> Compiled:

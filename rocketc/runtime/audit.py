@@ -127,7 +127,7 @@ def run_audit(compiled: Compiled, batch_size: int = 8, seed: int = 0) -> AuditRe
 
     params = dict(net.named_parameters())  # a tied tensor appears once, under its light name
     problems: list[str] = []
-    groups = _groups(compiled, net, problems)
+    groups = parameter_groups(compiled, net, problems)
     sizes = {g: sum(p.numel() for n, p in params.items() if groups[n] == g) for g in GROUPS}
     _check_counts(compiled, sizes, problems)
 
@@ -186,7 +186,7 @@ def run_ddp_audit(
         present = gen.model.compute_loss(*net(*inputs), target)
         terms = [t.name for t in graph_terms(compiled.graph) if t.name in present]
         problems: list[str] = []
-        groups = _groups(compiled, net, problems)
+        groups = parameter_groups(compiled, net, problems)
         params = dict(net.named_parameters())
         sizes = {g: sum(p.numel() for n, p in params.items() if groups[n] == g) for g in GROUPS}
         ddp = wrap(net, world, find_unused)
@@ -223,7 +223,7 @@ def _output_tensors(value):
     return []
 
 
-def _groups(compiled: Compiled, net, problems: list[str]) -> dict[str, str]:
+def parameter_groups(compiled: Compiled, net, problems: list[str]) -> dict[str, str]:
     """Parameter name -> group: the generated `param_roles()`, with the spec's ties split out.
 
     The ties come from the graph (`tie_paths` of each light layer with `tie`) and are checked by

@@ -79,12 +79,12 @@ def plot(path: Path, task: str, history: list[dict[str, Any]], selected_epoch: i
     matplotlib.use("Agg")  # before pyplot: a file, never a window
     import matplotlib.pyplot as plt
 
-    fig = _figure(task, history, selected_epoch)
+    fig = curves_figure(task, history, selected_epoch)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _figure(task: str, history: list[dict[str, Any]], selected_epoch: int):
+def curves_figure(task: str, history: list[dict[str, Any]], selected_epoch: int):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
