@@ -305,3 +305,34 @@ def test_bad_timeout_is_a_train_error(monkeypatch):
     monkeypatch.setenv(distributed.TIMEOUT_ENV, "soon")
     with pytest.raises(TrainError, match="ROCKETC_DIST_TIMEOUT='soon'"):
         distributed.timeout()
+
+
+def test_nproc_starts_the_same_command_with_every_option(tmp_path, monkeypatch):
+    """--nproc N starts N copies of the very command it was given, less --nproc and
+    --master-port: an option added later cannot be dropped (issue 20: the argv was rebuilt
+    by hand, option by option)."""
+    import rocketc.runtime.launcher as launcher
+
+    seen = {}
+    monkeypatch.setattr(launcher, "launch", lambda nproc, argv, **kw: seen.update(argv=argv))
+    spec = embedded_spec("quickstart")
+    args = ["train", str(spec), "--nproc", "2", "--master-port", "29511", "--epochs", "2"]
+    args += ["--threads", "1", "--set", "loss.hint.weight=0.5", "--set", "train.seed=4"]
+    args += ["--overwrite", "-o", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["argv"] == [
+        "train",
+        str(spec),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "2",
+        "--overwrite",
+        "--set",
+        "loss.hint.weight=0.5",
+        "--set",
+        "train.seed=4",
+        "--threads",
+        "1",
+    ]

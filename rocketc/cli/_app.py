@@ -74,3 +74,24 @@ class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
     auto = "auto"
+
+
+def same_command(ctx: typer.Context, drop: tuple[str, ...], **replace: str) -> list[str]:
+    """This command's own argv, rebuilt from every parameter it parsed (so none can be dropped
+    when it is started again, e.g. in N processes by `--nproc`), less the `drop`ped ones and
+    with `replace`d values. Parameters left at their default are left out."""
+    argv = [ctx.info_name or ""]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = replace.get(name, ctx.params.get(name))
+        if name in drop or value is None or (value == param.default and name not in replace):
+            continue
+        values = list(value) if param.multiple else [value]
+        texts = [str(v.value if isinstance(v, Enum) else v) for v in values]
+        if param.param_type_name == "argument":
+            argv += texts
+        elif getattr(param, "is_flag", False):
+            argv += [param.opts[0]] if value else []
+        else:
+            argv += [arg for text in texts for arg in (param.opts[0], text)]
+    return argv

@@ -17,6 +17,7 @@ from rocketc.cli._app import (
     _load_with_overrides,
     _use_threads,
     app,
+    same_command,
 )
 from rocketc.errors import RocketcError
 
@@ -114,6 +115,7 @@ def init(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     spec: Annotated[
         Path | None,
         typer.Argument(
@@ -188,10 +190,7 @@ def train(
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name
         if nproc > 1:  # N copies of this command, without --nproc, under torchrun's agent
-            argv = ["train", *([str(spec)] if spec else []), "--out", str(out_dir)]
-            argv += ["--resume"] * resume + ["--overwrite"] * overwrite
-            argv += [arg for s in sets for arg in ("--set", s)]
-            argv += ["--threads", str(threads)] if threads is not None else []
+            argv = same_command(ctx, ("nproc", "master_port"), out=str(out_dir))
             settings = compiled.spec.train
             launch(
                 nproc,
