@@ -239,3 +239,50 @@ def test_a_broken_recipe_is_reported_at_its_own_line(tmp_path, spec_text, edit):
     recipe.write_text(edit(spec_text("quickstart"), "kd: {weight: 0.0}", "kd: {weight: -1}"))
     with pytest.raises(SpecError, match=rf"^{recipe}:\d+:\d+: loss.kd.weight"):
         tuned_variant(recipe)
+
+
+def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
+    """The loss-term registry is the one source: a toy teaching term, registered here and
+    listed nowhere else, is audited like the hint and switched off in the light-alone row (and
+    tune's baseline) through its own `off` keys."""
+    from rocketc.compiler.losses import LOSS_KINDS, LossKind, Term, loss_term, spec_terms
+    from rocketc.compiler.losses.logits import Hint, _head
+    from rocketc.runtime.audit import run_audit
+    from rocketc.runtime.tune.runs import light_alone_compiled
+
+    class Toy(LossKind):
+        name, column, teaches = "toy_teacher", "both", True
+        off = {"description": "toy off"}  # any spec key will do for a toy
+
+        def terms(self, spec):
+            if spec.description != "toy on":
+                return []
+            reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+            return [Term(self.name, self, 0.5, 0, ("description",), reads)]
+
+        def expression(self, term, spec, names):
+            return f"F.l1_loss({names['light']}, {names['booster']})"
+
+        def per_example(self, term, spec, names):
+            return f"({names['light']} - {names['booster']}).abs().mean(dim=1)"
+
+        def label(self, term, spec, node):
+            return "L1 of logits"
+
+        reaches = Hint.reaches
+
+    loss_term(Toy)
+    try:
+        compiled = compile_file(QUICKSTART, ["description=toy on"])
+        assert "toy_teacher" in [t.name for t in spec_terms(compiled.spec)]
+        audit = run_audit(compiled)
+        assert audit.ok and "toy_teacher" in audit.matrix()
+        alone = {v.name: v for v in VARIANTS}["light_alone"]
+        for spec in (
+            variant_compiled(compiled, alone, None).spec,
+            light_alone_compiled(compiled).spec,
+        ):
+            assert [t.name for t in spec_terms(spec)] == ["light"]
+        assert alone.values(compiled.source.data)["description"] == "toy off"
+    finally:
+        del LOSS_KINDS["toy_teacher"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from rocketc.compiler import Compiled, compile_file, compile_source
 from rocketc.compiler.load import Source
+from rocketc.compiler.losses import teaching_off
 from rocketc.compiler.overrides import set_path
 from rocketc.errors import Diagnostic, SpecError
 
@@ -48,11 +49,17 @@ class Variant:
     origin: str = field(default="", compare=False)  # what wrote `sets`, for error messages
 
     def resolved(self, data: dict[str, Any]) -> dict[str, Any]:
-        """`sets` with every FromSpec read from the user's spec `data` (as compiled)."""
-        return {
-            key: value.resolve(data) if isinstance(value, FromSpec) else copy.deepcopy(value)
-            for key, value in self.sets.items()
-        }
+        """`sets` with every FromSpec read from the user's spec `data` (as compiled), and
+        TEACHING_OFF expanded from the loss-term registry as it stands now."""
+        out: dict[str, Any] = {}
+        for key, value in self.sets.items():
+            if key == TEACHING_OFF:
+                out.update({k: DROP if v == [] else v for k, v in teaching_off().items()})
+            elif isinstance(value, FromSpec):
+                out[key] = value.resolve(data)
+            else:
+                out[key] = copy.deepcopy(value)
+        return out
 
     def edit(self, data: dict[str, Any]) -> list[tuple]:
         """Apply this variant to spec `data` in place; returns the paths it set."""
@@ -82,16 +89,13 @@ class Variant:
         return out
 
 
-# The light net on its labels alone. Single-net variants use this loss too: it is the loss of
-# the light slot, which `_Pair` (ablate.py) points at the one net it trains. Feature hints go:
-# they read both nets' features, which `_Pair` does not give.
-LABELS_ONLY = {
-    "loss.light": 1.0,
-    "loss.booster": 0.0,
-    "loss.hint.weight": 0.0,
-    "loss.kd.weight": 0.0,
-    "loss.feature_hints": DROP,  # (the default: none)
-}
+# The light net on its labels alone: every term that teaches switched off, as the loss-term
+# registry says (a new teaching term is off here without being listed). Single-net variants use
+# this loss too: it is the loss of the light slot, which `_Pair` (ablate.py) points at the one
+# net it trains. An emptied list (feature hints, which read both nets' features) is removed
+# from the spec instead, where it is there at all (the default: none).
+TEACHING_OFF = "(every teaching term off)"  # a `sets` key, expanded when a row is resolved
+LABELS_ONLY = {"loss.light": 1.0, "loss.booster": 0.0, TEACHING_OFF: True}
 HINT = FromSpec("loss.hint.weight")
 KD = FromSpec("loss.kd.weight")
 # The paper's rocket: hint on plain logits (no z-score; a temperature needs probs), no warm-up,
@@ -173,7 +177,7 @@ def overridden_sets(compiled: Compiled, variant: Variant) -> list[str]:
     """The user's `--set`s whose value this variant replaces (`--set loss.kd.weight=1` under
     `rocket`, which trains without KD)."""
     data = compiled.source.data
-    mine = [tuple(key.split(".")) for key in variant.sets]
+    mine = [tuple(key.split(".")) for key in variant.resolved(data)]
     changed = copy.deepcopy(data)
     variant.edit(changed)
     out = []

@@ -34,6 +34,7 @@ from rocketc.compiler.losses.base import (
     loss_node,
     loss_term,
     spec_terms,
+    teaching_off,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "loss_node",
     "loss_term",
     "spec_terms",
+    "teaching_off",
 ]

@@ -77,6 +77,10 @@ class LossKind:
     name: ClassVar[str]  # the term's name, or the prefix of its numbered instances
     column: ClassVar[Column]  # under which head the diagram draws it
     teaches: ClassVar[bool] = False  # reads the booster as a teacher (the gradient block cuts it)
+    # The spec keys (dotted, as `--set` writes them) and values that switch every term of this
+    # kind off: `ablate`'s light-alone row and `tune`'s baseline set them for every kind that
+    # teaches, so a new teaching term is off there without being listed anywhere else.
+    off: ClassVar[dict[str, Any]] = {}
 
     def terms(self, spec: Spec) -> list[Term]:
         """This kind's terms in `spec` (weight above 0), in order."""
@@ -118,6 +122,15 @@ def loss_term(cls: type[LossKind]) -> type[LossKind]:
         raise ValueError(f"loss term {cls.name!r} is registered twice")
     LOSS_KINDS[cls.name] = cls()
     return cls
+
+
+def teaching_off() -> dict[str, Any]:
+    """Spec keys and values that switch off every kind of term that teaches (registry order)."""
+    out: dict[str, Any] = {}
+    for kind in LOSS_KINDS.values():
+        if kind.teaches:
+            out.update(kind.off)
+    return out
 
 
 def spec_terms(spec: Spec) -> list[Term]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
@@ -33,6 +33,7 @@ class FeatureHints(LossKind):
     name = "feature_hint"
     column = "both"
     teaches = True
+    off: ClassVar[dict[str, Any]] = {"loss.feature_hints": []}
 
     def terms(self, spec: Spec) -> list[Term]:
         out = []

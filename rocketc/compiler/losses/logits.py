@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
@@ -114,6 +114,7 @@ class Hint(LossKind):
     name = "hint"
     column = "both"
     teaches = True
+    off: ClassVar[dict[str, Any]] = {"loss.hint.weight": 0.0}
 
     def terms(self, spec: Spec) -> list[Term]:
         h = spec.loss.hint
@@ -172,6 +173,7 @@ class KD(LossKind):
     name = "kd"
     column = "both"
     teaches = True
+    off: ClassVar[dict[str, Any]] = {"loss.kd.weight": 0.0}
 
     def terms(self, spec: Spec) -> list[Term]:
         kd = spec.loss.kd
