@@ -79,15 +79,15 @@ def _recipe(spec):
     )
 
 
-def _optimizer(params, s):
-    """The spec's optimizer, spelled out as a user would."""
+def _optimizer(params, s, name: str):
+    """The spec's optimizer (`name`), spelled out as a user would."""
     import torch
 
-    if s.optimizer == "sgd":
+    if name == "sgd":
         return torch.optim.SGD(
             params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
         )
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[s.optimizer]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return cls(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
 
 
@@ -113,7 +113,8 @@ class _Sides:
         _copy_weights(self.model, self.twin)
         self.batches = batches
         self.gen_opt = self.gen.train.build_optimizer(self.model, self.settings)
-        self.hand_opt = _optimizer(self.twin.parameters(), self.settings)
+        optimizer = compiled.spec.train.optimizer.name
+        self.hand_opt = _optimizer(self.twin.parameters(), self.settings, optimizer)
         takes_epoch = "epoch" in inspect.signature(self.gen.train.train_one_epoch).parameters
         self.epoch_arg = {"epoch": 0} if takes_epoch else {}
 

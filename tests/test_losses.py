@@ -118,7 +118,7 @@ def test_the_training_loop_passes_the_epoch(compile_spec_text, load_model):
     data = torch.utils.data.TensorDataset(*model.example_inputs(32), model.example_targets(32))
     loader = torch.utils.data.DataLoader(data, batch_size=32)
     logged = []
-    settings = train.Settings(epochs=3, optimizer="sgd", lr=0.0)  # lr 0: the terms stay put
+    settings = train.Settings(epochs=3, lr=0.0)  # lr 0: the terms stay put
     train.fit(model.RocketNet(), loader, settings, on_epoch_end=lambda e, x: logged.append(x))
     for epoch, losses in enumerate(logged):
         weights = model.loss_weights(epoch)

@@ -21,6 +21,8 @@ LOSS_WEIGHTS = {
     "hint": 2.2,
     "kd": 0.507,
 }
+HINT_TEMPERATURE = 1.35  # the hint compares probabilities softened at this temperature
+KD_TEMPERATURE = 1.13  # distillation temperature; the term is scaled by its square (Hinton et al.)
 # Warm-up (`warmup_epochs` in the spec): these terms' weights ramp linearly from 0, so the booster
 # is worth imitating before its hint bites.
 WARMUP_EPOCHS = {
@@ -204,9 +206,14 @@ def compute_loss(light_logits, booster_logits, target, weights=LOSS_WEIGHTS):
     losses = {
         "light": F.binary_cross_entropy_with_logits(light_logits.squeeze(1), target),
         "booster": F.binary_cross_entropy_with_logits(booster_logits.squeeze(1), target),
-        "hint": F.mse_loss(torch.sigmoid(light_logits / 1.35), torch.sigmoid(teacher / 1.35)),
-        "kd": F.binary_cross_entropy_with_logits(light_logits / 1.13, torch.sigmoid(teacher / 1.13))
-        * 1.13**2,
+        "hint": F.mse_loss(
+            torch.sigmoid(light_logits / HINT_TEMPERATURE),
+            torch.sigmoid(teacher / HINT_TEMPERATURE),
+        ),
+        "kd": F.binary_cross_entropy_with_logits(
+            light_logits / KD_TEMPERATURE, torch.sigmoid(teacher / KD_TEMPERATURE)
+        )
+        * KD_TEMPERATURE**2,
     }
     # The minimised total, written out: each term times its weight for this epoch.
     losses["total"] = (

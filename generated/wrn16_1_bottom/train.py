@@ -19,16 +19,12 @@ class Settings:
     epochs: int = 200  # passes over the training split
     batch_size: int = 128  # examples per optimizer step
     eval_batch_size: int = 1024  # examples per forward when evaluating
-    optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = True  # SGD only
-    weight_decay: float = 0.0005  # L2 (SGD, Adam) or decoupled (AdamW)
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW only
-    schedule: str = "step"  # step | cosine | constant, stepped once per epoch
-    milestones: tuple[int, ...] = (60, 120, 160)  # step: epochs at which lr is multiplied by gamma
-    gamma: float = 0.2  # step: lr factor
-    min_lr: float = 0.0  # cosine: final lr
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True  # Nesterov momentum
+    weight_decay: float = 0.0005  # L2 penalty
+    milestones: tuple[int, ...] = (60, 120, 160)  # epochs where lr drops
+    gamma: float = 0.2  # lr factor at each milestone
     clip_grad_norm: float | None = None  # max global grad norm; None = no clipping
     seed: int = 0  # seeds torch; the same seed gives the same run on CPU
     device: str = "auto"  # cpu | cuda | auto
@@ -42,27 +38,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
+    """SGD, as the spec's `train.optimizer` says (recompile the spec to change it)."""
     params = model.parameters()  # tied weights appear once
-    if s.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
-        )
-    if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
-    if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
-    raise ValueError(f"unknown optimizer {s.optimizer!r}")
+    return torch.optim.SGD(
+        params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, s: Settings):
-    """Per-epoch learning-rate schedule."""
-    if s.schedule == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(s.milestones), s.gamma)
-    if s.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, s.epochs, s.min_lr)
-    if s.schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    raise ValueError(f"unknown schedule {s.schedule!r}")
+    """Per-epoch schedule: lr times gamma at each milestone epoch."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(s.milestones), s.gamma)
 
 
 def train_one_epoch(

@@ -309,11 +309,12 @@ class TrainRecipe(Recipe):
             for _ in range(self.start_epoch):
                 self.scheduler.step()
         lr_after = self.optimizer.param_groups[0]["lr"]
+        schedule = self.spec.train.schedule.name
         change = {"after_epoch": self.start_epoch, "epochs_from": before, "epochs_to": epochs}
-        change |= {"schedule": self.settings.schedule, "lr_from": lr_before, "lr_to": lr_after}
+        change |= {"schedule": schedule, "lr_from": lr_before, "lr_to": lr_after}
         self.extensions.append(change)
         self.console.print(
-            f"{before} -> {epochs} epochs: the {self.settings.schedule} schedule is planned "
+            f"{before} -> {epochs} epochs: the {schedule} schedule is planned "
             f"again over {epochs} epochs; epoch {self.start_epoch + 1} trains at lr "
             f"{lr_after:.2e} (was {lr_before:.2e})",
             highlight=False,

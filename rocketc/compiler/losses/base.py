@@ -96,6 +96,11 @@ class LossKind:
         `expression` (tests/test_weighted_loss.py holds every registered kind to that)."""
         raise NotImplementedError
 
+    def constants(self, term: Term) -> dict[str, tuple[float, str]]:
+        """Named module constants the expression reads (NAME -> (value, why)), so generated
+        code says `/ KD_TEMPERATURE` rather than a bare number."""
+        return {}
+
     def helpers(self, term: Term) -> tuple[str, ...]:
         """Functions (macros of templates/losses.jinja2) the expression calls."""
         return ()

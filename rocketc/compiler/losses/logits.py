@@ -12,7 +12,6 @@ from rocketc.compiler.losses.base import (
     Side,
     Term,
     loss_term,
-    num,
     warmup_text,
 )
 from rocketc.compiler.spec import Spec
@@ -141,7 +140,7 @@ class Hint(LossKind):
         if h.normalize == "zscore":
             student, teacher = f"zscore({student})", f"zscore({teacher})"
         if h.on == "probs":
-            scale = "" if h.temperature == 1.0 else f" / {num(h.temperature)}"
+            scale = "" if h.temperature == 1.0 else " / HINT_TEMPERATURE"
             if spec.task == "multiclass":
                 student = f"F.softmax({student}{scale}, dim=1)"
                 teacher = f"F.softmax({teacher}{scale}, dim=1)"
@@ -151,6 +150,11 @@ class Hint(LossKind):
                     f"torch.sigmoid({teacher}{scale})",
                 )
         return student, teacher
+
+    def constants(self, term: Term) -> dict[str, tuple[float, str]]:
+        t = term.config.temperature
+        why = "the hint compares probabilities softened at this temperature"
+        return {} if t == 1.0 else {"HINT_TEMPERATURE": (t, why)}
 
     def helpers(self, term: Term) -> tuple[str, ...]:
         return ("zscore",) if term.config.normalize == "zscore" else ()
@@ -183,7 +187,7 @@ class KD(LossKind):
         return [Term(self.name, self, kd.weight, kd.warmup_epochs, ("loss", "kd"), reads, kd)]
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
-        t = num(term.config.temperature)
+        t = "KD_TEMPERATURE"
         student, teacher = names["light"], names["booster"]
         if spec.task == "multiclass":
             return (
@@ -196,7 +200,7 @@ class KD(LossKind):
         )
 
     def per_example(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
-        t = num(term.config.temperature)
+        t = "KD_TEMPERATURE"
         student, teacher = names["light"], names["booster"]
         if spec.task == "multiclass":
             return (
@@ -207,6 +211,10 @@ class KD(LossKind):
             f"F.binary_cross_entropy_with_logits({student} / {t}, "
             f'torch.sigmoid({teacher} / {t}), reduction="none").squeeze(1) * {t}**2'
         )
+
+    def constants(self, term: Term) -> dict[str, tuple[float, str]]:
+        why = "distillation temperature; the term is scaled by its square (Hinton et al.)"
+        return {"KD_TEMPERATURE": (term.config.temperature, why)}
 
     def label(self, term: Term, spec: Spec, node: dict[str, Any]) -> str:
         return f"KL at T = {term.config.temperature:g}{warmup_text(term)}"
