@@ -67,7 +67,7 @@ EXPECTED = {
     "constant": "ignore",
     "empty": "ignore",
     "bad-name": "ignore",  # no identifier
-    "income": "ignore",  # a number with missing values
+    "income": "dense",  # a number with missing values: filled with the train median
     "price": "dense",
     "premium": "categorical",
     "clicked": "label",
@@ -107,7 +107,9 @@ def test_each_column_gets_its_decision_and_a_reason(suffix, tmp_path, small_cate
     assert "{name: genres, kind: categorical_list, vocab: 7, max_len: 3}" in text
     assert "{name: zip, kind: categorical, vocab: 31}" in text
     assert "{name: user_id, kind: categorical, hash_buckets: 1024}" in text
-    assert "#   income " in text and "#   bad-name " in text  # the ignored, with reasons
+    assert "#   constant " in text and "#   bad-name " in text  # the ignored, with reasons
+    assert "- {column: income, fill: median}" in text
+    assert "- {column: price, transform: log1p}" not in text  # a gamma(2): skewness ~1.4
     assert ("list_delimiter" in text) == (suffix == ".csv")
 
 

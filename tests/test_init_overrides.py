@@ -98,7 +98,7 @@ def test_overrides_replace_the_decision_and_say_so(tmp_path):
     assert "{name: tags, kind: categorical_list, vocab: 5, max_len: 1}" in text
     assert "#   wage  you said so (--ignore)" in text
     spec = compile_text(text).spec
-    assert spec.data.dense == {"numbers": ["occupation_code"]}
+    assert spec.data.dense_columns() == ["occupation_code"]
 
 
 def test_override_mistakes_are_named_together(tmp_path):

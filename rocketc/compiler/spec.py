@@ -306,6 +306,46 @@ class Train(_Model):
 
 
 # --- data ----------------------------------------------------------------------------------
+class DenseColumn(_Model):
+    """One numeric column of a dense input, and how its numbers are prepared before the train
+    split's standardisation. In the spec either its name alone or this mapping."""
+
+    column: str
+    transform: Literal["log1p"] | None = Field(
+        default=None,
+        description="log1p: sign(x) * log(1 + |x|), for long-tailed amounts that are mostly small "
+        "(money, counts): the few huge values no longer squash the rest after standardising.",
+    )
+    fill: Literal["mean", "median", "zero"] | float | None = Field(
+        default=None,
+        description="The number a missing value takes: the mean or median of the column's train "
+        "values (before the transform), zero, or a number. Unset: a missing value is an error.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"column": data}
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"expected a column name or {{column: NAME, transform: log1p, fill: median}}, "
+                f"got {data!r}"
+            )
+        return data
+
+    @field_validator("fill", mode="before")
+    @classmethod
+    def _fill_rule(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in ("mean", "median", "zero"):
+            raise ValueError(f"fill is mean, median, zero or a number; got {value!r}")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"anyOf": [{"type": "string"}, handler(core_schema)]}
+
+
 class _Split(_Model):
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -360,8 +400,10 @@ class TabularData(_Split):
         description="Each column feeds the input of its name: categorical (one value per row) "
         "or categorical_list (a Parquet list column, or text split at list_delimiter).",
     )
-    dense: dict[str, list[str]] = Field(
-        default_factory=dict, description="Dense input name -> numeric columns (standardised)."
+    dense: dict[str, list[DenseColumn]] = Field(
+        default_factory=dict,
+        description="Dense input name -> its numeric columns (standardised), each a column name "
+        "or {column: NAME, transform: log1p, fill: median}.",
     )
     split_by: str | None = Field(default=None, description="Sort by this column before splitting.")
     weight: str | None = Field(
@@ -388,6 +430,10 @@ class TabularData(_Split):
         "batches while the main process trains (each its share of the row groups); 0 reads in "
         "the training process. Only for a streamed table: an in-memory one is encoded once.",
     )
+
+    def dense_columns(self) -> list[str]:
+        """Every column that feeds a dense input, in order."""
+        return [c.column for columns in self.dense.values() for c in columns]
 
     @model_validator(mode="after")
     def _stream_without_split_by(self) -> TabularData:

@@ -13,9 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import CategoricalInput, CategoricalListInput, DenseInput, Spec
+from rocketc.compiler.spec import (
+    CategoricalInput,
+    CategoricalListInput,
+    DenseColumn,
+    DenseInput,
+    Spec,
+)
 from rocketc.errors import DataError
-from rocketc.runtime.data.features import Categorical
+from rocketc.runtime.data.features import Categorical, Dense
 from rocketc.runtime.data.hashing import Hashed
 from rocketc.runtime.data.lists import CategoricalList
 
@@ -107,6 +113,18 @@ def id_feature(
     if item.hash_buckets:
         return Hashed(item.name, item.hash_buckets, column, kind)
     return Categorical(item.name, item.vocab, column, kind)
+
+
+def dense_feature(item: DenseInput, columns: Sequence[DenseColumn]) -> Dense:
+    """The (unfitted) feature of a dense input fed by a table's `columns`: each column's
+    transform, and its fill (a number, or "mean"/"median" until the fit)."""
+    names = [c.column for c in columns]
+    check_size(item, len(names), f"columns {names}", [len(names)])
+    fill = {c.column: 0.0 if c.fill == "zero" else c.fill for c in columns if c.fill is not None}
+    transform = {c.column: c.transform for c in columns if c.transform is not None}
+    return Dense(
+        item.name, tuple(item.shape), columns=names, transform=transform or None, fill=fill or None
+    )
 
 
 def check_size(item: DenseInput, per_row: int, source: str, got: Sequence[int]) -> None:

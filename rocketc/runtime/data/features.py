@@ -7,7 +7,10 @@
   ids already) the value is the id, and one outside [0, vocab) is an error.
 - `Dense`: scalar columns, one vector field, or a text field of tokens made multi-hot; then
   `(x - mean) / std` with the train split's statistics (per column, or one for all values).
-  A missing or non-finite dense value is an error: a fill value is a modelling choice.
+  A table's column may name a `fill` (a missing value takes a number, or the train split's mean
+  or median, fitted once and saved as the number) and a `transform` (`log1p`: sign(x) *
+  log(1 + |x|)), applied in that order before standardising, in training and serving alike.
+  Any other missing or non-finite dense value is an error: a fill value is a modelling choice.
 
 A feature kind and a derive step each register themselves by name (`register_feature`,
 `register_derive`), which is how preprocess.json names them. `encode` never raises for a bad
@@ -245,6 +248,9 @@ class Dense:
     tokens: list[str] | None = None  # the field's whitespace-separated tokens -> one flag each
     mean: np.ndarray | None = None  # (size,) or (1,); None: no standardisation
     std: np.ndarray | None = None
+    transform: dict[str, str] | None = None  # column -> "log1p" (tables only)
+    # column -> what a missing value becomes: a number ("mean"/"median" until fitted)
+    fill: dict[str, Any] | None = None
     # text -> (its flags, an unknown token or None): requests repeat the same few genre strings
     _flags: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -263,12 +269,8 @@ class Dense:
         """The raw numbers (n, size) float64, before standardisation, and the rows at fault."""
         problems: list[RowProblem] = []
         if self.columns is not None:
-            parts = []
-            for spec_field in self.fields():
-                parsed = parse(spec_field, frame[spec_field.name])
-                problems += _problems(spec_field.name, parsed.wrong, parsed.missing)
-                parts.append(parsed.values)
-            x = np.stack(parts, axis=1) if parts else np.zeros((0, 0))
+            x, gaps, problems = self._columns_raw(frame)
+            x = self._prepared(x, gaps)
         elif self.tokens is not None:
             parsed = parse(self.fields()[0], frame[self.field])
             problems += [RowProblem(r, self.field, m) for r, m in parsed.wrong.items()]
@@ -287,6 +289,49 @@ class Dense:
             ]
             x = np.where(np.isfinite(x), x, 0.0)
         return x, problems
+
+    def _columns_raw(self, frame) -> tuple[np.ndarray, np.ndarray, list[RowProblem]]:
+        """A table's columns: their numbers (n, k) as read, the missing cells of columns with a
+        fill (n, k), and the problems (a missing value elsewhere, a wrong-typed one)."""
+        parts, gaps, problems = [], [], []
+        for spec_field in self.fields():
+            parsed = parse(spec_field, frame[spec_field.name])
+            gap = parsed.missing & (spec_field.name in (self.fill or {}))
+            problems += _problems(spec_field.name, parsed.wrong, parsed.missing & ~gap)
+            parts.append(parsed.values)
+            gaps.append(gap)
+        if not parts:
+            return np.zeros((0, 0)), np.zeros((0, 0), dtype=bool), problems
+        return np.stack(parts, axis=1), np.stack(gaps, axis=1), problems
+
+    def _prepared(self, x: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """Missing cells filled, then each column's transform: what standardisation sees."""
+        if gaps.any():
+            fills = [(self.fill or {}).get(c, 0.0) for c in self.columns]
+            if any(isinstance(v, str) for v in fills):  # a bug: fit resolves every rule
+                raise RuntimeError(f"input '{self.input}': fill rules {fills} not fitted")
+            x = np.where(gaps, np.asarray(fills, dtype=np.float64), x)
+        for j, column in enumerate(self.columns):
+            if (self.transform or {}).get(column) == "log1p":
+                x[:, j] = np.sign(x[:, j]) * np.log1p(np.abs(x[:, j]))
+        return x
+
+    def fit_fills(self, frame: Mapping[str, np.ndarray], seen: str = "the train split") -> None:
+        """Replace each `mean`/`median` fill by that statistic of the column's values in
+        `frame` (missing and wrong-typed values left out; taken before the transform)."""
+        for column, rule in (self.fill or {}).items():
+            if not isinstance(rule, str):
+                continue
+            parsed = parse(Field(column, "number"), frame[column])
+            keep = ~parsed.missing & np.isfinite(parsed.values)
+            keep[list(parsed.wrong)] = False
+            if not keep.any():
+                raise DataError(
+                    f"{column}: fill: {rule} takes the {rule} of its values in {seen}, and it has "
+                    "none; fill it with a number"
+                )
+            values = parsed.values[keep]
+            self.fill[column] = float(np.mean(values) if rule == "mean" else np.median(values))
 
     def _field_name(self, row: np.ndarray) -> str:
         if self.columns is not None:
@@ -332,6 +377,7 @@ class Dense:
         standardise the whole column to zeros. Values of 2**1020 (~1e307) and beyond are
         refused, naming the column: their distance to the mean may not fit in a float64.
         """
+        self.fit_fills(frame)
         n = len(next(iter(frame.values())))
         blocks = range(0, max(n, 1), CHUNK_ROWS)
         axis = 0 if per_column else None
@@ -411,6 +457,12 @@ class Dense:
             out["missing"] = "no tokens (all flags 0); an unknown token is an error"
         else:
             out["missing"] = "an error (missing or non-finite numbers have no default)"
+        if self.fill:
+            out["fill"] = dict(self.fill)
+            out["missing"] = "the column's fill (fill); in other columns an error"
+        if self.transform:
+            out["transform"] = dict(self.transform)
+            out["transforms"] = "after the fill, before standardising: log1p = sign(x) log(1+|x|)"
         if self.mean is not None:
             out["mean"], out["std"] = self.mean.tolist(), self.std.tolist()
         return out
@@ -426,6 +478,8 @@ class Dense:
             data.get("tokens"),
             None if mean is None else np.asarray(mean, dtype=np.float64),
             None if std is None else np.asarray(std, dtype=np.float64),
+            data.get("transform"),
+            data.get("fill"),
         )
 
 

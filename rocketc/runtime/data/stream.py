@@ -302,7 +302,8 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     dataset = _open(data)
     tabular._check_columns(spec, data, dataset.schema.names)
     member = split_members(dataset.count_rows(), data, data_seed(spec))
-    dense_columns = [c for cols in data.dense.values() for c in cols]
+    dense_columns = data.dense_columns()
+    filled = {c.column for cols in data.dense.values() for c in cols if c.fill is not None}
     read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
     fit = Fit(spec, data)
     held = {VAL: _Held(spec, data), TEST: _Held(spec, data)}
@@ -310,8 +311,9 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     for offset, frame in _frames(data, list(dict.fromkeys(c for c in read if c))):
         tabular._numeric(frame, [data.label, *dense_columns], data.path)
         group = [data.group] if data.group else []
-        tabular._no_missing(frame, [data.label, *dense_columns, *group], data.path)
-        _finite(frame, dense_columns, offset, Path(data.path).name)
+        unfilled = [c for c in dense_columns if c not in filled]
+        tabular._no_missing(frame, [data.label, *unfilled, *group], data.path)
+        _finite(frame, dense_columns, offset, Path(data.path).name, filled)
         _labels(spec, frame[data.label].to_numpy(), offset, Path(data.path).name, data.label)
         if data.weight:
             tabular._check_weights(frame, data.weight, data.path)
@@ -371,16 +373,18 @@ class _Held:
         return StreamedSplit(table, split, len(held["target"]), **held)
 
 
-def _finite(frame, columns: list[str], offset: int, name: str) -> None:
-    """Every dense value is finite: checked on every row as it is read, so a bad val or test
-    row is refused before training, not at the first validation."""
+def _finite(frame, columns: list[str], offset: int, name: str, filled=frozenset()) -> None:
+    """Every dense value is finite (or missing in a column with a fill): checked on every row
+    as it is read, so a bad val or test row is refused before training, not at the first
+    validation."""
     if not columns:
         return
     values = frame[columns].to_numpy(np.float64)
-    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    fine = np.isfinite(values) | (np.isnan(values) & np.isin(columns, list(filled)))
+    bad = np.flatnonzero(~fine.all(axis=1))
     if len(bad):
         row = int(bad[0])
-        column = columns[int(np.flatnonzero(~np.isfinite(values[row]))[0])]
+        column = columns[int(np.flatnonzero(~fine[row])[0])]
         raise DataError(
             f"{name}, row {offset + row + 1}: {column}: is not a finite number "
             f"({len(bad):,} such rows in this record batch)"

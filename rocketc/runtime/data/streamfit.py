@@ -30,7 +30,7 @@ from rocketc.compiler.spec import (
     TabularData,
 )
 from rocketc.errors import DataError
-from rocketc.runtime.data.encode import check_size, id_feature, spec_input
+from rocketc.runtime.data.encode import dense_feature, id_feature, spec_input
 from rocketc.runtime.data.features import Categorical, Dense, RowProblem, rows_error
 from rocketc.runtime.data.fields import column_type, raw_columns
 from rocketc.runtime.data.hashing import BucketUse, Hashed, canonical_text
@@ -71,8 +71,15 @@ class Fit:
             out[name] = id_feature(item, name, kind, data.list_delimiter)
         for name, columns in data.dense.items():
             item = spec_input(spec, name, DenseInput, data.source)
-            check_size(item, len(columns), f"columns {columns}", [len(columns)])
-            out[name] = Dense(name, tuple(item.shape), columns=list(columns))
+            rules = [f"{c.column}: fill: {c.fill}" for c in columns if c.fill in ("mean", "median")]
+            if rules:  # one pass, bounded memory: a statistic would need the column first
+                raise DataError(
+                    f"{data.path} is streamed (data.stream, or larger than 256 MiB), and a "
+                    f"streamed table fills missing values with a number, not a statistic of "
+                    f"the train split: {'; '.join(rules)}; give the number (rocketc init "
+                    "writes its sample's median for a streamed file), or set stream: false"
+                )
+            out[name] = dense_feature(item, columns)
         return out
 
 

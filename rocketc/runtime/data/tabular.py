@@ -6,8 +6,9 @@ values get ids 1..K; id 0 is a value unseen in train, or a missing one) and the 
 standardise dense columns. A categorical input with `hash_buckets` hashes its values instead
 (hashing.py); a categorical_list input reads a Parquet list column or text split at
 `list_delimiter` (lists.py). `weight` names a column of sample weights. Missing values in label,
-dense, group, split_by or weight columns are an error rather than silently filled: a fill value
-is a modelling choice the user should make in their own data pipeline.
+group, split_by or weight columns, and in dense columns without a `fill`, are an error rather than
+silently filled: a fill value is a modelling choice, which a dense column states as
+`{column: NAME, fill: median}` (with `transform: log1p` for long-tailed amounts).
 
 `fields.raw_columns` turns the pandas frame into raw fields; `rocketc predict` reads its files
 through the same function, chunk by chunk.
@@ -30,9 +31,9 @@ from rocketc.compiler.spec import (
 from rocketc.errors import DataError, Diagnostic
 from rocketc.runtime.data.base import Dataset, Split, describe, make_target, with_notes
 from rocketc.runtime.data.encode import (
-    check_size,
     check_weights,
     data_seed,
+    dense_feature,
     id_feature,
     ordered_split,
     random_split,
@@ -73,10 +74,9 @@ def load(spec: Spec, data: TabularData) -> Dataset:
             problems += exc.diagnostics
     for name, columns in data.dense.items():
         item = spec_input(spec, name, DenseInput, data.source)
-        _numeric(frame, columns, data.path)
-        _no_missing(frame, columns, data.path)
-        check_size(item, len(columns), f"columns {columns}", [len(columns)])
-        feature = Dense(name, tuple(item.shape), columns=list(columns))
+        feature = dense_feature(item, columns)
+        _numeric(frame, feature.columns, data.path)
+        _no_missing(frame, [c.column for c in columns if c.fill is None], data.path)
         features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
     if problems:
         raise DataError(problems)
@@ -151,7 +151,7 @@ def _read(data: TabularData):
 
 def _check_columns(spec: Spec, data: TabularData, available: list[str]) -> None:
     """Every named column exists, and the feeds cover exactly the spec's inputs."""
-    wanted = [data.label, *data.categorical, *(c for cols in data.dense.values() for c in cols)]
+    wanted = [data.label, *data.categorical, *data.dense_columns()]
     wanted += [c for c in (data.group, data.split_by, data.weight) if c]
     problems = [
         f"{data.path}: no column '{c}'; available: {available}"

@@ -25,6 +25,7 @@ from rocketc.backends.templating import environment
 from rocketc.compiler import compile_text
 from rocketc.errors import DataError, Diagnostic, RocketcError
 from rocketc.runtime.data.csvread import read_csv
+from rocketc.runtime.data.stream import STREAM_BYTES
 from rocketc.runtime.init.columns import (
     CATEGORICAL_MAX,
     OVERRIDES,
@@ -268,7 +269,14 @@ def _render(path, source, frame, total, columns, task, classes, named, name, out
         inputs.append((f"{{name: {c.name}, kind: {kind}, {size}{extra}}}", _why(c)))
     numbers = layer_id("numbers") if dense else None
     if dense:
-        why = f"{len(dense)} number column(s), standardised on the train split"
+        prepared = [
+            f"{sum(1 for c in dense if c.transform)} log1p"
+            if any(c.transform for c in dense)
+            else "",
+            f"{sum(1 for c in dense if c.fill)} filled" if any(c.fill for c in dense) else "",
+        ]
+        steps = f" ({', '.join(p for p in prepared if p)} first)" if any(prepared) else ""
+        why = f"{len(dense)} number column(s), standardised on the train split{steps}"
         inputs.append((f"{{name: {numbers}, kind: dense, shape: [{len(dense)}]}}", why))
 
     width = len(ids) * dim + len(dense)
@@ -351,7 +359,7 @@ def _render(path, source, frame, total, columns, task, classes, named, name, out
         "group": named["group"],
         "weight": named["weight"],
         "categorical": _flow([c.name for c in ids], "  categorical: "),
-        "dense": f"{{{numbers}: [{', '.join(c.name for c in dense)}]}}" if dense else None,
+        "dense": _dense(numbers, dense, streamed=path.stat().st_size > STREAM_BYTES),
         "delimiter": json.dumps(_delimiter(columns)) if _delimiter(columns) else None,
     }
     return environment().get_template("init_spec.yaml.jinja2").render(**view)
@@ -371,6 +379,31 @@ class _Namer:
         self.taken.add(got)
         self.made[want] = got
         return got
+
+
+def _dense(numbers: str | None, dense: list[Column], streamed: bool) -> str | None:
+    """The data section's `dense:` value: a flow list of names, or one line per column when a
+    column has a fill or a transform. A streamed table takes a number as its fill (its one pass
+    cannot take a median first): the sample's median."""
+    if not dense:
+        return None
+    if not any(c.fill or c.transform for c in dense):
+        return f" {{{numbers}: [{', '.join(c.name for c in dense)}]}}"
+    lines = [f"\n    {numbers}:"]
+    for c in dense:
+        settings = [f"column: {c.name}"]
+        if c.transform:
+            settings.append(f"transform: {c.transform}")
+        if c.fill:
+            settings.append(f"fill: {c.median:.6g}" if streamed else f"fill: {c.fill}")
+        entry = f"{{{', '.join(settings)}}}" if len(settings) > 1 else c.name
+        why = (
+            "  # the sample's median: a streamed table fills with a number"
+            if (c.fill and streamed)
+            else ""
+        )
+        lines.append(f"\n      - {entry}{why}")
+    return "".join(lines)
 
 
 def _buckets(distinct: int) -> int:

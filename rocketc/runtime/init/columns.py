@@ -12,8 +12,9 @@ reason says why and what would change it). The rules, in order:
    `itemId`) -> hashed; at most NUMBER_CODES distinct values -> categorical (codes such as an
    hour or a region number, not quantities); a code-like name (`industry_code`, `job_type`,
    `code`) with at most NAMED_CODES distinct values -> categorical, more -> hashed; else dense;
-5. other numbers: dense, unless some are missing (dense inputs take none): then categorical with
-   few distinct values, else ignore;
+5. other numbers: categorical with few distinct values when some are missing, else dense; a
+   dense column with missing values is filled with the train median, and one of values >= 0
+   with a long tail (skewness > LONG_TAIL_SKEW: money, counts, mostly small) gets `log1p`;
 6. text: every value distinct -> ignore (a row key); an id-like name -> hashed; up to
    CATEGORICAL_MAX distinct values -> categorical; more -> hashed. Booleans are categorical.
 
@@ -42,6 +43,7 @@ NUMBER_CODES = 50  # whole-number columns with at most this many values are code
 ROW_KEY_MIN = 100  # a column of all-distinct values is a row key only with this many rows
 LIST_SHARE = 0.1  # text is a list when at least this share of its cells holds the delimiter
 MAX_LEN_CAP = 64  # longest list kept per row
+LONG_TAIL_SKEW = 2.0  # a dense column >= 0 more skewed than this gets `transform: log1p`
 NAMED_CODES = 1_000  # whole numbers named like codes are categorical up to this many values
 _ID_NAME = re.compile(r"(^|_)ids?$|[a-z0-9]Ids?$|ID$|(^|_)(key|uuid|hash)$", re.IGNORECASE)
 # Names of whole-number columns that hold codes, not amounts: `industry_code`, `job_type`,
@@ -62,6 +64,9 @@ class Column:
     delimiter: str | None = None  # lists held as text: what splits them
     also: list[str] = field(default_factory=list)  # a group column is also a feature
     text: bool = False  # the sampled column holds text (a CSV's whole-file pass reads it so)
+    transform: str | None = None  # dense: "log1p" for a long tail
+    fill: str | None = None  # dense: "median" when values are missing
+    median: float = 0.0  # dense: the sample's median (the fill of a streamed table)
 
     @property
     def feature(self) -> bool:
@@ -117,7 +122,7 @@ def forced(series, role: str, delimiter: str) -> Column:
                 f"--dense {name}: the column holds {series.dtype} values like {example!r}; a "
                 "dense input takes numbers"
             )
-        return Column(name, "dense", said, int(present.nunique()))
+        return dense(Column(name, "dense", said, int(present.nunique())), present, len(series))
     distinct = int(present.nunique())
     if distinct > CATEGORICAL_MAX:
         return Column(
@@ -200,14 +205,34 @@ def _number(name: str, present, n: int, distinct: int) -> Column:
                 "categorical, missing as id 0",
                 distinct,
             )
-        return Column(
-            name,
-            "ignore",
-            f"a number with {n - k:,} missing of {n:,}: dense inputs take no missing value "
-            "(fill them, then run init again)",
-            distinct,
-        )
-    return Column(name, "dense", f"a number ({counted})", distinct)
+    return dense(Column(name, "dense", f"a number ({counted})", distinct), present, n)
+
+
+def dense(column: Column, present, n: int) -> Column:
+    """A dense column's fill (when some of its `n` sampled values are missing) and transform
+    (log1p for a long tail of values >= 0), each said in its reason."""
+    values = present.to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < n:
+        column.fill = "median"
+        column.median = float(np.median(values)) if len(values) else 0.0
+        column.reason += f"; {n - len(values):,} missing of {n:,}: filled with the train median"
+    skew = _skewness(values)
+    if len(values) and values.min() >= 0 and skew > LONG_TAIL_SKEW:
+        zeros = float(np.mean(values == 0))
+        share = f", {zeros:.0%} zeros" if zeros >= 0.05 else ""
+        column.transform = "log1p"
+        column.reason += f"; a long tail (skewness {skew:.1f}{share}): log1p"
+    return column
+
+
+def _skewness(values: np.ndarray) -> float:
+    """The sample's skewness, E[(x - mean)^3] / std^3 (0 for a constant)."""
+    if len(values) < 3:
+        return 0.0
+    centred = values - values.mean()
+    std = np.sqrt(np.mean(centred**2))
+    return float(np.mean(centred**3) / std**3) if std > 0 else 0.0
 
 
 def _text(name: str, present, distinct: int) -> Column:
