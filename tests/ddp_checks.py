@@ -49,7 +49,7 @@ def gathers(world: distributed.World) -> dict[str, list]:
 def audits(world: distributed.World) -> dict[str, dict]:
     out = {}
     for name, (path, sets) in SPECS.items():
-        compiled = compile_file(path, sets)
+        compiled = compile_file(path or QUICKSTART, sets)
         with tempfile.TemporaryDirectory() as directory:
             gen = load_generated(compiled, directory)
             unused = distributed.unused_parameters(gen, compiled.spec.train.epochs)

@@ -122,7 +122,7 @@ def resumed(study_dir, out, monkeypatch, beats: bool, spec=None, **changes):
     out.mkdir(exist_ok=True)
     (out / "study.db").write_bytes((study_dir[0] / "study.db").read_bytes())
     monkeypatch.setattr(Verdict, "beats", property(lambda self: beats))
-    compiled = compile_file(spec, ["train.epochs=1"])
+    compiled = compile_file(spec or QUICKSTART, ["train.epochs=1"])
     return tune(compiled, out, options(**changes), QUIET)
 
 

@@ -24,7 +24,7 @@ import shlex
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -32,9 +32,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import Spec
 from rocketc.runtime.tune.space import Recipe, apply_recipe, schema_default, set_path, written
-
-if TYPE_CHECKING:
-    from rocketc.runtime.tune.tuner import Tuner, TuneResult
+from rocketc.runtime.tune.study import StudyRun, TuneResult, plural, recipe_of, states
 
 TUNED, LIGHT_ALONE = "_tuned", "_light_alone"  # suffixes of the written specs' names
 
@@ -63,11 +61,10 @@ def _zeroed(spec: Spec) -> str:
     return "the booster's loss" + (f" and its teaching ({', '.join(teaching)})" if teaching else "")
 
 
-def write_best(tuner: Tuner, result: TuneResult) -> list[Path]:
+def write_best(tuner: StudyRun, result: TuneResult) -> list[Path]:
     """Write best.yaml (what the verdict says to train) and best_recipe.yaml (the search's best
     recipe, whatever the verdict: a path that `rocketc ablate --recipe` can always be given);
     set `result.next_step`."""
-    from rocketc.runtime.tune.tuner import recipe_of
 
     out, best, spec = result.out_dir, result.best, tuner.spec
     if best is None:
@@ -131,7 +128,7 @@ def train_command(file: _File) -> str:
     return f"rocketc train {shlex.quote(str(file.path))}"
 
 
-def _recipe_loss(tuner: Tuner, recipe: Recipe) -> dict[str, Any]:
+def _recipe_loss(tuner: StudyRun, recipe: Recipe) -> dict[str, Any]:
     """The spec's loss section with the recipe applied; a default the spec did not spell out
     stays unwritten (no `temperature: 1.0` on every hint)."""
     data = tuner.compiled.source.data
@@ -161,11 +158,11 @@ def _evidence(result: TuneResult) -> str:
 
 
 # --- the file --------------------------------------------------------------------------------
-def _write(tuner: Tuner, result: TuneResult, file: _File) -> None:
+def _write(tuner: StudyRun, result: TuneResult, file: _File) -> None:
     file.path.write_text(_header(tuner, result, file) + _body(tuner, file), encoding="utf-8")
 
 
-def _body(tuner: Tuner, file: _File) -> str:
+def _body(tuner: StudyRun, file: _File) -> str:
     """The spec as the user wrote it, overrides applied, name and loss replaced."""
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -232,8 +229,7 @@ def _commented_loss(loss: dict[str, Any]) -> CommentedMap:
     return out
 
 
-def _header(tuner: Tuner, result: TuneResult, file: _File) -> str:
-    from rocketc.runtime.tune.report import plural, states
+def _header(tuner: StudyRun, result: TuneResult, file: _File) -> str:
 
     best, metric = result.best, result.metric
     lines = [

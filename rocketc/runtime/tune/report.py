@@ -7,27 +7,26 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from rocketc.runtime.tune.best import light_alone_verdict, write_best
-from rocketc.runtime.tune.space import UNSET, Recipe
+from rocketc.runtime.tune.space import UNSET
+from rocketc.runtime.tune.study import (
+    State,
+    StudyRun,
+    TuneResult,
+    brief,
+    counts,
+    plural,
+    recipe_of,
+    short,
+    states,
+)
 
-if TYPE_CHECKING:
-    from rocketc.runtime.tune.tuner import Tuner, TuneResult
 
-
-def brief(recipe: Recipe) -> str:
-    """`hint.weight=0.12 hint.on=logits gradient_block=none` (paths without `loss.`)."""
-    parts = []
-    for path, value in recipe.items():
-        shown = _short(value)
-        parts.append(f"{path.removeprefix('loss.')}={shown}")
-    return " ".join(parts)
-
-
-def write_all(tuner: Tuner, result: TuneResult) -> list[Path]:
+def write_all(tuner: StudyRun, result: TuneResult) -> list[Path]:
     out = result.out_dir
     files = [_write_trials_csv(tuner, result, out / "trials.csv")]
     files += write_best(tuner, result)
@@ -43,8 +42,7 @@ def write_all(tuner: Tuner, result: TuneResult) -> list[Path]:
 
 
 # --- trials.csv ----------------------------------------------------------------------------
-def _write_trials_csv(tuner: Tuner, result: TuneResult, path: Path) -> Path:
-    from rocketc.runtime.tune.tuner import recipe_of
+def _write_trials_csv(tuner: StudyRun, result: TuneResult, path: Path) -> Path:
 
     trials = result.study.get_trials(deepcopy=False)
     order = [d.path for d in tuner.space]
@@ -76,13 +74,6 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))  # lossless: the CSV is the record
 
 
-def _short(value: Any) -> str:
-    """For people: 4 significant digits."""
-    if value is UNSET:
-        return "unset"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -91,29 +82,14 @@ def _cell(value: Any) -> str:
     return _num(value) if isinstance(value, float) else str(value)
 
 
-def states(study: optuna.Study) -> str:
-    """`5 trials: 3 complete, 2 pruned`."""
-    from rocketc.runtime.tune.tuner import counts
-
-    by_state = counts(study)
-    total = sum(by_state.values())
-    parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
-    return f"{plural(total, 'trial')}: {parts}"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 # --- plots ---------------------------------------------------------------------------------
-def _plots(tuner: Tuner, result: TuneResult) -> list[Path]:
+def _plots(tuner: StudyRun, result: TuneResult) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from rocketc.runtime.tune.space import spec_value
-    from rocketc.runtime.tune.tuner import State, recipe_of
 
     files = []
     complete = result.study.get_trials(deepcopy=False, states=(State.COMPLETE,))
@@ -161,7 +137,6 @@ def _plots(tuner: Tuner, result: TuneResult) -> list[Path]:
 
 def param_importances(study: optuna.Study) -> dict[str, float]:
     """fANOVA importances once two complete trials vary some parameter; else empty."""
-    from rocketc.runtime.tune.tuner import State
 
     complete = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
     if len(complete) < 2:
@@ -174,8 +149,7 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
 
 
 # --- report.md and tune.json ---------------------------------------------------------------
-def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
-    from rocketc.runtime.tune.tuner import State, recipe_of
+def _report_md(tuner: StudyRun, result: TuneResult, plots: list[Path]) -> str:
 
     metric, base = result.metric, result.baseline
     lines = [
@@ -238,7 +212,7 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
             "| setting | value |",
             "|---|---|",
         ]
-        lines += [f"| `{p}` | {_short(v)} |" for p, v in recipe_of(best).items()]
+        lines += [f"| `{p}` | {short(v)} |" for p, v in recipe_of(best).items()]
     lines += ["", "## Search space", "", "| path | searched |", "|---|---|"]
     lines += [f"| `{d.path}` | {d.describe()} |" for d in tuner.space]
     complete = sorted(
@@ -259,8 +233,7 @@ def _report_md(tuner: Tuner, result: TuneResult, plots: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _summary(tuner: Tuner, result: TuneResult) -> dict[str, Any]:
-    from rocketc.runtime.tune.tuner import counts, recipe_of
+def _summary(tuner: StudyRun, result: TuneResult) -> dict[str, Any]:
 
     best = result.best
     return {

@@ -18,7 +18,6 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 from rich.console import Console
@@ -30,6 +29,7 @@ from rocketc.errors import RocketcError, TuneError
 from rocketc.runtime.data import load_data
 from rocketc.runtime.generated import Generated, load_generated
 from rocketc.runtime.metrics import headline
+from rocketc.runtime.tune import report
 from rocketc.runtime.tune.book import book_params
 from rocketc.runtime.tune.budget import Budget
 from rocketc.runtime.tune.runs import (
@@ -48,9 +48,8 @@ from rocketc.runtime.tune.space import (
     sample_recipe,
     spec_params,
 )
+from rocketc.runtime.tune.study import State, TuneResult, brief, recipe_of
 from rocketc.runtime.tune.verdict import Verdict, run_verdict
-
-State = optuna.trial.TrialState
 
 
 @dataclass
@@ -65,35 +64,8 @@ class TuneOptions:
     overrides: list[str] = field(default_factory=list)  # the --set values, for the record
 
 
-@dataclass
-class TuneResult:
-    out_dir: Path
-    study: optuna.Study
-    storage: str
-    metric: str
-    baseline: dict[str, Any]  # light-alone on validation: seeds, values, best_epochs, mean
-    best: optuna.trial.FrozenTrial | None
-    verdict: Verdict | None
-    budget: Budget | None = None  # None when no run kept a best epoch
-    files: list[Path] = field(default_factory=list)
-    next_step: str | None = None  # the command that trains best.yaml, and where it writes
-
-
 class _BadRecipe(Exception):
     """The spec rejects this trial's recipe (recorded on the trial, which then fails)."""
-
-
-def recipe_of(trial: optuna.trial.FrozenTrial) -> Recipe:
-    """A trial's recipe as stored (JSON null stands for a key the recipe removes)."""
-    return {k: UNSET if v is None else v for k, v in trial.user_attrs.get("recipe", {}).items()}
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by state, lower case (complete, pruned, fail, running, waiting)."""
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
-    return out
 
 
 class Tuner:
@@ -304,8 +276,6 @@ class Tuner:
         return verdict
 
     def _write(self, verdict: Verdict | None) -> TuneResult:
-        from rocketc.runtime.tune import report
-
         result = TuneResult(
             self.out_dir,
             self.study,
@@ -377,8 +347,6 @@ class Tuner:
         return on_epoch
 
     def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        from rocketc.runtime.tune.report import brief
-
         self.progress.update(self.task, advance=1, status="")
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         note = trial.user_attrs.get("error") or trial.user_attrs.get("pruned_at") or ""
