@@ -41,7 +41,9 @@ def _can_tie(op: type[LayerBase]) -> bool:
 def test_the_registry_is_the_catalogue():
     ops = registered_ops()
     assert list(ops)[:3] == ["linear", "mlp", "embedding"]  # module name order: dense first
-    assert len(ops) == 14  # + pooled_embedding, field_embeddings (ops/sparse.py)
+    # + fm, cross, self_attention, layernorm (ops/interaction.py), target_attention
+    # (ops/sequence.py), pooled_embedding, field_embeddings (ops/sparse.py)
+    assert len(ops) == 19
     for name, op in ops.items():
         assert get_args(op.model_fields["op"].annotation) == (name,)
 

@@ -48,6 +48,7 @@ class BranchView:
     layers: list[LayerView]
     returns: list[str]
     modules: list[LayerView] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)  # statements: one table, several lookups
 
 
 @dataclass
@@ -149,6 +150,7 @@ def _model_view(c: Compiled) -> dict[str, Any]:
             views,
             outs,
             [v for v in views if v.init is not None],
+            [f"self.{lhs} = self.{rhs}" for lhs, rhs, where in _table_links(c) if where == role],
         )
 
     detached = {
@@ -186,6 +188,7 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         "input_names": ", ".join(i.name for i in spec.inputs),
         "detach_shared": bool(detached),
         "ties": _tie_views(c),
+        "tables": [f"self.{lhs} = self.{rhs}" for lhs, rhs, where in _table_links(c) if not where],
         "inputs": inputs,
         "counts": {k: f"{v:,}" for k, v in counts.items()},
         "logits_shape": str(g.nodes[spec.heads.light]["type"]),
@@ -236,6 +239,30 @@ def _tie_views(c: Compiled) -> list[TieView]:
         TieView(pairs, body) if len(pairs) > 1 else TieView([], bodies[body])
         for body, pairs in groups.items()
     ]
+
+
+def _table_links(c: Compiled) -> list[tuple[str, str, str]]:
+    """(reader weight, owner weight, branch) for every embedding table that several lookups use.
+
+    Inside one layer (`same_tables`: inputs of one id space in field_embeddings) and between
+    layers of one branch, the branch's __init__ links them ("branch" is its role), so that the
+    branch is whole on its own; across branches (a booster layer using a shared table) RocketNet
+    does ("branch" empty), as it makes ties.
+    """
+    g = c.graph
+    links = []
+    for n in c.layers():
+        layer, role = g.nodes[n]["layer"], g.nodes[n]["role"]
+        for mine, theirs in layer.same_tables(input_ports(g, n)):
+            links.append((f"{n}.{mine}", f"{n}.{theirs}", role))
+        owner = layer.borrows()
+        for mine, theirs in g.nodes[n].get("table_paths", []):
+            owner_role = g.nodes[owner]["role"]
+            if owner_role == role:
+                links.append((f"{n}.{mine}", f"{owner}.{theirs}", role))
+            else:
+                links.append((f"{role}.{n}.{mine}", f"{owner_role}.{owner}.{theirs}", ""))
+    return links
 
 
 def _macro(op: LayerBase | type[LayerBase], name: str) -> Callable[..., str]:

@@ -2,8 +2,9 @@
 
 The picture answers the review questions about a Rocket Launching pair at a glance: which layers
 both nets run (shared, on top), what each net owns (light cluster left, booster right), which
-light layers reuse booster weights (dotted "tied weights" links), which loss terms read which
-head, and where the gradient stops. Stop-gradient edges come from the graph's `stop_gradient`
+light layers reuse booster weights (dotted "tied weights" links), which layers look ids up in
+another layer's embedding table ("same table"), which loss terms read which head, and where the
+gradient stops. Stop-gradient edges come from the graph's `stop_gradient`
 attribute, the one code generation turns into `.detach()`, so the diagram cannot disagree with
 the generated model.
 
@@ -117,12 +118,14 @@ def to_dot(compiled: Compiled) -> str:
         head = folded[v].id if v in folded else _dot_id(g, v)  # into a group's table node
         dot.edge(folded[u].id if u in folded else _dot_id(g, u), head, **attrs)
 
-    for light, booster in ties:
+    links = [(a, b, "tied weights") for a, b in ties]
+    links += [(a, b, "same table") for a, b in _tables(compiled)]
+    for user, owner, text in links:
         # constraint=false: the link must not pull the booster column up or down.
         dot.edge(
-            light,
-            booster,
-            xlabel="tied weights",
+            user,
+            folded[owner].id if owner in folded else owner,
+            xlabel=text,
             style="dotted",
             dir="none",
             color=TIE_COLOR,
@@ -261,6 +264,12 @@ def _ties(c: Compiled) -> list[tuple[str, str]]:
     ]
 
 
+def _tables(c: Compiled) -> list[tuple[str, str]]:
+    """(layer, the layer whose embedding table it uses) for every `table:` in the spec."""
+    g = c.graph
+    return [(n, owner) for n in c.layers() if (owner := g.nodes[n]["layer"].borrows())]
+
+
 def _legend(dot: graphviz.Digraph, c: Compiled, first_loss: str | None) -> None:
     """One HTML table: role colours and the edge styles this diagram uses."""
     rows = ["<b>legend</b>"]
@@ -274,6 +283,8 @@ def _legend(dot: graphviz.Digraph, c: Compiled, first_loss: str | None) -> None:
         rows.append(f"<font color='{STOP_COLOR}'>no stop-grad (gradient_block: none)</font>")
     if _ties(c):
         rows.append(f"<font color='{TIE_COLOR}'>· · · · tied weights</font>")
+    if _tables(c):
+        rows.append(f"<font color='{TIE_COLOR}'>· · · · same embedding table</font>")
     cells = "".join(
         f"<tr><td{r[1]}>{r[0]}</td></tr>" if isinstance(r, tuple) else f"<tr><td>{r}</td></tr>"
         for r in rows
@@ -309,6 +320,8 @@ def _title(c: Compiled) -> str:
 def _input_label(g: nx.DiGraph, n: str) -> str:
     t = g.nodes[n]["type"]
     what = f"ids &lt; {t.vocab:,}" if t.dtype == "index" else escape(str(t))
+    if t.dtype == "index" and t.space not in ("", n):  # vocab_from: the ids of another input
+        what += f", {escape(t.space)}'s"
     return f"<<b>{escape(n)}</b><br/><font point-size='9'>input {what}</font>>"
 
 

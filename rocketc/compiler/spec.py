@@ -70,6 +70,13 @@ class _IdsInput(_InputBase):
         "in 1..hash_buckets instead of building a vocabulary; 0 stays the missing value. For id "
         "spaces too big or too open to enumerate (users, items).",
     )
+    vocab_from: str | None = Field(
+        default=None,
+        pattern=IDENT,
+        description="A categorical input whose ids these are (a history of items: vocab_from: "
+        "item): its vocab and hash_buckets, filled in (leave both out), and in field_embeddings "
+        "one embedding table for both. Other layers share a table with `table:`.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -82,7 +89,7 @@ class _IdsInput(_InputBase):
 
     @model_validator(mode="after")
     def _sized(self) -> _IdsInput:
-        if self.vocab is None:
+        if self.vocab is None and self.vocab_from is None:  # else: Spec names what is wrong
             raise PydanticCustomError(
                 "input_vocab",
                 "give vocab (the number of distinct ids, id 0 for unseen values included) or "
@@ -100,7 +107,7 @@ class _IdsInput(_InputBase):
 
     def tensor_type(self) -> TensorType:
         """One id per example: (B,) int64."""
-        return TensorType((), "index", self.vocab or 0)
+        return TensorType((), "index", self.vocab or 0, self.vocab_from or self.name)
 
 
 class CategoricalInput(_IdsInput):
@@ -120,7 +127,7 @@ class CategoricalListInput(_IdsInput):
     max_len: int = Field(ge=1, le=4096, description="Ids kept per example; shorter lists pad.")
 
     def tensor_type(self) -> TensorType:
-        return TensorType((self.max_len,), "index", self.vocab or 0)
+        return TensorType((self.max_len,), "index", self.vocab or 0, self.vocab_from or self.name)
 
 
 Input = Annotated[DenseInput | CategoricalInput | CategoricalListInput, Field(discriminator="kind")]
@@ -495,6 +502,53 @@ class Spec(_Model):
     train: Train = Train()
     data: Data | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _vocab_from_source(cls, data: Any) -> Any:
+        """An input with `vocab_from: item` and no size of its own takes item's vocab and
+        hash_buckets, so every reader of the spec sees the size of the one id space."""
+        inputs = data.get("inputs") if isinstance(data, dict) else None
+        if not isinstance(inputs, list):
+            return data
+        named = {i.get("name"): i for i in inputs if isinstance(i, dict)}
+        filled = []
+        for item in inputs:
+            source = item.get("vocab_from") if isinstance(item, dict) else None
+            source = named.get(source) if isinstance(source, str) else None
+            if source is not None and "vocab" not in item and "hash_buckets" not in item:
+                size = {k: source[k] for k in ("vocab", "hash_buckets") if _count(source.get(k))}
+                item = {**item, **size}
+            filled.append(item)
+        return {**data, "inputs": filled}
+
+    @model_validator(mode="after")
+    def _vocab_from_categorical(self) -> Spec:
+        named = {i.name: i for i in self.inputs}
+        for index, item in enumerate(self.inputs):
+            name = getattr(item, "vocab_from", None)
+            if name is None:
+                continue
+            source = named.get(name)
+            problem = None
+            if source is None:
+                problem = f"no input is named '{name}'"
+            elif source is item:
+                problem = "an input cannot take its ids from itself"
+            elif source.kind != "categorical":
+                problem = f"'{name}' is a {source.kind} input"
+            elif source.vocab_from is not None:
+                problem = f"'{name}' takes its ids from '{source.vocab_from}'; name that one"
+            elif (item.vocab, item.hash_buckets) != (source.vocab, source.hash_buckets):
+                problem = f"its size is the size of '{name}': leave vocab and hash_buckets out"
+            if problem is not None:
+                raise PydanticCustomError(
+                    "vocab_from",
+                    "{problem}; vocab_from names a categorical input whose vocabulary these ids "
+                    "share",
+                    {"problem": problem, "at": ("inputs", index, "vocab_from")},
+                )
+        return self
+
     @property
     def sample_weighted(self) -> bool:
         """Whether the data has per-row sample weights (`data.weight`): the generated loss then
@@ -543,6 +597,11 @@ class Spec(_Model):
     def out_features(self) -> int:
         """Width of each head's logits."""
         return self.num_classes if self.task == "multiclass" else 1  # type: ignore[return-value]
+
+
+def _count(value: Any) -> bool:
+    """Whether `value` is a size pydantic will take (a positive int): only those are copied."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 # An op registered after this module was imported (one defined in a plugin or a test module)

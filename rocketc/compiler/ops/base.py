@@ -2,9 +2,10 @@
 
 An op is one pydantic model, registered with `@register_op` (`rocketc.compiler.ops.registry`)
 where it is defined, that knows in one place: its fields (the schema), its shape rule (`infer`),
-its parameter count, the arguments of its template macros (how it is built, called and tied in
-generated code: `init_args`, `call_args`, `tie_args`; the macros only print them), whether and how
-it can reuse another layer's weights (`tie_paths`), and its line in the sharing diagram (`label`).
+its parameter count and cost (`num_params`, `macs`), the arguments of its template macros (how it
+is built, called and tied in generated code: `init_args`, `call_args`, `tie_args`; the macros only
+print them), whether and how it can reuse another layer's weights (`tie_paths`) or embedding
+tables (`tables`, `borrows`, `same_tables`), and its line in the sharing diagram (`label`).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ class TensorType(NamedTuple):
     shape: tuple[int, ...]
     dtype: Literal["float", "index"] = "float"
     vocab: int = 0  # index tensors: ids lie in [0, vocab)
+    # Index tensors: the input whose vocabulary the ids index, their own or the one they take
+    # with `vocab_from:`. Ids of one space can share one embedding table.
+    space: str = ""
 
     def __str__(self) -> str:
         dims = ", ".join(["B", *map(str, self.shape)])
@@ -120,6 +124,21 @@ class Port(NamedTuple):
 
     name: str
     type: TensorType
+
+
+class Table(NamedTuple):
+    """One embedding table of a layer: where its weight is, and its size."""
+
+    path: (
+        str  # the weight's attribute path in the layer's module: `weight`, `tables["item"].weight`
+    )
+    vocab: int
+    dim: int
+
+
+def id_space(port: Port) -> str:
+    """The id space of an index input: its own name, or the input it names in `vocab_from:`."""
+    return port.type.space or port.name
 
 
 class OpError(Exception):
@@ -211,6 +230,33 @@ class LayerBase(BaseModel):
         """The op and the settings that make its size, for the diagram (`linear → 64`)."""
         return self.op  # type: ignore[attr-defined]
 
+    def macs(self, ins: list[Port]) -> int | None:
+        """Multiply-accumulates per example of the op's matrix products; None: not estimated.
+
+        The convention of torch's flop counter (FLOPs / 2), which the run's report measures: a
+        linear map from n to m features costs n * m per position it is applied at; element-wise
+        work (activations, norms, sums, table lookups) costs nothing.
+        """
+        return None
+
+    def tables(self, ins: list[Port]) -> dict[str, Table]:
+        """The embedding tables this layer looks ids up in, by id space (`TensorType.space`).
+
+        Another layer may borrow one of them with `table:` (`borrows`).
+        """
+        return {}
+
+    def borrows(self) -> str | None:
+        """The layer whose embedding table this one uses instead of its own (`table:`), if any."""
+        return None
+
+    def same_tables(self, ins: list[Port]) -> list[tuple[str, str]]:
+        """(reader, owner) weight paths inside this layer that are one table (`vocab_from`).
+
+        Generated code makes the reader's weight the owner's right after building the layer.
+        """
+        return []
+
     def helpers_for(self, ins: list[Port]) -> tuple[str, ...]:
         """The macros of `helpers` this layer's code needs (an op may need fewer than all)."""
         return self.helpers
@@ -260,6 +306,35 @@ def same_layout(layer: LayerBase, other: LayerBase, **pairs: tuple[Any, Any]) ->
     for what, (mine, theirs) in pairs.items():
         if mine != theirs:
             raise OpError(f"layer '{layer.id}' cannot tie '{other.id}': {what} {mine} != {theirs}")
+
+
+def borrowed_tables(
+    layer: LayerBase, ins: list[Port], owner: LayerBase, owner_ins: list[Port]
+) -> list[tuple[str, str]]:
+    """(weight path in `layer`, weight path in `owner`) of each table `layer` takes from `owner`
+    with `table:`: the owner's table of the same id space, of the same size."""
+    if owner.borrows() is not None:
+        raise OpError(
+            f"layer '{layer.id}' uses the table of '{owner.id}', which uses the table of "
+            f"'{owner.borrows()}'; name that one"
+        )
+    theirs = owner.tables(owner_ins)
+    pairs = []
+    for space, mine in layer.tables(ins).items():
+        table = theirs.get(space)
+        if table is None:
+            has = ", ".join(f"{s}'s" for s in theirs) or "no"
+            raise OpError(
+                f"layer '{layer.id}' looks up ids of {space} in the table of '{owner.id}', "
+                f"which holds {has} ids only"
+            )
+        if table.dim != mine.dim:
+            raise OpError(
+                f"layer '{layer.id}' is {mine.dim} wide but the table of '{owner.id}' for ids "
+                f"of {space} is {table.dim} wide"
+            )
+        pairs.append((mine.path, table.path))
+    return pairs
 
 
 def stride_text(stride: int | None) -> str:

@@ -1,4 +1,4 @@
-"""Fully connected ops: linear, mlp, embedding."""
+"""Fully connected ops: linear, mlp, embedding (its own table, or another layer's: `table:`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from pydantic import Field
 
 from rocketc.compiler.ops.base import (
     ACTIVATIONS,
+    IDENT,
     ActivationFn,
     LayerBase,
     OpError,
     Port,
+    Table,
     TensorType,
+    id_space,
     one_float,
     same_layout,
 )
@@ -63,6 +66,12 @@ class Linear(LayerBase):
         tied = [("weight", fan_in * self.out_features)]
         return tied + [("bias", self.out_features)] if self.bias else tied
 
+    def macs(self, ins: list[Port]) -> int:
+        positions = 1
+        for d in ins[0].type.shape[:-1]:  # (B, L, features): the map runs at each of L
+            positions *= d
+        return positions * ins[0].type.shape[-1] * self.out_features
+
     def tie_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"bias": self.bias}
 
@@ -100,6 +109,10 @@ class Mlp(LayerBase):
             fan_in = width
         return total
 
+    def macs(self, ins: list[Port]) -> int:
+        widths = [ins[0].type.shape[-1], *self.units]
+        return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         widths = [ins[0].type.shape[-1], *self.units]
         pairs = list(zip(widths[:-1], widths[1:], strict=True))
@@ -117,10 +130,23 @@ class Mlp(LayerBase):
 
 @register_op
 class Embedding(LayerBase):
-    """Category ids → dense vectors: (B,) → (B, dim), or (B, L) → (B, L, dim)."""
+    """Category ids → dense vectors: (B,) → (B, dim), or (B, L) → (B, L, dim).
+
+    A list input gives one vector per position, padding (id 0) included: the sequence that
+    `target_attention` pools (its ids mask the padding). With `table:` the layer looks its ids up
+    in another layer's table (the shared item table of a history and its target) and holds no
+    weights of its own.
+    """
 
     op: Literal["embedding"]
     dim: int = Field(ge=1)
+    table: str | None = Field(
+        default=None,
+        pattern=IDENT,
+        description="Look the ids up in this layer's table for their id space (an embedding or "
+        "field_embeddings layer of the same dim, shared or of this layer's role) instead of a "
+        "table of its own.",
+    )
 
     plural = "embeddings"
 
@@ -134,15 +160,31 @@ class Embedding(LayerBase):
         return TensorType(port.type.shape + (self.dim,))
 
     def num_params(self, ins: list[Port]) -> int:
-        return ins[0].type.vocab * self.dim
+        return 0 if self.table else ins[0].type.vocab * self.dim
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0  # a lookup
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"vocab": ins[0].type.vocab, "dim": self.dim}
+
+    def tables(self, ins: list[Port]) -> dict[str, Table]:
+        t = ins[0].type
+        return {id_space(ins[0]): Table("weight", t.vocab, self.dim)}
+
+    def borrows(self) -> str | None:
+        return self.table
 
     def tie_paths(
         self, ins: list[Port], other: LayerBase, other_ins: list[Port]
     ) -> list[tuple[str, int]]:
         assert isinstance(other, Embedding)
+        for layer in (self, other):
+            if layer.table:
+                raise OpError(
+                    f"layer '{self.id}' cannot tie '{other.id}': '{layer.id}' uses the table of "
+                    f"'{layer.table}'; point table: at the same layer instead"
+                )
         same_layout(
             self,
             other,
@@ -152,4 +194,7 @@ class Embedding(LayerBase):
         return [("weight", ins[0].type.vocab * self.dim)]
 
     def label(self, ins: list[Port]) -> str:
-        return f"embedding {ins[0].type.vocab:,} × {self.dim}"
+        t = ins[0].type
+        of = f", sequence of ≤ {t.shape[0]}" if t.shape else ""
+        table = f", table of {self.table}" if self.table else ""
+        return f"embedding {t.vocab:,} × {self.dim}{of}{table}"

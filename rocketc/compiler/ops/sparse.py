@@ -3,7 +3,9 @@
 `pooled_embedding` embeds a multi-valued field, a (B, L) tensor of ids padded with id 0, and pools
 each row over its ids (mean, sum or max) to (B, dim). `field_embeddings` is the CTR shorthand:
 one layer embeds a list of categorical inputs, each with its own table of one width, and
-concatenates them, so a 33-field spec needs one layer instead of 34. Both compile to a masked
+concatenates them (or stacks them, (B, fields, dim), for the layers that work across fields), so
+a 33-field spec needs one layer instead of 34. Inputs of one id space (an input and those with
+`vocab_from:` it, say item and a history of items) share one table. Both compile to a masked
 gather and a reduction that torch.export and ONNX take as they are (nn.EmbeddingBag may not).
 """
 
@@ -18,7 +20,9 @@ from rocketc.compiler.ops.base import (
     LayerBase,
     OpError,
     Port,
+    Table,
     TensorType,
+    id_space,
     same_layout,
 )
 from rocketc.compiler.ops.registry import register_op
@@ -73,8 +77,15 @@ class PooledEmbedding(LayerBase):
     def num_params(self, ins: list[Port]) -> int:
         return ins[0].type.vocab * self.dim
 
+    def macs(self, ins: list[Port]) -> int:
+        return 0  # a lookup and a reduction
+
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"vocab": ins[0].type.vocab, "dim": self.dim, "pool": self.pool}
+
+    def tables(self, ins: list[Port]) -> dict[str, Table]:
+        t = ins[0].type
+        return {id_space(ins[0]): Table("embedding.weight", t.vocab, self.dim)}
 
     def tie_paths(
         self, ins: list[Port], other: LayerBase, other_ins: list[Port]
@@ -95,16 +106,25 @@ class PooledEmbedding(LayerBase):
 
 @register_op
 class FieldEmbeddings(LayerBase):
-    """Each input its own embedding table, all `dim` wide, concatenated: (B, inputs * dim)."""
+    """Each input embedded `dim` wide: concatenated (B, inputs * dim) or stacked (B, inputs, dim).
+
+    Each id space gets one table: inputs of one space (`vocab_from`) look their ids up in the
+    table of the first of them in `in:` (the space's own input, if it is there).
+    """
 
     op: Literal["field_embeddings"]
     dim: int = Field(ge=1, description="Width of every field's embedding.")
     pool: Pool = Field(
         default="mean", description="How list inputs (categorical_list) pool their ids."
     )
+    stack: bool = Field(
+        default=False,
+        description="Stack the fields, (B, fields, dim), for layers across fields (fm, "
+        "self_attention), instead of concatenating them; flatten gives (B, fields * dim).",
+    )
 
     arity = (1, None)
-    helpers = ("field_embeddings_class", "pooled_embedding_class")
+    helpers = ("field_embeddings_class", "pooled_embedding_class", "stacked_field_embeddings_class")
     plural = "field embeddings"
 
     def infer(self, ins: list[Port]) -> TensorType:
@@ -115,26 +135,74 @@ class FieldEmbeddings(LayerBase):
                     f"layer '{self.id}' (field_embeddings): the input name '{port.name}' would "
                     "clash with nn.ModuleDict's own attributes in generated Python; rename it"
                 )
+        if self.stack:
+            return TensorType((len(ins), self.dim))
         return TensorType((len(ins) * self.dim,))
 
     def num_params(self, ins: list[Port]) -> int:
-        return sum(port.type.vocab * self.dim for port in ins)
+        return sum(port.type.vocab * self.dim for port in self._owners(ins).values())
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0  # lookups
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         fields = [(p.name, p.type.vocab, self.pool if p.type.shape else None) for p in ins]
-        return {"fields": fields, "dim": self.dim}
+        return {"fields": fields, "dim": self.dim, "stack": self.stack}
+
+    def tables(self, ins: list[Port]) -> dict[str, Table]:
+        return {
+            space: Table(_weight(port), port.type.vocab, self.dim)
+            for space, port in self._owners(ins).items()
+        }
+
+    def same_tables(self, ins: list[Port]) -> list[tuple[str, str]]:
+        owners = self._owners(ins)
+        return [
+            (_weight(port), _weight(owners[id_space(port)]))
+            for port in ins
+            if owners[id_space(port)] is not port
+        ]
 
     def helpers_for(self, ins: list[Port]) -> tuple[str, ...]:
         lists = any(port.type.shape for port in ins)
-        return self.helpers if lists else ("field_embeddings_class",)
+        return tuple(
+            h
+            for h in self.helpers
+            if h == "field_embeddings_class"
+            or (h == "pooled_embedding_class" and lists)
+            or (h == "stacked_field_embeddings_class" and self.stack)
+        )
 
     def table_rows(self, ins: list[Port]) -> list[tuple[str, str, int]]:
+        owners = self._owners(ins)
         rows = []
         for port in ins:
             t = port.type
             pooled = f", {self.pool} of ≤ {t.shape[0]}" if t.shape else ""
-            rows.append((port.name, f"{t.vocab:,} × {self.dim}{pooled}", t.vocab * self.dim))
+            owner = owners[id_space(port)]
+            if owner is port:
+                rows.append((port.name, f"{t.vocab:,} × {self.dim}{pooled}", t.vocab * self.dim))
+            else:
+                rows.append((port.name, f"table of {owner.name}{pooled}", 0))
         return rows
 
     def label(self, ins: list[Port]) -> str:
-        return f"field_embeddings {len(ins)} × {self.dim}"
+        stacked = ", stacked" if self.stack else ""
+        return f"field_embeddings {len(ins)} × {self.dim}{stacked}"
+
+    @staticmethod
+    def _owners(ins: list[Port]) -> dict[str, Port]:
+        """Id space -> the input whose table it is: the space's own input if read, else the
+        first input of the space."""
+        owners: dict[str, Port] = {}
+        for port in ins:
+            space = id_space(port)
+            if space not in owners or port.name == space:
+                owners[space] = port
+        return owners
+
+
+def _weight(port: Port) -> str:
+    """The attribute path, in a FieldEmbeddings module, of the table `port`'s ids index."""
+    lookup = ".embedding" if port.type.shape else ""  # lists: PooledEmbedding's own table
+    return f'tables["{port.name}"]{lookup}.weight'

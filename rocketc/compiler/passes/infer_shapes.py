@@ -1,6 +1,7 @@
 """Pass: every tensor's per-example shape, known at compile time.
 
-Sets `type` (TensorType) and `params` on every layer node and `tie_paths` on tied light layers,
+Sets `type` (TensorType) and `params` on every layer node, `tie_paths` on tied light layers and
+`table_paths` on layers that use another layer's embedding table (`table:`),
 checks that both heads give logits of the task's width, and lets each loss term check what it
 reads (a feature hint sets its `adapter` and the adapter's `params` on its node). A layer whose
 input already failed is skipped, so one mistake gives one message rather than a cascade.
@@ -13,6 +14,7 @@ import networkx as nx
 from rocketc.compiler.graph import head_ids, input_ports, layers_in_order
 from rocketc.compiler.losses import TermError, dotted
 from rocketc.compiler.ops import OpError, TensorType
+from rocketc.compiler.ops.base import borrowed_tables
 from rocketc.errors import Collector, ShapeError
 
 
@@ -37,6 +39,20 @@ def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
         try:
             nodes[n]["tie_paths"] = layer.tie_paths(
                 input_ports(graph, n), nodes[layer.tie]["layer"], input_ports(graph, layer.tie)
+            )
+        except OpError as exc:
+            errors.add(str(exc), nodes[n]["pos"])
+
+    for n in layers_in_order(graph):
+        owner = nodes[n]["layer"].borrows()
+        if owner is None or "type" not in nodes[n] or "type" not in nodes[owner]:
+            continue
+        try:
+            nodes[n]["table_paths"] = borrowed_tables(
+                nodes[n]["layer"],
+                input_ports(graph, n),
+                nodes[owner]["layer"],
+                input_ports(graph, owner),
             )
         except OpError as exc:
             errors.add(str(exc), nodes[n]["pos"])

@@ -2,8 +2,9 @@
 
 Checks unique ids, known references, op arity, acyclicity, the role rules (a shared layer reads
 only inputs and shared layers; light reads shared/light; booster reads shared/booster), the heads,
-that every layer feeds a head, that shared layers feed both, the tie targets, and that the layers
-a loss term reads (feature hints) exist and belong to the net of their side.
+that every layer feeds a head, that shared layers feed both, the tie targets, the layers whose
+embedding tables others use (`table:`, by the same role rules), and that the layers a loss term
+reads (feature hints) exist and belong to the net of their side.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
                 f"({nodes[target]['layer'].op}): ops differ",
                 pos,
             )
+    _check_tables(graph, layers, errors)
     tied_to: dict[str, str] = {}
     for n in layers:
         target = nodes[n]["layer"].tie if nodes[n]["role"] == "light" else None  # else reported
@@ -133,6 +135,35 @@ def validate(graph: nx.DiGraph) -> nx.DiGraph:
 
     errors.raise_if_any(GraphError)
     return graph
+
+
+def _check_tables(graph: nx.DiGraph, layers: list[str], errors: Collector) -> None:
+    """A layer using another layer's embedding table (`table:`) may use it the way it may read
+    that layer; and a light layer never trains a shared table under gradient_block: shared."""
+    nodes = graph.nodes
+    mode = graph.graph["spec"].loss.gradient_block
+    for n in layers:
+        owner = nodes[n]["layer"].borrows()
+        if owner is None:
+            continue
+        role, pos = nodes[n]["role"], nodes[n]["pos"]
+        if owner == n:
+            errors.add(f"layer '{n}' uses its own table; leave table: out", pos)
+        elif owner not in graph or nodes[owner]["kind"] != "layer":
+            errors.add(f"layer '{n}' uses the table of '{owner}', which is not a layer", pos)
+        elif nodes[owner]["role"] not in _MAY_READ[role]:
+            errors.add(
+                f"{role} layer '{n}' cannot use the table of {nodes[owner]['role']} layer "
+                f"'{owner}': " + _why(role),
+                pos,
+            )
+        elif role == "light" and nodes[owner]["role"] == "shared" and mode == "shared":
+            errors.add(
+                f"light layer '{n}' would train the table of shared layer '{owner}' with the "
+                "light net's losses, and gradient_block: shared leaves the shared layers to the "
+                "booster; give it a table of its own (or read the shared layer's output)",
+                pos,
+            )
 
 
 def _check_term_reads(graph: nx.DiGraph, errors: Collector) -> None:
