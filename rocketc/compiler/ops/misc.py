@@ -1,4 +1,7 @@
-"""Ops without weights or with per-element behaviour: activation, dropout, flatten, add, concat."""
+"""Ops without weights or with per-element behaviour: activation, dropout, flatten, add, concat.
+
+None multiplies matrices, so each reports 0 MACs.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ class Activation(LayerBase):
     def infer(self, ins: list[Port]) -> TensorType:
         return one_float(self, ins)
 
+    def macs(self, ins: list[Port]) -> int:
+        return 0
+
     def call_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"fn": ACTIVATIONS[self.fn].call}
 
@@ -46,6 +52,9 @@ class Dropout(LayerBase):
 
     def infer(self, ins: list[Port]) -> TensorType:
         return one_float(self, ins)
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"p": self.p}
@@ -69,6 +78,9 @@ class Flatten(LayerBase):
             size *= d
         return TensorType((size,))
 
+    def macs(self, ins: list[Port]) -> int:
+        return 0
+
 
 @register_op
 class Add(LayerBase):
@@ -90,6 +102,9 @@ class Add(LayerBase):
                     f"{port.type}"
                 )
         return first.type
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0
 
 
 @register_op
@@ -116,3 +131,6 @@ class Concat(LayerBase):
                 )
             total += port.type.shape[0]
         return TensorType((total, *first.type.shape[1:]))
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0
