@@ -499,3 +499,39 @@ def test_the_gradient_block_holds_through_the_op(built, op, mode):
     # gradient_block: shared leaves the shared layers (this op's shared instance) to the booster.
     for term in ("light", "hint", "kd"):
         assert m[term]["shared"] is (mode == "booster"), term
+
+
+def test_a_fan_of_embeddings_keeps_its_table_links_as_boxes(compile_spec_text):
+    from rocketc.backends.viz_fold import find_folds
+
+    text = """\
+version: 1
+name: fan
+task: binary
+inputs:
+  - {name: a, kind: categorical, vocab: 5}
+  - {name: b, kind: categorical, vocab: 5}
+  - {name: c, kind: categorical, vocab: 5}
+  - {name: d, kind: categorical, vocab: 5}
+  - {name: e, kind: categorical, vocab_from: a}
+  - {name: f, kind: categorical, vocab: 5}
+layers:
+  - {id: emb_a, op: embedding, in: a, dim: 2, role: shared}
+  - {id: emb_b, op: embedding, in: b, dim: 2, role: booster}
+  - {id: emb_c, op: embedding, in: c, dim: 2, role: booster}
+  - {id: emb_d, op: embedding, in: d, dim: 2, role: booster}
+  - {id: emb_e, op: embedding, in: e, dim: 2, table: emb_a, role: booster}
+  - {id: emb_f, op: embedding, in: f, dim: 2, role: booster}
+  - {id: cat, op: concat, in: [emb_a, emb_b, emb_c, emb_d, emb_e, emb_f], role: booster}
+  - {id: light_out, op: linear, in: emb_a, out_features: 1, role: light}
+  - {id: booster_out, op: linear, in: cat, out_features: 1, role: booster}
+heads: {light: light_out, booster: booster_out}
+"""
+    compiled = compile_spec_text(text)
+    (fan,) = find_folds(compiled)
+    assert fan.layers == ("emb_b", "emb_c", "emb_d", "emb_f")  # emb_e stays a box
+    dot = to_dot(compiled)
+    assert any(
+        "emb_e -> emb_a" in line and 'xlabel="same table"' in line for line in dot.splitlines()
+    )
+    assert "embedding 5 × 2, table of emb_a" in dot

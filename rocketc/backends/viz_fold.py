@@ -9,8 +9,9 @@ a header with the count and their total parameters, then one row per layer,
 consumer. The fan's inputs are named in the rows instead of being drawn.
 
 Kept apart, so that every tie link still has a box at each end: layers that tie and the booster
-layers they tie to. Only one op per fan (ctr_movielens's `genre_proj` linear stays beside its
-seven embeddings) so that the header can say what every row is.
+layers they tie to, layers using another's embedding table (`table:`) and the layers they use.
+Only one op per fan (ctr_movielens's `genre_proj` linear stays beside its seven embeddings) so
+that the header can say what every row is.
 
 A *group* is one layer whose op embeds many inputs at once (`field_embeddings`, the field-group
 shorthand; any op whose `table_rows` answers): it is drawn the same way, one row per input,
@@ -57,6 +58,9 @@ def find_folds(c: Compiled) -> list[Fold]:
     groups = [fold for n in c.layers() if (fold := _group(c, n)) is not None]
     tied = {
         end for n in c.layers() if (tie := g.nodes[n]["layer"].tie) is not None for end in (n, tie)
+    }
+    tied |= {  # "same table" links too
+        end for n in c.layers() if (owner := g.nodes[n]["layer"].borrows()) for end in (n, owner)
     }
     fans: dict[tuple, list[str]] = {}
     for n in c.layers():

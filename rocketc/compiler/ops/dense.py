@@ -166,7 +166,7 @@ class Embedding(LayerBase):
         return 0  # a lookup
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
-        return {"vocab": ins[0].type.vocab, "dim": self.dim}
+        return {"vocab": ins[0].type.vocab, "dim": self.dim, "table": self.table}
 
     def tables(self, ins: list[Port]) -> dict[str, Table]:
         t = ins[0].type
