@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from rocketc.compiler import compile_file
-from rocketc.runtime import distributed
-from rocketc.runtime.train import TrainRecipe
+from rocketc.train import distributed
+from rocketc.train.run import TrainRecipe
 
 
 def main(spec: str, epochs: int, out: Path, sets: list[str]) -> None:

@@ -54,7 +54,8 @@ def main(table: Path, out: Path) -> None:
     import torch  # noqa: F401 (counted in the peak, as in a training run)
 
     from rocketc.compiler import compile_text
-    from rocketc.runtime.data import load_data
+    from rocketc.data import load_data
+    from rocketc.train.streamload import stream_loader
 
     spec = compile_text(spec_text(table), "streamed_table.yaml").spec
     start = time.perf_counter()
@@ -62,7 +63,7 @@ def main(table: Path, out: Path) -> None:
     fit_s = time.perf_counter() - start
     start, rows = time.perf_counter(), 0
     generator = torch.Generator().manual_seed(0)
-    for batch in data.train.loader(spec.train.batch_size, generator):
+    for batch in stream_loader(data.train, spec.train.batch_size, generator):
         rows += len(batch[-1])
     epoch_s = time.perf_counter() - start
     record = {

@@ -64,8 +64,8 @@ def run(quick: bool) -> dict[str, Any]:
 def measure(case: Case, profile_steps: int, profile_batch: int | None) -> dict[str, Any]:
     from bench.paper import Case as PaperCase
     from bench.paper import _compile, load_case_data
-    from rocketc.runtime.ablate import VARIANTS, run_variant, variant_compiled
-    from rocketc.runtime.generated import load_generated
+    from rocketc.experiments.ablate import VARIANTS, run_variant, variant_compiled
+    from rocketc.train.generated import load_generated
 
     base = _compile(ROOT / "specs" / f"{case.spec}.yaml", case.sets)
     # Only training is timed; a small test split keeps the untimed evaluations short.
@@ -135,7 +135,7 @@ def profile_steps_of(gens: dict, data, steps: int, batch_size: int | None) -> di
     """Median time of one training step of each kind, interleaved, on the same batches."""
     import inspect
 
-    from rocketc.runtime.train import batch_loader
+    from rocketc.train.run import batch_loader
 
     rocket, booster_gen, light_gen, kd_gen = (
         gens["rocket"],

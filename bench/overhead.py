@@ -99,7 +99,7 @@ class _Sides:
 
         from bench._handwritten import TWINS, rocket_loss
         from rocketc.compiler import compile_file
-        from rocketc.runtime.generated import load_generated
+        from rocketc.train.generated import load_generated
 
         compiled = compile_file(ROOT / "specs" / f"{name}.yaml")
         self.gen = load_generated(compiled, tmp / name)
@@ -204,8 +204,8 @@ def _batches(name: str, count: int, batch_size: int | None = None) -> list:
     from rocketc.compiler.load import load_file
     from rocketc.compiler.overrides import apply_overrides
     from rocketc.compiler.pipeline import compile_source
-    from rocketc.runtime.data import load_data
-    from rocketc.runtime.train import batch_loader
+    from rocketc.data import load_data
+    from rocketc.train.run import batch_loader
 
     compiled = compile_file(ROOT / "specs" / f"{name}.yaml")
     size = batch_size or compiled.spec.train.batch_size

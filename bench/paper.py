@@ -1,6 +1,6 @@
 """paper: the ablation tables (paper Tables 1-3) on digits, Fashion-MNIST and MovieLens-100k.
 
-Every variant of `rocketc.runtime.ablate` (plus a tuned recipe when `bench/recipes/<spec>.yaml`
+Every variant of `rocketc.experiments.ablate` (plus a tuned recipe when `bench/recipes/<spec>.yaml`
 exists) is trained with the same seeds; each variant's light net is compared with light-alone
 *of the same seed* (paired: same data order and, where shapes agree, the same initial weights),
 and the table shows the mean paired difference with its 95% t-interval.
@@ -140,7 +140,7 @@ def subset(split, rows: int | None, seed: int = 0):
     """A seeded random subset of a split's rows (all rows when `rows` is None or larger)."""
     import numpy as np
 
-    from rocketc.runtime.data import Split
+    from rocketc.data import Split
 
     if rows is None or rows >= len(split):
         return split
@@ -153,7 +153,7 @@ def subset(split, rows: int | None, seed: int = 0):
 
 
 def load_case_data(case: Case, compiled):
-    from rocketc.runtime.data import Dataset, load_data
+    from rocketc.data import Dataset, load_data
 
     data = load_data(compiled.spec)
     train, test = subset(data.train, case.train_rows), subset(data.test, case.test_rows)
@@ -172,16 +172,16 @@ def _tuned(case: Case):
     path = RECIPES / f"{case.spec}.yaml"
     if not path.is_file():
         return None
-    from rocketc.runtime.variants import tuned_variant
+    from rocketc.experiments.variants import tuned_variant
 
     return tuned_variant(path), f"bench/recipes/{path.name}"
 
 
 def run_case(case: Case, seeds: int, only: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Train every variant with `seeds` seeds on one dataset; raw runs plus paired summaries."""
-    from rocketc.runtime.ablate import VARIANTS, run_variant, variant_compiled
-    from rocketc.runtime.generated import load_generated
-    from rocketc.runtime.metrics import headline
+    from rocketc.data.metrics import headline
+    from rocketc.experiments.ablate import VARIANTS, run_variant, variant_compiled
+    from rocketc.train.generated import load_generated
 
     base = _compile(ROOT / "specs" / f"{case.spec}.yaml", case.sets)
     data = load_case_data(case, base)

@@ -7,7 +7,7 @@ with cores), and 1 process with a thread per core (what one process makes of the
 Throughput = training rows / an epoch's training seconds on rank 0 (validation and checkpoints
 excluded), the first epoch dropped as warm-up; the configurations interleave, repeat by repeat.
 
-GAUC: `rocketc.runtime.metrics.gauc` (one sort, rank sums per group) on 1M rows in 50k groups,
+GAUC: `rocketc.data.metrics.gauc` (one sort, rank sums per group) on 1M rows in 50k groups,
 against the per-group scikit-learn loop it replaced. The loop is timed on a subsample of whole
 groups only and extrapolated linearly in the number of groups (its cost is per group), which
 the table says; both give the same value on that subsample.
@@ -135,7 +135,7 @@ def _train_once(processes: int, threads: int, epochs: int, sets: tuple[str, ...]
 
 # --- GAUC ---------------------------------------------------------------------------------------
 def gauc_timing(rows: int, groups: int, loop_groups: int, repeats: int) -> dict[str, Any]:
-    from rocketc.runtime.metrics import gauc
+    from rocketc.data.metrics import gauc
 
     target, scores, group = synthetic_impressions(rows, groups)
     vectorised = []

@@ -379,10 +379,10 @@ def run(quick: bool) -> dict[str, Any]:
 def run_screen(screen: Screen, quick: bool) -> dict[str, Any]:
     from rocketc.compiler import compile_file, compile_source
     from rocketc.compiler.load import Source
-    from rocketc.runtime.data import load_data
-    from rocketc.runtime.generated import load_generated
-    from rocketc.runtime.tune.runs import light_alone_compiled, score_on_test, train_once
-    from rocketc.runtime.tune.space import apply_recipe
+    from rocketc.data import load_data
+    from rocketc.experiments.tune.runs import light_alone_compiled, score_on_test, train_once
+    from rocketc.experiments.tune.space import apply_recipe
+    from rocketc.train.generated import load_generated
 
     base = compile_file(ROOT / "specs" / f"{screen.spec}.yaml")
     sets = {**screen.sets, **(screen.quick_sets if quick else {})}
@@ -436,7 +436,7 @@ def _pair(name: str, sets: dict[str, Any]):
     """bench/pairs/<name>.yaml with the screen's overrides; it must read the screen's data."""
     from rocketc.compiler import compile_file, compile_source
     from rocketc.compiler.load import Source
-    from rocketc.runtime.tune.space import apply_recipe
+    from rocketc.experiments.tune.space import apply_recipe
 
     pair = compile_file(ROOT / "bench" / "pairs" / f"{name}.yaml")
     return compile_source(Source(apply_recipe(pair.source.data, sets), pair.source.source_map))

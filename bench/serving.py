@@ -2,7 +2,7 @@
 
 For each spec: the light and the booster net (untrained weights: latency does not depend on
 their values), 1 and 100 candidates of real validation rows, single thread, through the timing
-helpers of `rocketc.runtime.report` (median of many calls after warm-up). Rounds interleave nets
+helpers of `rocketc.train.report` (median of many calls after warm-up). Rounds interleave nets
 and runtimes; the table shows the median over rounds and their range. Each latency is also given
 as a multiple of its FLOP floor, 2 x MACs x candidates / a single-thread float32 matmul rate
 timed in the same run (the best of a few square sizes). An onnxruntime profile of each light net
@@ -82,7 +82,7 @@ def _load(name: str):
     from rocketc.compiler import compile_source
     from rocketc.compiler.load import load_file
     from rocketc.compiler.overrides import apply_overrides
-    from rocketc.runtime.data import load_data
+    from rocketc.data import load_data
 
     sets = []
     if name == "fashion_mnist_cnn":  # only a few hundred rows are fed; read no more
@@ -94,8 +94,8 @@ def _load(name: str):
 def measure(name: str, plan: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from rocketc.runtime.generated import load_generated
-    from rocketc.runtime.report import export_onnx, export_program, macs
+    from rocketc.train.generated import load_generated
+    from rocketc.train.report import export_onnx, export_program, macs
 
     compiled, data = _load(name)
     names = list(data.val.inputs)
@@ -143,7 +143,7 @@ def _repeats(net, rows, plan: dict[str, Any]) -> int:
 
 
 def _round(runners, split, repeats: dict[str, int]) -> dict[str, Any]:
-    from rocketc.runtime.report import ort_latency, torch_latency
+    from rocketc.train.report import ort_latency, torch_latency
 
     out: dict[str, Any] = {net: {} for net in NETS}
     for runtime in RUNTIMES:

@@ -85,10 +85,10 @@ def _prepare(name: str, tmp: Path, on_bundle):
     from torch.utils.flop_counter import FlopCounterMode
 
     from rocketc.compiler import compile_file
-    from rocketc.runtime.data import load_data
-    from rocketc.runtime.generated import load_generated
-    from rocketc.runtime.report import export_onnx
-    from rocketc.runtime.serving.bundle import write_bundle
+    from rocketc.data import load_data
+    from rocketc.serve.bundle import write_bundle
+    from rocketc.train.generated import load_generated
+    from rocketc.train.report import export_onnx
 
     compiled = compile_file(ROOT / "specs" / f"{name}.yaml")
     data = load_data(compiled.spec)
@@ -168,7 +168,7 @@ def _timed(fn) -> float:
 # --- measurements --------------------------------------------------------------------------
 def _direct(run_dir: Path, encoded: dict, plan: dict) -> dict[str, Any]:
     """onnxruntime alone (one thread) on encoded batches: the model's share, without HTTP."""
-    from rocketc.runtime.serving.bundle import load_bundle
+    from rocketc.serve.bundle import load_bundle
 
     bundle = load_bundle(run_dir, threads=1)
     out = {}

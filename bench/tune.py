@@ -91,7 +91,7 @@ def run(quick: bool) -> dict[str, Any]:
     from rich.console import Console
 
     from rocketc.compiler import compile_file
-    from rocketc.runtime.tune import TuneOptions, tune
+    from rocketc.experiments.tune import TuneOptions, tune
 
     studies = []
     for study in QUICK if quick else FULL:
@@ -147,7 +147,7 @@ def _boosters(verdict: dict[str, Any]) -> list[str]:
 
 def _verdict_text(verdict: dict[str, Any]) -> str:
     """The verdict as `rocketc tune` words it today, from the stored per-seed scores."""
-    from rocketc.runtime.tune.verdict import Verdict
+    from rocketc.experiments.tune.verdict import Verdict
 
     return Verdict.from_json(verdict).text
 

@@ -54,7 +54,7 @@ def load_model(tmp_path_factory: pytest.TempPathFactory) -> Callable:
 
     Imports torch (through the generated code), so only tests that run models use it.
     """
-    from rocketc.runtime.generated import load_generated
+    from rocketc.train.generated import load_generated
 
     def load(compiled: Compiled):
         return load_generated(compiled, tmp_path_factory.mktemp(compiled.spec.name))

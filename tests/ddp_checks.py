@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from rocketc.compiler import compile_file, embedded_spec
-from rocketc.runtime import distributed
-from rocketc.runtime.audit import run_audit, run_ddp_audit
-from rocketc.runtime.data.base import Split
-from rocketc.runtime.generated import load_generated
+from rocketc.data.base import Split
+from rocketc.train import distributed
+from rocketc.train.audit import run_audit, run_ddp_audit
+from rocketc.train.generated import load_generated
 
 QUICKSTART = embedded_spec("quickstart")
 

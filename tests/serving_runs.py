@@ -72,7 +72,7 @@ def clicks(n: int = 2000, seed: int = 0) -> pd.DataFrame:
 def trained_run(factory: pytest.TempPathFactory, name: str) -> Path:
     """The run directory of `name` ("ctr" or "quickstart"), trained on first use."""
     from rocketc.compiler import compile_file, compile_text, embedded_spec
-    from rocketc.runtime.train import train_run
+    from rocketc.train.run import train_run
 
     base = factory.getbasetemp() / "serving-runs" / name
     run = base / "run"

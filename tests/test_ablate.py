@@ -12,8 +12,8 @@ from rocketc.compiler import compile_file, compile_text, embedded_spec
 from rocketc.compiler.passes.insert_stop_gradients import stop_gradient_edges
 from rocketc.compiler.spec import Loss
 from rocketc.errors import SpecError
-from rocketc.runtime.ablate import VARIANTS, ablate, variant_compiled
-from rocketc.runtime.variants import overridden_sets, tuned_variant
+from rocketc.experiments.ablate import VARIANTS, ablate, variant_compiled
+from rocketc.experiments.variants import overridden_sets, tuned_variant
 
 QUICKSTART = embedded_spec("quickstart")
 
@@ -247,8 +247,8 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
     tune's baseline) through its own `off` keys."""
     from rocketc.compiler.losses import LOSS_KINDS, LossKind, Term, loss_term, spec_terms
     from rocketc.compiler.losses.logits import Hint, _head
-    from rocketc.runtime.audit import run_audit
-    from rocketc.runtime.tune.runs import light_alone_compiled
+    from rocketc.experiments.tune.runs import light_alone_compiled
+    from rocketc.train.audit import run_audit
 
     class Toy(LossKind):
         name, column, teaches = "toy_teacher", "both", True

@@ -1,7 +1,7 @@
 """The gradient-flow audit: the measured matrix per gradient_block mode, and its exit codes.
 
 The expected matrices are written out here by hand from the paper's rules rather than taken from
-`rocketc.runtime.audit.expected`, so a wrong expectation table cannot pass its own test.
+`rocketc.train.audit.expected`, so a wrong expectation table cannot pass its own test.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 import rocketc.compiler.passes
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
-from rocketc.runtime.audit import GROUPS, expected, parameter_groups, run_audit
-from rocketc.runtime.generated import load_generated
+from rocketc.train.audit import GROUPS, expected, parameter_groups, run_audit
+from rocketc.train.generated import load_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "specs" / "quickstart.yaml"

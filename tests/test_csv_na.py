@@ -2,7 +2,7 @@
 
 pandas and pyarrow read "NA" (and "N/A", "null", ...) as missing by default, so a category
 spelled "NA" was merged with unseen values as id 0 in training while a `/v1/score` request
-sending "NA" looked it up. One rule now (rocketc/runtime/data/csvread.py): an empty cell is
+sending "NA" looked it up. One rule now (rocketc/data/csvread.py): an empty cell is
 missing; in a text column every other cell is a value; in a number column the markers are
 missing. init, the in-memory loader, the streamed loader, predict and serve all read it so.
 """
@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_text
-from rocketc.runtime.data import load_data
-from rocketc.runtime.data.csvread import read_csv
-from rocketc.runtime.init import init_spec
-from rocketc.runtime.serving.app import create_app
-from rocketc.runtime.serving.bundle import load_bundle
+from rocketc.data import load_data
+from rocketc.data.csvread import read_csv
+from rocketc.init import init_spec
+from rocketc.serve.app import create_app
+from rocketc.serve.bundle import load_bundle
 
 SPEC = """\
 version: 1

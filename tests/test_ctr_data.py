@@ -17,17 +17,17 @@ import pandas as pd
 import pytest
 
 from rocketc.compiler import compile_text
+from rocketc.data import load_data
+from rocketc.data.hashing import Hashed, bucket_of, canonical_text, hash_values
+from rocketc.data.lists import CategoricalList
+from rocketc.data.preprocess import Preprocessor
 from rocketc.errors import DataError
-from rocketc.runtime.data import load_data
-from rocketc.runtime.data.hashing import Hashed, bucket_of, canonical_text, hash_values
-from rocketc.runtime.data.lists import CategoricalList
-from rocketc.runtime.data.preprocess import Preprocessor
 
 VALUES = ["u00001", "u00002", "zürich", "", "7", "a|b"]
 
 _HASH_SCRIPT = """\
 import json, sys
-from rocketc.runtime.data.hashing import bucket_of
+from rocketc.data.hashing import bucket_of
 print(json.dumps([bucket_of(v, 1000) for v in json.loads(sys.argv[1])]))
 """
 

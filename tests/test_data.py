@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from rocketc.compiler import compile_file
 from rocketc.compiler.spec import Spec
+from rocketc.data import Dataset, load_data
+from rocketc.data.idx import read_idx
 from rocketc.errors import DataError
-from rocketc.runtime.data import Dataset, load_data
-from rocketc.runtime.data.idx import read_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -76,7 +76,7 @@ def error_text(spec: Spec) -> str:
 
 
 def test_importing_rocketc_data_does_not_import_torch():
-    code = "import sys, rocketc.runtime.data; assert 'torch' not in sys.modules"
+    code = "import sys, rocketc.data; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -230,7 +230,7 @@ def movielens_spec(data: dict | None = None, **changes) -> Spec:
 
 @needs_recbole
 def test_movielens_splits_by_time(movielens):
-    from rocketc.runtime.data.movielens import read_rows, recbole_directory
+    from rocketc.data.movielens import read_rows, recbole_directory
 
     assert [len(movielens.train), len(movielens.val), len(movielens.test)] == [80000] + [10000] * 2
     rows = read_rows(recbole_directory())
@@ -433,7 +433,7 @@ def test_npz_errors(tmp_path):
 
 
 def test_group_ordered_split_keeps_each_groups_newest_rows_out():
-    from rocketc.runtime.data.encode import group_ordered_split
+    from rocketc.data.encode import group_ordered_split
 
     group = np.array([1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])
     train, val, test = group_ordered_split(group, 0.1, 0.2)
@@ -459,7 +459,7 @@ def test_movielens_user_time_split_sees_every_user_in_training():
 # --- one preprocessing implementation: training arrays == preprocess.json applied to raw rows --
 def assert_one_implementation(ds: Dataset) -> None:
     """Each split's arrays equal the bundle's preprocessing (through its JSON) on its raw rows."""
-    from rocketc.runtime.data.preprocess import Preprocessor
+    from rocketc.data.preprocess import Preprocessor
 
     assert ds.preprocess is not None
     reloaded = Preprocessor.from_dict(json.loads(ds.preprocess.dumps()))
@@ -487,7 +487,7 @@ def test_tabular_preprocessing_is_one_implementation(table_file):
     frame = pd.read_csv(table_file) if table_file.suffix == ".csv" else None
     assert_one_implementation(load_data(tabular_spec(table_file, split_by="time")))
     if frame is not None:  # a file read again in chunks gives the same raw rows
-        from rocketc.runtime.data.fields import Field, raw_columns
+        from rocketc.data.fields import Field, raw_columns
 
         fields = [Field("city", "str"), Field("x1", "number"), Field("x2", "number")]
         whole = raw_columns(frame, fields)
@@ -535,7 +535,7 @@ def test_movielens_preprocessing_is_one_implementation(movielens):
 def test_a_boolean_column_is_served_from_json_true_and_false(table_file):
     """A bool column trains as a `bool` field: a request may send true/false (or 1/0), and
     gets the ids the table's True/False got; anything else names the row."""
-    from rocketc.runtime.data.preprocess import Preprocessor
+    from rocketc.data.preprocess import Preprocessor
 
     frame = table()
     frame["premium"] = np.arange(len(frame)) % 3 == 0
@@ -563,7 +563,7 @@ def test_a_boolean_column_is_served_from_json_true_and_false(table_file):
 
 
 def test_parse_fields_types_missing_and_wrong_values():
-    from rocketc.runtime.data.fields import Field, parse
+    from rocketc.data.fields import Field, parse
 
     got = parse(Field("u", "int"), [3, 3.0, None, "3", True, 2.5, float("nan"), "three"])
     assert got.values[:4].tolist() == [3, 3, 0, 3]  # numeric text is its number (issue 19)
@@ -600,7 +600,7 @@ values_strategy = st.one_of(
 def test_vocabulary_lookup_matches_a_plain_dict(train, served):
     """Ids are 1 + rank among distinct train values; None, empty text and unseen values are 0
     (empty text is missing, as an empty CSV cell is)."""
-    from rocketc.runtime.data.features import Categorical
+    from rocketc.data.features import Categorical
 
     kind = "int" if any(isinstance(v, int) for v in train) else "str"
     if kind == "int":

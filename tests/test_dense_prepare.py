@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from rocketc.compiler import compile_text
+from rocketc.data import load_data
+from rocketc.data.features import Dense
+from rocketc.data.preprocess import Preprocessor
 from rocketc.errors import DataError, SpecError
-from rocketc.runtime.data import load_data
-from rocketc.runtime.data.features import Dense
-from rocketc.runtime.data.preprocess import Preprocessor
-from rocketc.runtime.init import init_spec
+from rocketc.init import init_spec
 
 SPEC = """\
 version: 1

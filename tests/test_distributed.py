@@ -25,11 +25,11 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_file, embedded_spec
+from rocketc.data.base import Split
 from rocketc.errors import TrainError
-from rocketc.runtime import distributed
-from rocketc.runtime.data.base import Split
-from rocketc.runtime.generated import load_generated
-from rocketc.runtime.train import train_run
+from rocketc.train import distributed
+from rocketc.train.generated import load_generated
+from rocketc.train.run import train_run
 
 QUICKSTART = embedded_spec("quickstart")
 
@@ -311,7 +311,7 @@ def test_nproc_starts_the_same_command_with_every_option(tmp_path, monkeypatch):
     """--nproc N starts N copies of the very command it was given, less --nproc and
     --master-port: an option added later cannot be dropped (issue 20: the argv was rebuilt
     by hand, option by option)."""
-    import rocketc.runtime.launcher as launcher
+    import rocketc.train.launcher as launcher
 
     seen = {}
     monkeypatch.setattr(launcher, "launch", lambda nproc, argv, **kw: seen.update(argv=argv))

@@ -21,8 +21,8 @@ from rocketc.backends.viz import to_dot
 from rocketc.compiler import Compiled, compile_text
 from rocketc.compiler.losses import graph_terms, loss_node
 from rocketc.errors import GraphError, ShapeError
-from rocketc.runtime.audit import run_audit
-from rocketc.runtime.report import export_onnx
+from rocketc.train.audit import run_audit
+from rocketc.train.report import export_onnx
 
 SPEC = """\
 version: 1

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rocketc.compiler import compile_file, embedded_spec
-from rocketc.runtime.generated import load_generated
+from rocketc.train.generated import load_generated
 
 QUICKSTART = embedded_spec("quickstart")
 

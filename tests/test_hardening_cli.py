@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_file
-from rocketc.runtime.train import train_run
+from rocketc.train.run import train_run
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 (lives for the session)
 

@@ -27,10 +27,10 @@ from rocketc.compiler import compile_file
 from rocketc.compiler.load import load_file
 from rocketc.compiler.overrides import apply_overrides
 from rocketc.compiler.pipeline import compile_source
+from rocketc.data.features import Dense
 from rocketc.errors import RocketcError, TrainError
-from rocketc.runtime import checkpoint, rundir
-from rocketc.runtime.data.features import Dense
-from rocketc.runtime.train import TrainRecipe, train_run
+from rocketc.train import checkpoint, rundir
+from rocketc.train.run import TrainRecipe, train_run
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 (lives for the session)
 
@@ -157,7 +157,7 @@ def test_a_directory_of_other_files_is_never_taken_for_a_run(tiny, tmp_path):
         (["train.schedule={name: cosine}"], ['train.schedule.name "constant" -> "cosine"']),
         (["train.optimizer.name=sgd"], ['train.optimizer.name "adam" -> "sgd"']),
         (["layers.2.out_features=32"], ["layers[2].out_features 16 -> 32"]),
-        (["train.epochs=3"], ["train.epochs 2 -> 3"]),
+        (["train.clip_grad_norm=1.0"], ["train.clip_grad_norm null -> 1.0"]),
     ],
 )
 def test_resume_with_other_settings_is_refused_naming_them(killed, tiny, tmp_path, sets, named):
@@ -322,7 +322,7 @@ def test_export_failure_keeps_the_weights_and_resume_exports_them(tmp_path, monk
     def broken(*args, **kwargs):
         raise RuntimeError("exporter exploded\nsecond line")
 
-    monkeypatch.setattr("rocketc.runtime.report.export_program", broken)
+    monkeypatch.setattr("rocketc.train.report.export_program", broken)
     with pytest.raises(TrainError, match="export failed: RuntimeError: exporter exploded") as e:
         train_run(compile_file(spec), run, console=QUIET)
     message = str(e.value)

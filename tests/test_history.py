@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rocketc.runtime.history import curves_figure, plot
+from rocketc.train.history import curves_figure, plot
 
 
 def _history(epochs: int) -> list[dict]:

@@ -20,12 +20,12 @@ from rocketc.backends.viz import to_dot
 from rocketc.cli import app
 from rocketc.compiler import compile_file, compile_text
 from rocketc.compiler.spec import Loss
+from rocketc.data import load_data
 from rocketc.errors import DataError
-from rocketc.runtime.data import load_data
-from rocketc.runtime.init import columns as columns_module
-from rocketc.runtime.init import init_spec
-from rocketc.runtime.serving.app import create_app
-from rocketc.runtime.serving.bundle import load_bundle
+from rocketc.init import columns as columns_module
+from rocketc.init import init_spec
+from rocketc.serve.app import create_app
+from rocketc.serve.bundle import load_bundle
 
 GENRES = ["drama", "comedy", "horror", "scifi", "noir", "western"]
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rocketc.cli import app
 from rocketc.compiler import compile_text
 from rocketc.errors import DataError
-from rocketc.runtime.init import init_spec
+from rocketc.init import init_spec
 
 
 def survey(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -18,8 +18,8 @@ from rocketc.backends.viz import to_dot
 from rocketc.compiler import compile_text
 from rocketc.compiler.losses import LOSS_KINDS, graph_terms, loss_node, spec_terms
 from rocketc.compiler.spec import Loss
-from rocketc.runtime.audit import run_audit
-from rocketc.runtime.variants import VARIANTS
+from rocketc.experiments.variants import VARIANTS
+from rocketc.train.audit import run_audit
 
 TINY = """\
 version: 1

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from rocketc.runtime.metrics import gauc
+from rocketc.data.metrics import gauc
 
 
 def _gauc_by_loop(target, scores, group) -> float:

@@ -11,13 +11,13 @@ import pytest
 from rich.console import Console
 
 from rocketc.compiler import compile_file, embedded_spec
-from rocketc.runtime import recipe as recipe_module
-from rocketc.runtime.ablate import ablate
-from rocketc.runtime.data import load_data
-from rocketc.runtime.generated import load_generated
-from rocketc.runtime.recipe import Recipe
-from rocketc.runtime.train import train_run
-from rocketc.runtime.tune.runs import score_on_test, train_once
+from rocketc.data import load_data
+from rocketc.experiments.ablate import ablate
+from rocketc.experiments.tune.runs import score_on_test, train_once
+from rocketc.train import recipe as recipe_module
+from rocketc.train.generated import load_generated
+from rocketc.train.recipe import Recipe
+from rocketc.train.run import train_run
 
 QUICKSTART = embedded_spec("quickstart")
 
@@ -68,7 +68,7 @@ def test_the_last_epoch_scores_differently(shipped, last_epoch):
 
 def test_ablate_scores_the_shipped_epoch(compiled, data, shipped, tmp_path, monkeypatch):
     monkeypatch.setattr(Recipe, "validate", _scripted)
-    monkeypatch.setattr("rocketc.runtime.ablate.load_data", lambda spec: data)
+    monkeypatch.setattr("rocketc.experiments.ablate.load_data", lambda spec: data)
     # The `tuned` row trains the spec's own loss: the very run `rocketc train` made.
     out = ablate(
         compiled,
@@ -110,7 +110,7 @@ def test_a_long_epoch_prints_lines_when_not_in_a_terminal(monkeypatch):
     """No terminal (a log file, CI): a plain line every LINE_EVERY seconds within an epoch."""
     import io
 
-    from rocketc.runtime.recipe import EpochProgress
+    from rocketc.train.recipe import EpochProgress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=200)

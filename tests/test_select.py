@@ -18,8 +18,8 @@ from rich.console import Console
 
 from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TrainError
-from rocketc.runtime.select import Selection, selection_for
-from rocketc.runtime.train import TrainRecipe
+from rocketc.train.run import TrainRecipe
+from rocketc.train.select import Selection, selection_for
 
 QUICKSTART = embedded_spec("quickstart")
 

@@ -23,14 +23,14 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from rocketc.cli import app as cli
+from rocketc.data.fields import Field, number_from_text, raw_columns
 from rocketc.errors import BundleError
-from rocketc.runtime.data.fields import Field, number_from_text, raw_columns
-from rocketc.runtime.serving import bundle as bundle_module
-from rocketc.runtime.serving import predict
-from rocketc.runtime.serving.app import create_app
-from rocketc.runtime.serving.bundle import load_bundle
-from rocketc.runtime.serving.predict import chunk_rows_for, predict_file
-from rocketc.runtime.serving.requests import Limits
+from rocketc.serve import bundle as bundle_module
+from rocketc.serve import predict
+from rocketc.serve.app import create_app
+from rocketc.serve.bundle import load_bundle
+from rocketc.serve.predict import chunk_rows_for, predict_file
+from rocketc.serve.requests import Limits
 
 CTR_FIELDS = ["user", "item", "city", "price", "age"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -523,7 +523,7 @@ def test_examples_are_quickstart_test_rows(repo_root):
     import os
 
     from rocketc.compiler import compile_file
-    from rocketc.runtime.data import load_data
+    from rocketc.data import load_data
 
     test = load_data(compile_file(repo_root / "specs/quickstart.yaml").spec).test
     pixels = test.raw["image"][:20].astype(np.int64)  # intensities 0..16, whole numbers

@@ -117,8 +117,8 @@ import json, sys
 from typer.testing import CliRunner
 from starlette.testclient import TestClient
 from rocketc.cli import app
-from rocketc.runtime.serving.app import create_app
-from rocketc.runtime.serving.bundle import load_bundle
+from rocketc.serve.app import create_app
+from rocketc.serve.bundle import load_bundle
 
 run, data, out, body = sys.argv[1:5]
 result = CliRunner().invoke(app, ["predict", run, "--data", data, "-o", out])
@@ -126,7 +126,7 @@ assert result.exit_code == 0, result.output
 client = TestClient(create_app(load_bundle(run)))
 response = client.post("/v1/score", content=body)
 assert response.status_code == 200, response.text
-import rocketc.runtime.serving.server  # uvicorn's side too
+import rocketc.serve.server  # uvicorn's side too
 leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 assert not leaked, leaked[:5]
 print("no torch")

@@ -160,7 +160,7 @@ def test_the_light_net_exports_to_onnx_with_the_same_numbers(
 ):
     import onnxruntime as ort
 
-    from rocketc.runtime.report import export_onnx
+    from rocketc.train.report import export_onnx
 
     model = load_model(compile_spec_text(_spec(pool), "sparse.yaml")).model
     torch.manual_seed(3)

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from rocketc.compiler import compile_text
+from rocketc.data import load_data
+from rocketc.data import stream as streaming
 from rocketc.errors import DataError, SpecError
-from rocketc.runtime.batches import batch_loader, eval_loader
-from rocketc.runtime.data import load_data
-from rocketc.runtime.data import stream as streaming
+from rocketc.train.batches import batch_loader, eval_loader
+from rocketc.train.streamload import shard_loader, stream_loader
 
 SPEC = """\
 version: 1
@@ -108,7 +109,7 @@ def assert_same_batches(streamed, memory) -> None:
         g_memory = torch.Generator().manual_seed(epoch_seed)
         g_stream = torch.Generator().manual_seed(epoch_seed)
         expected = batch_loader(memory.train, 32, g_memory, weighted=True)
-        got = streamed.train.loader(32, g_stream, weighted=True, buffer_rows=10_000)
+        got = stream_loader(streamed.train, 32, g_stream, weighted=True, buffer_rows=10_000)
         assert len(got) == len(expected)
         for _epoch in range(2):  # the generator moves on between epochs in both
             assert_same(got, expected)
@@ -176,11 +177,11 @@ def list_spec(path, source: str, stream: str):
 def test_a_small_buffer_still_yields_every_train_row_once_per_epoch(tmp_path):
     path = write(tmp_path, table(700), "parquet")
     streamed = load_data(spec_for(path, "parquet", "true"))
-    loader = streamed.train.loader(32, torch.Generator().manual_seed(1), buffer_rows=100)
+    loader = stream_loader(streamed.train, 32, torch.Generator().manual_seed(1), buffer_rows=100)
     batches = list(loader)
     assert len(batches) == len(loader) == -(-len(streamed.train) // 32)
     assert all(len(b[0]) == 32 for b in batches[:-1])
-    plain = list(streamed.train.loader(32, None, buffer_rows=100))
+    plain = list(stream_loader(streamed.train, 32, None, buffer_rows=100))
     assert sorted_rows(batches) == sorted_rows(plain)  # the same rows, each once
     assert not torch.equal(batches[0][0], plain[0][0])  # but shuffled
 
@@ -194,7 +195,7 @@ def sorted_rows(batches) -> list[tuple[float, ...]]:
 
 def test_a_table_larger_than_the_buffer_trains(tmp_path, monkeypatch):
     from rocketc.compiler import compile_file
-    from rocketc.runtime.train import train_run
+    from rocketc.train.run import train_run
 
     monkeypatch.setattr(streaming, "READ_ROWS", 256)
     monkeypatch.setattr(streaming, "BUFFER_ROWS", 300)
@@ -210,7 +211,7 @@ def test_a_table_larger_than_the_buffer_trains(tmp_path, monkeypatch):
 
 def test_a_streamed_table_scores_val_and_test_as_the_in_memory_one(tmp_path, monkeypatch):
     from rocketc.compiler import compile_file
-    from rocketc.runtime.train import train_run
+    from rocketc.train.run import train_run
 
     monkeypatch.setattr(streaming, "READ_ROWS", 64)
     path = write(tmp_path, table(600), "parquet")
@@ -290,7 +291,7 @@ def test_a_vocabulary_past_the_spec_stops_the_fit_at_the_first_record_batch(tmp_
 
 
 def test_hashed_ids_keep_bucket_flags_and_a_fixed_sketch_not_their_values():
-    from rocketc.runtime.data.hashing import BucketUse, collision_stats, hash_values
+    from rocketc.data.hashing import BucketUse, collision_stats, hash_values
 
     values = np.random.default_rng(0).integers(0, 20_000, 60_000)
     use = BucketUse(1000)
@@ -326,8 +327,8 @@ def test_rank_shards_split_the_rows_and_take_equal_steps(tmp_path, source):
     path = write(tmp_path, table(401), source)  # Parquet: 5 row groups of up to 100 rows
     streamed = load_data(spec_for(path, source, "true"))
     train = streamed.train
-    everything = list(train.loader(32, None, weighted=True))
-    shards = [train.shard_loader(32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
+    everything = list(stream_loader(train, 32, None, weighted=True))
+    shards = [shard_loader(train, 32, rank, 2, seed=5, weighted=True) for rank in (0, 1)]
     groups = [train.table.shard_groups(rank, 2) for rank in (0, 1)]
     if source == "csv":  # every other train row
         n = len(train)
@@ -368,7 +369,7 @@ def test_two_processes_train_a_streamed_table_to_the_same_weights(tmp_path):
     import subprocess
     import sys
 
-    from rocketc.runtime import distributed
+    from rocketc.train import distributed
 
     path = write(tmp_path, table(600), "parquet")
     spec_path = tmp_path / "s.yaml"
@@ -398,7 +399,7 @@ def test_the_bench_streams_a_synthetic_table_and_counts_every_train_row():
 
 @pytest.mark.parametrize("n", [10, 997, 20_000])
 def test_split_members_are_the_in_memory_random_split(n, tmp_path):
-    from rocketc.runtime.data.encode import random_split
+    from rocketc.data.encode import random_split
 
     data = spec_for(tmp_path / "t.parquet", "parquet", "true").data
     member = streaming.split_members(n, data, seed=11)
@@ -423,8 +424,8 @@ def test_ablate_and_tune_train_on_a_streamed_table(tmp_path, monkeypatch):
     from rich.console import Console
 
     from rocketc.compiler import compile_file
-    from rocketc.runtime.ablate import ablate
-    from rocketc.runtime.tune import TuneOptions, tune
+    from rocketc.experiments.ablate import ablate
+    from rocketc.experiments.tune import TuneOptions, tune
 
     monkeypatch.setattr(streaming, "READ_ROWS", 64)
     path = write(tmp_path, table(400), "parquet")
@@ -451,15 +452,17 @@ def worker_spec(path, source: str, workers: int, extra: str = ""):
 def test_loader_workers_read_every_train_row_once_and_reshuffle_per_epoch(
     tmp_path, source, monkeypatch
 ):
-    from rocketc.runtime.data import streamload
+    from rocketc.train import streamload
 
     monkeypatch.setattr(streamload, "CHUNK_ROWS", 64)  # 2 chunks of 2 batches per buffer
     path = write(tmp_path, table(700), source)  # Parquet: 7 row groups, shared by 2 workers
     streamed = load_data(compile_text(worker_spec(path, source, 2)).spec)
     train = streamed.train
     assert train.workers == 2 and "2 loader workers" in streamed.description
-    alone = sorted_rows(list(train.loader(32, None, weighted=True)))
-    loader = train.loader(32, torch.Generator().manual_seed(1), True, 300, workers=train.workers)
+    alone = sorted_rows(list(stream_loader(train, 32, None, weighted=True)))
+    loader = stream_loader(
+        train, 32, torch.Generator().manual_seed(1), True, 300, workers=train.workers
+    )
     sizes = train.shard_sizes(2)
     assert sizes.sum() == len(train) and sizes.min() > 0
     assert len(loader) == sum(-(-n // 32) for n in sizes)  # each worker ends on a partial batch
@@ -468,7 +471,7 @@ def test_loader_workers_read_every_train_row_once_and_reshuffle_per_epoch(
         assert len(batches) == len(loader)
         assert sorted_rows(batches) == alone  # every train row once: no padding in one process
     assert not torch.equal(epochs[0][0][0], epochs[1][0][0])  # the run's generator moved on
-    again = train.loader(32, torch.Generator().manual_seed(1), True, 300, workers=2)
+    again = stream_loader(train, 32, torch.Generator().manual_seed(1), True, 300, workers=2)
     assert_same(list(again), epochs[0])  # the order is the seed's, not the workers' timing
 
 
@@ -478,7 +481,7 @@ def test_loader_workers_read_every_train_row_once_and_reshuffle_per_epoch(
 def test_ranks_with_loader_workers_take_equal_steps(tmp_path, source, workers):
     path = write(tmp_path, table(501), source)  # Parquet: 6 row groups, the last one short
     train = load_data(compile_text(worker_spec(path, source, workers)).spec).train
-    shards = [train.shard_loader(32, r, 2, seed=5, weighted=True, workers=workers) for r in (0, 1)]
+    shards = [shard_loader(train, 32, r, 2, seed=5, weighted=True, workers=workers) for r in (0, 1)]
     sizes = train.shard_sizes(2 * workers)  # shard r + 2w is rank r's worker w
     assert sizes.sum() == len(train)
     own = [int(sizes[r::2].sum()) for r in (0, 1)]
@@ -492,12 +495,12 @@ def test_ranks_with_loader_workers_take_equal_steps(tmp_path, source, workers):
         rows = sorted_rows(batches)
         assert len(set(rows)) == own[rank]  # its own rows, padded with repeats of them
         ranks.append(set(rows))
-    everything = set(sorted_rows(list(train.loader(32, None, weighted=True))))
+    everything = set(sorted_rows(list(stream_loader(train, 32, None, weighted=True))))
     assert not ranks[0] & ranks[1] and ranks[0] | ranks[1] == everything
 
 
 def test_extra_batches_even_out_the_ranks_steps():
-    from rocketc.runtime.data.streamload import extra_batches
+    from rocketc.train.streamload import extra_batches
 
     class Split:  # shard rows of 2 ranks x 2 workers (shard r + 2w): rank 0 has 5 batches of 10
         def shard_sizes(self, shards):
@@ -509,7 +512,7 @@ def test_extra_batches_even_out_the_ranks_steps():
 
 def test_a_streamed_table_trains_with_loader_workers(tmp_path, monkeypatch):
     from rocketc.compiler import compile_file
-    from rocketc.runtime.train import train_run
+    from rocketc.train.run import train_run
 
     monkeypatch.setattr(streaming, "READ_ROWS", 64)
     path = write(tmp_path, table(600), "parquet")
@@ -529,9 +532,9 @@ def test_a_bad_row_read_by_a_worker_is_the_same_data_error(tmp_path):
     changed.loc[row, "price"] = np.nan  # the file changed since the fit pass
     write(tmp_path, changed, "parquet")
     with pytest.raises(DataError) as alone:
-        list(train.loader(32))
+        list(stream_loader(train, 32))
     with pytest.raises(DataError) as in_worker:
-        list(train.loader(32, workers=2))
+        list(stream_loader(train, 32, workers=2))
     assert str(in_worker.value) == str(alone.value)
     assert f"row {row + 1}" in str(in_worker.value) and "Traceback" not in str(in_worker.value)
 

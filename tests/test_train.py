@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from rocketc.cli import app
 from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TrainError
-from rocketc.runtime.train import TrainRecipe, train_run
+from rocketc.train.run import TrainRecipe, train_run
 
 QUICKSTART = embedded_spec("quickstart")
 
@@ -98,7 +98,7 @@ def test_report_numbers(run):
 def test_exported_light_net_has_exactly_lightnet_parameters(run):
     program = torch.export.load(run.out_dir / "light.pt2")
     state = torch.load(run.out_dir / "light_state_dict.pt", weights_only=True)
-    from rocketc.runtime.generated import load_generated
+    from rocketc.train.generated import load_generated
 
     gen = load_generated(quickstart(), run.out_dir / "reload")
     light = gen.model.LightNet()
@@ -113,7 +113,7 @@ def test_exported_light_net_has_exactly_lightnet_parameters(run):
 
 
 def test_onnx_matches_pytorch_on_real_rows(run):
-    from rocketc.runtime.data import load_data
+    from rocketc.data import load_data
 
     data = load_data(quickstart().spec)
     rows = data.val.inputs["image"][:200]
@@ -194,7 +194,7 @@ def test_cli_train_and_its_errors(tmp_path):
 
 
 def test_gauc_on_a_hand_checked_example():
-    from rocketc.runtime.metrics import binary_metrics, gauc
+    from rocketc.data.metrics import binary_metrics, gauc
 
     y = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0])
     s = np.array([0.9, 0.1, 0.4, 0.6, 0.5, 0.7, 0.2, 0.3, 0.8])

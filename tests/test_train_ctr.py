@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from rocketc.compiler import compile_text
-from rocketc.runtime.train import train_run
+from rocketc.train.run import train_run
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 

@@ -23,17 +23,17 @@ from rocketc.compiler.load import Source
 from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import KD, Hint, Loss
 from rocketc.errors import SpecError, TuneError
-from rocketc.runtime.tune import TuneOptions, tune
-from rocketc.runtime.tune.budget import Budget
-from rocketc.runtime.tune.runs import light_alone_compiled
-from rocketc.runtime.tune.space import (
+from rocketc.experiments.tune import TuneOptions, tune
+from rocketc.experiments.tune.budget import Budget
+from rocketc.experiments.tune.runs import light_alone_compiled
+from rocketc.experiments.tune.space import (
     UNSET,
     apply_recipe,
     default_space,
     load_space,
     sample_recipe,
 )
-from rocketc.runtime.tune.verdict import MAX_SEEDS, Verdict, paired_interval, seeds_to_resolve
+from rocketc.experiments.tune.verdict import MAX_SEEDS, Verdict, paired_interval, seeds_to_resolve
 
 QUICKSTART = embedded_spec("quickstart")
 
@@ -455,8 +455,8 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_show_its_gain():
 def test_more_verdict_seeds_train_only_the_seeds_not_run_yet(monkeypatch):
     """Following the verdict's advice (--verdict-seeds N on the same study) keeps the seeds the
     earlier verdict ran, and trains both arms for the new ones only."""
-    from rocketc.runtime.tune import verdict as verdict_module
-    from rocketc.runtime.tune.runs import RunOutcome
+    from rocketc.experiments.tune import verdict as verdict_module
+    from rocketc.experiments.tune.runs import RunOutcome
 
     trained = []
 
@@ -543,7 +543,7 @@ class ScriptedTrial:
 def test_pruning_sees_the_running_mean_over_seeds(tmp_path):
     from rich.progress import Progress
 
-    from rocketc.runtime.tune.tuner import Tuner
+    from rocketc.experiments.tune.tuner import Tuner
 
     tuner = Tuner(quickstart("train.epochs=3"), tmp_path, options(seeds=2), QUIET)
     tuner.progress = Progress(disable=True)
@@ -572,7 +572,7 @@ def test_book_recipes_come_right_after_the_specs_own(study_dir):
 
 
 def test_book_skips_what_the_spec_already_is_and_what_the_space_cannot_hold(tmp_path):
-    from rocketc.runtime.tune.book import book_params
+    from rocketc.experiments.tune.book import book_params
 
     compiled = quickstart()  # hint on probs at weight 1, 1 epoch: no warm-up entry
     space = default_space(compiled.spec, epochs=1)

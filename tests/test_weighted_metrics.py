@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.special import expit, softmax
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from rocketc.runtime.metrics import binary_metrics, evaluate, gauc, multiclass_metrics
+from rocketc.data.metrics import binary_metrics, evaluate, gauc, multiclass_metrics
 
 
 def _gauc_by_loop(target, scores, group, weight) -> float:

@@ -50,7 +50,7 @@ ThreadsOption = Annotated[
 
 
 def _use_threads(threads: int | None) -> None:
-    from rocketc.runtime.threads import use
+    from rocketc.train.threads import use
 
     use(threads)
 

@@ -102,7 +102,7 @@ def _print_audit(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from rocketc.runtime.audit import GROUPS, explain
+    from rocketc.train.audit import GROUPS, explain
 
     console = Console(highlight=False, soft_wrap=True)  # whole lines: CI logs get grepped
     console.print(f"gradient-flow audit: {result.name}, gradient_block: {result.gradient_block}")
@@ -139,8 +139,8 @@ def _print_audit(result) -> None:
 
 def _audit_or_fail(compiled, batch_size: int, seed: int) -> None:
     """Run, print, and exit 1 if any cell contradicts the spec (so CI can gate on it)."""
-    from rocketc.runtime.audit import run_audit
-    from rocketc.runtime.budget import allocating, check_fits
+    from rocketc.train.audit import run_audit
+    from rocketc.train.budget import allocating, check_fits
 
     try:
         check_fits(compiled, batch_size)

@@ -65,7 +65,7 @@ def predict(
     threads: ThreadsOption = 1,
 ) -> None:
     """Score a file with the run's light.onnx and preprocessing, in chunks (never imports torch)."""
-    from rocketc.runtime.serving.predict import RowsError, plural, predict_file
+    from rocketc.serve.predict import RowsError, plural, predict_file
 
     try:
         result = predict_file(
@@ -106,9 +106,9 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the run's light net over HTTP: POST /v1/score, GET /healthz, GET /v1/metadata."""
-    from rocketc.runtime.serving.requests import Limits
-    from rocketc.runtime.serving.server import AddressError, ServeOptions
-    from rocketc.runtime.serving.server import serve as run_server
+    from rocketc.serve.requests import Limits
+    from rocketc.serve.server import AddressError, ServeOptions
+    from rocketc.serve.server import serve as run_server
 
     limits = Limits(max_rows=max_rows, max_body_bytes=int(max_body_mb * (1 << 20)))
     options = ServeOptions(str(run_dir), host, port, workers, threads, limits, stop_after)

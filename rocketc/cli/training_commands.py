@@ -70,7 +70,7 @@ def init(
     """Write a first spec for a table: decide each column (printed with its reason), size the
     vocabularies, embed the fields once for both nets, and add a light tower and a booster.
     --categorical/--dense/--ignore/--list override the decision for the columns they name."""
-    from rocketc.runtime.init import init_spec
+    from rocketc.init import init_spec
 
     overrides = {
         role: [c.strip() for given in names or () for c in given.split(",") if c.strip()]
@@ -184,9 +184,9 @@ def train(
             sets.append(f"train.{key}={value}")
     try:
         compiled = _load_with_overrides(spec, sets)
-        from rocketc.runtime import distributed
-        from rocketc.runtime.launcher import launch
-        from rocketc.runtime.train import train_run
+        from rocketc.train import distributed
+        from rocketc.train.launcher import launch
+        from rocketc.train.run import train_run
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name
         if nproc > 1:  # N copies of this command, without --nproc, under torchrun's agent
@@ -246,8 +246,8 @@ def ablate(
     """
     try:
         compiled = _load_with_overrides(spec, list(assignments or []))
-        from rocketc.runtime.ablate import VARIANTS
-        from rocketc.runtime.ablate import ablate as run_ablation
+        from rocketc.experiments.ablate import VARIANTS
+        from rocketc.experiments.ablate import ablate as run_ablation
 
         names = {v.name for v in VARIANTS}
         unknown = sorted(set(only or []) - names)
@@ -257,7 +257,7 @@ def ablate(
         out_dir.mkdir(parents=True, exist_ok=True)  # a path in the way fails now, not at the end
         from rich.console import Console
 
-        from rocketc.runtime.budget import check_fits
+        from rocketc.train.budget import check_fits
 
         check_fits(compiled, compiled.spec.train.batch_size)
         _use_threads(threads)
@@ -336,11 +336,11 @@ def tune(
         compiled = _load_with_overrides(spec, sets)
         from rich.console import Console
 
-        from rocketc.runtime.tune import TuneOptions
-        from rocketc.runtime.tune import tune as run_tune
+        from rocketc.experiments.tune import TuneOptions
+        from rocketc.experiments.tune import tune as run_tune
 
         out_dir = out if out is not None else Path("runs") / compiled.spec.name / "tune"
-        from rocketc.runtime.budget import check_fits
+        from rocketc.train.budget import check_fits
 
         check_fits(compiled, compiled.spec.train.batch_size)
         _use_threads(threads)

@@ -2,7 +2,7 @@
 
 `compile_file(path, overrides=())` runs the whole front end (with `--set`-style overrides) and
 returns a `Compiled` (the checked spec and its annotated graph), which the back ends
-(`rocketc.backends`) and the runtime (`rocketc.runtime`) take as their input. `embedded_spec`
+(`rocketc.backends`), training (`rocketc.train`) and the rest take as their input. `embedded_spec`
 finds a spec shipped with rocketc.
 """
 

@@ -1,0 +1,151 @@
+"""Shared steps of the loaders: deterministic splits and the checks before preprocessing.
+
+Splits are seeded with `spec.train.seed`: the same spec always sees the same rows in each split,
+and `--set train.seed=...` reshuffles data and weights together. Everything fitted on data
+(vocabularies, means, standard deviations) is fitted on the train split only, by the run's
+`Preprocessor` (preprocess.py), so val/test numbers are what serving on unseen rows would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rocketc.compiler.spec import (
+    CategoricalInput,
+    CategoricalListInput,
+    DenseColumn,
+    DenseInput,
+    Spec,
+)
+from rocketc.data.features import Categorical, Dense
+from rocketc.data.hashing import Hashed
+from rocketc.data.lists import CategoricalList
+from rocketc.errors import DataError
+
+
+def data_seed(spec: Spec) -> int:
+    """The split seed: train.seed folded into numpy's non-negative 32-bit range."""
+    return spec.train.seed % 2**32
+
+
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) row counts; val and test are rounded, train takes the rest."""
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val <= 0 or n_test <= 0:
+        raise DataError(
+            f"val_fraction {val_fraction} and test_fraction {test_fraction} of "
+            f"{n:,} rows give {n_train:,} train / {n_val:,} val / {n_test:,} test; "
+            f"every split needs rows"
+        )
+    return n_train, n_val, n_test
+
+
+def ordered_split(n: int, val_fraction: float, test_fraction: float) -> list[np.ndarray]:
+    """Row indices [train, val, test] of already-sorted rows: oldest train, newest test."""
+    n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
+    rows = np.arange(n)
+    return [rows[:n_train], rows[n_train : n_train + n_val], rows[n_train + n_val :]]
+
+
+def group_ordered_split(
+    group: np.ndarray, val_fraction: float, test_fraction: float
+) -> list[np.ndarray]:
+    """Row indices [train, val, test] of time-sorted rows, split within each group.
+
+    Each group (user) keeps its oldest rows for training and its newest `test_fraction` (then
+    `val_fraction`) for testing (validation), rounded down, so every group is seen in training.
+    """
+    order = np.argsort(group, kind="stable")  # time order survives within each group
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    position = np.arange(len(group)) - np.repeat(starts, sizes)  # rank within the group
+    size = np.repeat(sizes, sizes)
+    n_test = np.floor(size * test_fraction).astype(np.int64)
+    n_val = np.floor(size * val_fraction).astype(np.int64)
+    part = np.zeros(len(group), dtype=np.int64)
+    part[position >= size - n_test - n_val] = 1
+    part[position >= size - n_test] = 2
+    where = np.empty(len(group), dtype=np.int64)
+    where[order] = part
+    rows = np.arange(len(group))
+    return [rows[where == k] for k in range(3)]
+
+
+def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> list[np.ndarray]:
+    """Row indices [train, val, test] of a seeded shuffle, each kept in file order."""
+    n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
+    rows = np.random.default_rng(seed).permutation(n)
+    parts = rows[:n_train], rows[n_train : n_train + n_val], rows[n_train + n_val :]
+    return [np.sort(p) for p in parts]
+
+
+def spec_input(spec: Spec, name: str, kind: type | tuple[type, ...], source: str) -> Any:
+    """The spec input `name`, which must exist and be of `kind` (an input class, or several)."""
+    by_name = {i.name: i for i in spec.inputs}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    wanted = " or ".join(k.model_fields["kind"].annotation.__args__[0] for k in kinds)
+    if name not in by_name:
+        raise DataError(
+            f"{source} feeds input '{name}', which the spec does not declare "
+            f"(spec inputs: {sorted(by_name)})"
+        )
+    if not isinstance(by_name[name], kind):
+        raise DataError(f"{source} gives '{name}' {wanted} values; declare it kind: {wanted}")
+    return by_name[name]
+
+
+def id_feature(
+    item: CategoricalInput | CategoricalListInput, column: str, kind: str, delimiter: str = "|"
+):
+    """The feature making a categorical input's ids from raw field `column` (of type `kind`):
+    a train vocabulary, or a stable hash with `hash_buckets`; lists of values for
+    categorical_list inputs (text split at `delimiter`)."""
+    if isinstance(item, CategoricalListInput):
+        mode = "hashed" if item.hash_buckets else "vocabulary"
+        return CategoricalList(
+            item.name, item.vocab, item.max_len, column, delimiter, mode, item.hash_buckets
+        )
+    if item.hash_buckets:
+        return Hashed(item.name, item.hash_buckets, column, kind)
+    return Categorical(item.name, item.vocab, column, kind)
+
+
+def dense_feature(item: DenseInput, columns: Sequence[DenseColumn]) -> Dense:
+    """The (unfitted) feature of a dense input fed by a table's `columns`: each column's
+    transform, and its fill (a number, or "mean"/"median" until the fit)."""
+    names = [c.column for c in columns]
+    check_size(item, len(names), f"columns {names}", [len(names)])
+    fill = {c.column: 0.0 if c.fill == "zero" else c.fill for c in columns if c.fill is not None}
+    transform = {c.column: c.transform for c in columns if c.transform is not None}
+    return Dense(
+        item.name, tuple(item.shape), columns=names, transform=transform or None, fill=fill or None
+    )
+
+
+def check_size(item: DenseInput, per_row: int, source: str, got: Sequence[int]) -> None:
+    """The source gives `per_row` values per example (shaped `got`); the input needs as many."""
+    if per_row != int(np.prod(item.shape)):
+        have = ", ".join(["N", *map(str, got)])
+        want = ", ".join(["N", *map(str, item.shape)])
+        raise DataError(
+            f"input '{item.name}': dense shape mismatch: expected ({want}), "
+            f"{source} gives ({have}) = {per_row} values per example"
+        )
+
+
+def check_weights(weight: np.ndarray, what: str) -> np.ndarray:
+    """Sample weights as float64, which must be finite and >= 0 (bad rows named from 1)."""
+    weight = np.asarray(weight, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))
+    if bad.size:
+        rows = ", ".join(f"row {r + 1} ({weight[r]:g})" for r in bad[:5])
+        raise DataError(
+            f"{what}: sample weights are finite and >= 0; {bad.size:,} row(s) are not: "
+            f"{rows}{' ...' if bad.size > 5 else ''}"
+        )
+    return weight

@@ -1,0 +1,323 @@
+"""`rocketc predict`: score a CSV or Parquet file with a run's bundle, chunk by chunk.
+
+Memory stays bounded by the chunk: `chunk_rows` rows, or by default as many as fit in
+MEMORY_BUDGET by `chunk_rows_for`'s estimate of a row's cost. Each chunk is read (pandas for CSV,
+pyarrow for Parquet),
+turned into raw fields by the same `raw_columns` the tabular loader trains with, encoded by the
+run's preprocessing, scored by light.onnx and appended to the output, which is written under a
+temporary name and renamed at the end, so a failed run never leaves a partial file behind.
+
+Rows are numbered from 1, the header not counted; the output's `row` column says which input
+row each score belongs to. A bad row (a missing column value, a mistyped one) is an error
+listing its problems as `FILE:LINE:COLUMN: ...` (CSV line numbers count the header; Parquet
+gives row:column; the first SHOW_PROBLEMS, then one line counting them all), or with
+`on_error="skip"` the row is left out of the scores and each of its problems is written to
+`<output>.rejects.csv`. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from rocketc.data.fields import Field, raw_columns
+from rocketc.errors import DataError, Diagnostic, Position
+from rocketc.serve.bundle import Bundle, load_bundle
+
+SHOW_PROBLEMS = 20  # listed in a failing run's error; the rest are counted
+MEMORY_BUDGET = 256 << 20  # bytes one chunk may take, by `chunk_rows_for`'s estimate
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1024, 65_536
+# What one row of a field costs while its chunk is in memory, in bytes: the pandas column, the
+# raw column `raw_columns` makes of it (a Python object per text cell, ~50 bytes + the text),
+# the encoded input. Measured on a 41-column table (28 text, 12 number columns): 6.2 kB a row.
+_FIELD_BYTES = {"str": 200, "list": 400, "int": 40, "bool": 40, "number": 40, "vector": 40}
+
+
+def chunk_rows_for(fields: Sequence[Field], keep: Sequence[str] = ()) -> int:
+    """Rows per chunk so a chunk stays within MEMORY_BUDGET: 41 columns of census-like text
+    and numbers get ~40,000 rows, 64 pixels 65,536 (the most; progress is drawn per chunk),
+    a 3,072-number image ~2,000. A kept column is costed as text."""
+    per_row = sum(_FIELD_BYTES[f.type] * f.size for f in fields) + _FIELD_BYTES["str"] * len(keep)
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, MEMORY_BUDGET // max(per_row, 1)))
+
+
+class RowsError(DataError):
+    """Bad rows and nothing written: the first problems (diagnostics) and a `summary` line that
+    counts them all, printed last."""
+
+    def __init__(self, problems: list[Diagnostic], summary: Diagnostic):
+        super().__init__(problems)
+        self.summary = summary
+        self.args = (f"{self.args[0]}\n{summary}",)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass
+class PredictResult:
+    out: Path
+    rows: int  # rows read
+    scored: int
+    rejected: int  # rows left out (on_error="skip")
+    problems: int
+    rejects: Path | None  # the rejects file, when rows were rejected
+
+
+def predict_file(
+    run_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    keep: Sequence[str] = (),
+    on_error: str = "fail",
+    chunk_rows: int | None = None,
+    threads: int = 1,
+    console: Console | None = None,
+) -> PredictResult:
+    """Score every row of `data` into `out` (.parquet or .csv); see the module docstring."""
+    console = console or Console(stderr=True)
+    data, out = Path(data), Path(out)
+    bundle = load_bundle(run_dir, threads)
+    fields = list(bundle.preprocess.fields().values())
+    chunk_rows = chunk_rows or chunk_rows_for(fields, keep)
+    reader = _Reader(data, fields, list(keep), chunk_rows)
+    rejects_path = out.with_name(f"{out.stem}.rejects.csv")
+    writer = _Writer(out)
+    rejects = _Writer(rejects_path)
+    problems: list[Diagnostic] = []
+    rows = scored = rejected = count = bad_rows = 0
+    progress = Progress(
+        TextColumn(f"scoring {data.name}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("predict", total=reader.total, rows=0)
+            for chunk, done in reader:
+                numbers = np.arange(rows + 1, rows + len(chunk) + 1)
+                encoded = bundle.preprocess.encode(raw_columns(chunk, fields), len(chunk))
+                count += len(encoded.problems)
+                bad_rows += int(encoded.bad.sum())
+                if encoded.problems and on_error == "fail":
+                    room = encoded.problems[: SHOW_PROBLEMS - len(problems)]
+                    problems += [reader.diagnostic(rows + p.row, p) for p in room]
+                elif encoded.problems:
+                    rejects.write(_rejects(encoded.problems, rows))
+                    rejected += int(encoded.bad.sum())
+                good = ~encoded.bad
+                if not problems and good.any():  # once failing, only look for more problems
+                    inputs = {k: v[good] for k, v in encoded.inputs.items()}
+                    kept = chunk.loc[good, list(keep)]  # not chunk[good]: a copy of every column
+                    writer.write(_scores(bundle, kept, numbers[good], keep, inputs))
+                    scored += int(good.sum())
+                rows += len(chunk)
+                progress.update(task, completed=done, rows=rows)
+                chunk = encoded = inputs = None  # freed before the next chunk is read, not after
+        if problems:
+            shown = f" (the first {len(problems)} above)" if count > len(problems) else ""
+            raise RowsError(
+                problems,
+                Diagnostic(
+                    f"{plural(count, 'problem')} in {plural(bad_rows, 'row')}{shown}; nothing "
+                    "was written (--on-error skip scores the other rows and writes every "
+                    "problem to a rejects file)",
+                    str(data),
+                ),
+            )
+        if scored == 0:
+            writer.write(_scores(bundle, reader.empty(), np.zeros(0, np.int64), keep, None))
+        writer.commit()
+        rejects.commit()
+    finally:
+        writer.discard()
+        rejects.discard()
+    if not rejected:
+        rejects_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+    return PredictResult(out, rows, scored, rejected, count, rejects_path if rejected else None)
+
+
+def _scores(bundle: Bundle, chunk, numbers: np.ndarray, keep: Sequence[str], inputs):
+    """The output rows of a chunk: row number, kept columns, then the scores."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"row": numbers})
+    for column in keep:
+        frame[column] = chunk[column].to_numpy()
+    classes = bundle.preprocess.label.get("classes")
+    if inputs is None:  # no row scored: an empty table with the right columns
+        probs = np.zeros((0, len(classes) if classes else 1))
+        predicted = np.zeros(0, np.int64)
+    else:
+        output = bundle.predict(inputs)
+        probs, predicted = output.probabilities, output.predicted
+    if classes is None:
+        frame["score"] = probs.reshape(-1)
+        return frame
+    frame["predicted"] = predicted
+    frame["predicted_class"] = [classes[k] for k in predicted]
+    for k in range(len(classes)):
+        frame[f"prob_{k}"] = probs[:, k]
+    return frame
+
+
+def _rejects(found, offset: int):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "row": [offset + p.row + 1 for p in found],
+            "field": [p.field for p in found],
+            "problem": [p.message for p in found],
+        }
+    )
+
+
+class _Reader:
+    """A CSV or Parquet file in chunks of pandas frames, each with the progress made so far."""
+
+    def __init__(self, path: Path, fields: list[Field], keep: list[str], chunk_rows: int):
+        self.path, self.fields, self.keep, self.chunk_rows = path, fields, keep, chunk_rows
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+        self.header = self._header()
+        self.columns = self._needed()
+        self.total = (
+            path.stat().st_size if self.kind == "csv" else self._parquet().metadata.num_rows
+        )
+
+    def _parquet(self):
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise DataError(f"{self.path}: cannot read as Parquet: {exc}") from None
+
+    def _header(self) -> list[str]:
+        if self.kind == "parquet":
+            return list(self._parquet().schema_arrow.names)
+        import pandas as pd
+
+        try:
+            return list(pd.read_csv(self.path, nrows=0).columns)
+        except Exception as exc:  # pandas raises several types for a file that is not CSV
+            raise DataError(f"{self.path}: cannot read as CSV: {exc}") from None
+
+    def _needed(self) -> list[str]:
+        """The columns to read: each field's (a vector: name_0 ..., or a list column), kept ones."""
+        have, wanted, absent = set(self.header), [], []
+        for field in self.fields:
+            columns = [field.name] if field.name in have else field.columns()
+            absent += [c for c in columns if c not in have]
+            wanted += columns
+        absent += [c for c in self.keep if c not in have]
+        if absent:
+            fields = ", ".join(f"{f.name} ({f.describe()})" for f in self.fields)
+            raise DataError(
+                f"{self.path}: no column(s) {absent[:10]}{' ...' if len(absent) > 10 else ''}; "
+                f"the model reads: {fields} (a vector of k values: columns NAME_0 ... NAME_k-1)"
+            )
+        return list(dict.fromkeys(wanted + self.keep))
+
+    def __iter__(self) -> Iterator[tuple[Any, int]]:
+        if self.kind == "parquet":
+            rows = 0
+            for batch in self._parquet().iter_batches(self.chunk_rows, columns=self.columns):
+                rows += batch.num_rows
+                yield batch.to_pandas(), rows
+            return
+        from rocketc.data.csvread import read_csv
+
+        # Text fields read as text ("02134" stays text, "NA" is a category), as in training.
+        text = [f.name for f in self.fields if f.type in ("str", "list")]
+        with open(self.path, "rb") as handle:
+            chunks = read_csv(
+                handle,
+                text=text,
+                file_columns=self.header,
+                usecols=self.columns,
+                chunksize=self.chunk_rows,
+            )
+            for chunk in chunks:
+                yield chunk.reset_index(drop=True), handle.tell()
+
+    def empty(self):
+        import pandas as pd
+
+        return pd.DataFrame({c: [] for c in self.columns})
+
+    def diagnostic(self, row: int, problem) -> Diagnostic:
+        """A problem of data row `row` (0-based) at FILE:LINE:COLUMN (Parquet: row:column)."""
+        name = problem.field if problem.field in self.header else f"{problem.field}_0"
+        col = self.header.index(name) + 1 if name in self.header else 1
+        line = row + 2 if self.kind == "csv" else row + 1  # CSV line 1 is the header
+        return Diagnostic(
+            f"{problem.field}: {problem.message}", str(self.path), Position(line, col)
+        )
+
+
+class _Writer:
+    """Appends frames to a .parquet or .csv file under a temporary name; `commit` renames it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.parquet = path.suffix.lower() in (".parquet", ".pq")
+        self._writer: Any = None
+        self._schema: Any = None
+        self._started = False
+
+    def write(self, frame) -> None:
+        if self.parquet:
+            self._write_parquet(frame)
+        else:
+            frame.to_csv(
+                self.tmp, mode="a" if self._started else "w", header=not self._started, index=False
+            )
+        self._started = True
+
+    def _write_parquet(self, frame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.tmp, self._schema)
+        try:
+            table = table.cast(self._schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"{self.path}: a kept column changes type between chunks ({exc}); "
+                "write CSV (-o scores.csv) or raise --chunk-rows"
+            ) from None
+        self._writer.write_table(table)
+
+    def commit(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._started:
+            os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
