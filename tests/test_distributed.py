@@ -1,7 +1,7 @@
 """Data-parallel training (issue 11) on CPU: gloo, 2 processes, the real launcher.
 
 The slow parts are process starts (each imports torch), so one 2-process run of the quickstart
-is shared by several tests, and one torchrun of tests/ddp_checks.py measures gathers and the
+is shared by several tests, and one torchrun of tests/helpers/ddp_checks.py measures gathers and the
 audit through DDP. Everything else (sharding, the batch split, unused parameters, usage errors)
 is checked in this process.
 """
@@ -165,11 +165,11 @@ def _worker_pid(launcher: int, rank: int) -> int:
     raise AssertionError(f"no worker with RANK={rank} under pid {launcher}")
 
 
-# --- inside a real process group (torchrun of tests/ddp_checks.py) -----------------------------
+# --- inside a real process group (torchrun of tests/helpers/ddp_checks.py) -----------------
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory):
     out = tmp_path_factory.mktemp("checks") / "checks.json"
-    script = str(ROOT / "tests" / "ddp_checks.py")
+    script = str(ROOT / "tests" / "helpers" / "ddp_checks.py")
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     done = subprocess.run(
         [*run, script, str(out)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=LIMIT_S

@@ -17,8 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from pty_runs import BAR, ROCKETC, plain, run_in_pty
-from serving_runs import clicks, light_net, trained_run
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -31,6 +29,8 @@ from rocketc.serve.app import create_app
 from rocketc.serve.bundle import load_bundle
 from rocketc.serve.predict import chunk_rows_for, predict_file
 from rocketc.serve.requests import Limits
+from tests.helpers.pty_runs import BAR, ROCKETC, plain, run_in_pty
+from tests.helpers.serving_runs import clicks, light_net, trained_run
 
 CTR_FIELDS = ["user", "item", "city", "price", "age"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 import pytest
-from serving_runs import trained_run
 from test_serving import candidate_rows, records, reference_scores
+
+from tests.helpers.serving_runs import trained_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pty_runs import BAR, ROCKETC, plain, run_in_pty
+from tests.helpers.pty_runs import BAR, ROCKETC, plain, run_in_pty
 
 SPEC = "specs/quickstart.yaml"
 

@@ -23,6 +23,7 @@ from rocketc.compiler.load import Source
 from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import KD, Hint, Loss
 from rocketc.errors import SpecError, TuneError
+from rocketc.experiments.stats import paired_interval
 from rocketc.experiments.tune import TuneOptions, tune
 from rocketc.experiments.tune.budget import Budget
 from rocketc.experiments.tune.runs import light_alone_compiled
@@ -33,7 +34,7 @@ from rocketc.experiments.tune.space import (
     load_space,
     sample_recipe,
 )
-from rocketc.experiments.tune.verdict import MAX_SEEDS, Verdict, paired_interval, seeds_to_resolve
+from rocketc.experiments.tune.verdict import MAX_SEEDS, Verdict, seeds_to_resolve
 
 QUICKSTART = embedded_spec("quickstart")
 

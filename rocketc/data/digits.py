@@ -12,8 +12,8 @@ import numpy as np
 
 from rocketc.compiler.spec import DenseInput, DigitsData, Spec
 from rocketc.data.base import Dataset, Split, describe, make_target
+from rocketc.data.dense import Dense
 from rocketc.data.encode import check_size, data_seed, spec_input, split_sizes
-from rocketc.data.features import Dense
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.errors import DataError
 

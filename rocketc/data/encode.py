@@ -20,7 +20,8 @@ from rocketc.compiler.spec import (
     DenseInput,
     Spec,
 )
-from rocketc.data.features import Categorical, Dense
+from rocketc.data.dense import Dense
+from rocketc.data.features import Categorical
 from rocketc.data.hashing import Hashed
 from rocketc.data.lists import CategoricalList
 from rocketc.errors import DataError

@@ -17,8 +17,8 @@ import numpy as np
 
 from rocketc.compiler.spec import DenseInput, IdxData, Spec
 from rocketc.data.base import Dataset, Split, describe, make_target
+from rocketc.data.dense import Dense
 from rocketc.data.encode import check_size, data_seed, spec_input
-from rocketc.data.features import Dense
 from rocketc.data.preprocess import Preprocessor, label_info
 from rocketc.errors import DataError
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from rocketc.compiler.spec import CategoricalInput, DenseInput, MovielensData, Spec
 from rocketc.data.base import Dataset, Split, describe, make_target, with_notes
+from rocketc.data.dense import Dense
 from rocketc.data.encode import group_ordered_split, ordered_split
-from rocketc.data.features import Bucket, Categorical, Dense, Floor, Prefix, Strip
+from rocketc.data.features import Bucket, Categorical, Floor, Prefix, Strip
 from rocketc.data.hashing import Hashed
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.errors import DataError, Diagnostic

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from rocketc.data.dense import Dense  # (also registers the feature kind)
 from rocketc.data.features import (
     CHUNK_ROWS,
     Categorical,
-    Dense,
     RowProblem,
     feature_from_dict,
     row_block,

@@ -29,8 +29,9 @@ from rocketc.compiler.spec import (
     Spec,
     TabularData,
 )
+from rocketc.data.dense import Dense
 from rocketc.data.encode import dense_feature, id_feature, spec_input
-from rocketc.data.features import Categorical, Dense, RowProblem, rows_error
+from rocketc.data.features import Categorical, RowProblem, rows_error
 from rocketc.data.fields import column_type, raw_columns
 from rocketc.data.hashing import BucketUse, Hashed, canonical_text
 from rocketc.data.lists import CategoricalList, ListLengths

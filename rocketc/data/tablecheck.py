@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from rocketc.compiler.spec import Spec, TabularData
+from rocketc.data.dense import Dense
 from rocketc.data.encode import check_weights
-from rocketc.data.features import Dense
 from rocketc.errors import DataError, Diagnostic
 
 

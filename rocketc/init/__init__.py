@@ -12,19 +12,14 @@ compiled before it is returned, so what `init` writes always passes `rocketc che
 from __future__ import annotations
 
 import difflib
-import json
-import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rocketc.backends.templating import environment
 from rocketc.compiler import compile_text
 from rocketc.data.csvread import read_csv
-from rocketc.data.stream import STREAM_BYTES
 from rocketc.errors import DataError, Diagnostic, RocketcError
 from rocketc.init.columns import (
     CATEGORICAL_MAX,
@@ -36,13 +31,11 @@ from rocketc.init.columns import (
     token_text,
     usable_name,
 )
+from rocketc.init.render import render
 
 SAMPLE_ROWS = 100_000
 COUNT_CAP = 1 << 21  # distinct values counted per column in the whole-file pass
 # The paper's Table 5 towers on its 576 shared features.
-PAPER_WIDTH = 576
-LIGHT_UNITS = (200, 80)
-BOOSTER_UNITS = (720, 360, 240, 180, 90)
 SOURCES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -110,7 +103,7 @@ def init_spec(
         total = _count_whole_file(path, source, columns, delimiter)
     if not any(c.feature for c in columns):
         raise DataError(f"{path}: no column can feed the model; see the reasons above")
-    text = _render(path, source, frame, total, columns, task, classes, named, name, out, dim, said)
+    text = render(path, source, frame, total, columns, task, classes, named, name, out, dim, said)
     try:
         compile_text(text, str(out))
     except RocketcError as exc:  # a bug in init, never the user's table
@@ -252,215 +245,3 @@ def _check_weight(series, path: Path) -> None:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _render(path, source, frame, total, columns, task, classes, named, name, out, dim, said):
-    features = [c for c in columns if c.feature]
-    ids = [c for c in features if c.role != "dense"]
-    dense = [c for c in features if c.role == "dense"]
-    taken = {c.name for c in columns}
-    layer_id = _Namer(taken)
-    inputs: list[tuple[str, str]] = []
-    for c in ids:
-        if c.role == "hashed":
-            size = f"hash_buckets: {_buckets(c.distinct)}"
-        else:
-            size = f"vocab: {c.distinct + 1}"
-        kind = "categorical_list" if c.role == "list" else "categorical"
-        extra = f", max_len: {c.max_len}" if c.role == "list" else ""
-        inputs.append((f"{{name: {c.name}, kind: {kind}, {size}{extra}}}", _why(c)))
-    numbers = layer_id("numbers") if dense else None
-    if dense:
-        prepared = [
-            f"{sum(1 for c in dense if c.transform)} log1p"
-            if any(c.transform for c in dense)
-            else "",
-            f"{sum(1 for c in dense if c.fill)} filled" if any(c.fill for c in dense) else "",
-        ]
-        steps = f" ({', '.join(p for p in prepared if p)} first)" if any(prepared) else ""
-        why = f"{len(dense)} number column(s), standardised on the train split{steps}"
-        inputs.append((f"{{name: {numbers}, kind: dense, shape: [{len(dense)}]}}", why))
-
-    width = len(ids) * dim + len(dense)
-    scale = width / PAPER_WIDTH
-    light_units = [max(4, round(u * scale)) for u in LIGHT_UNITS]
-    booster_units = [max(4, round(u * scale)) for u in BOOSTER_UNITS]
-    out_features = classes or 1
-    layers: list[tuple[str, str]] = []
-    reads = []
-    if ids:
-        fields = layer_id("fields")
-        names = _flow([c.name for c in ids], "    in: ")
-        layers.append(
-            (
-                f"shared: each categorical field embedded to {dim} (lists pooled by mean), "
-                f"concatenated: (B, {len(ids) * dim})",
-                f"id: {fields}\n    op: field_embeddings\n{names}\n    dim: {dim}\n"
-                "    role: shared",
-            )
-        )
-        reads.append(fields)
-    if dense:
-        reads.append(numbers)
-    bottom = reads[0]
-    if len(reads) > 1:
-        bottom = layer_id("features")
-        layers.append(
-            (
-                f"shared: the embeddings and the numbers side by side: (B, {width})",
-                f"{{id: {bottom}, op: concat, in: [{', '.join(reads)}], role: shared}}",
-            )
-        )
-    for role, units in (("light", light_units), ("booster", booster_units)):
-        tower, logit = layer_id(f"{role}_tower"), layer_id(f"{role}_logit")
-        shape = " x ".join(map(str, [width, *units]))
-        layers.append(
-            (
-                f"{role} tower: {shape} -> {out_features}",
-                f"{{id: {tower}, op: mlp, in: {bottom}, units: {list(units)}, role: {role}}}",
-            )
-        )
-        layers.append(
-            (
-                f"{role} logit{'s' if out_features > 1 else ''}",
-                f"{{id: {logit}, op: linear, in: {tower}, out_features: {out_features}, "
-                f"role: {role}}}",
-            )
-        )
-    ignored = [c for c in columns if c.role == "ignore"]
-    pad = max((len(c.name) for c in ignored), default=0)
-    rows = len(frame)
-    view = {
-        "name": name or _identifier(path.stem),
-        "file": path.name,
-        "command": _command(path, named, name, out, said),
-        "rows_read": f"the first {rows:,} rows" if rows != total else f"all {rows:,} rows",
-        "sizing": (
-            "vocabularies counted over them"
-            if rows == total
-            else f"vocabularies counted over all {total:,} rows"
-        ),
-        "summary": _summary(features),
-        "width": width,
-        "light_text": " x ".join(map(str, [width, *light_units])),
-        "booster_text": " x ".join(map(str, [width, *booster_units])),
-        "out": str(out),
-        "ignored": [f"{c.name.ljust(pad)}  {c.reason}" for c in ignored],
-        "description": json.dumps(f"{path.name}: {_summary(features)}; written by rocketc init"),
-        "task": task,
-        "num_classes": classes,
-        "inputs": _aligned(inputs),
-        "layers": layers,
-        "light_head": layer_id.made["light_logit"],
-        "booster_head": layer_id.made["booster_logit"],
-        "epochs": 5,
-        "batch_size": 512 if total >= 20_000 else 128,
-        "source": source,
-        "path": json.dumps(str(path)),
-        "label": named["label"],
-        "group": named["group"],
-        "weight": named["weight"],
-        "categorical": _flow([c.name for c in ids], "  categorical: "),
-        "dense": _dense(numbers, dense, streamed=path.stat().st_size > STREAM_BYTES),
-        "delimiter": json.dumps(_delimiter(columns)) if _delimiter(columns) else None,
-    }
-    return environment().get_template("init_spec.yaml.jinja2").render(**view)
-
-
-class _Namer:
-    """Layer and input ids that no column name takes (inputs and layers share one namespace)."""
-
-    def __init__(self, taken: set[str]):
-        self.taken = set(taken)
-        self.made: dict[str, str] = {}
-
-    def __call__(self, want: str) -> str:
-        got = want
-        while got in self.taken:
-            got += "_"
-        self.taken.add(got)
-        self.made[want] = got
-        return got
-
-
-def _dense(numbers: str | None, dense: list[Column], streamed: bool) -> str | None:
-    """The data section's `dense:` value: a flow list of names, or one line per column when a
-    column has a fill or a transform. A streamed table takes a number as its fill (its one pass
-    cannot take a median first): the sample's median."""
-    if not dense:
-        return None
-    if not any(c.fill or c.transform for c in dense):
-        return f" {{{numbers}: [{', '.join(c.name for c in dense)}]}}"
-    lines = [f"\n    {numbers}:"]
-    for c in dense:
-        settings = [f"column: {c.name}"]
-        if c.transform:
-            settings.append(f"transform: {c.transform}")
-        if c.fill:
-            settings.append(f"fill: {c.median:.6g}" if streamed else f"fill: {c.fill}")
-        entry = f"{{{', '.join(settings)}}}" if len(settings) > 1 else c.name
-        why = (
-            "  # the sample's median: a streamed table fills with a number"
-            if (c.fill and streamed)
-            else ""
-        )
-        lines.append(f"\n      - {entry}{why}")
-    return "".join(lines)
-
-
-def _buckets(distinct: int) -> int:
-    """Twice the distinct values, up to a power of two: about 1 value in 4 shares a bucket."""
-    return int(min(max(1 << int(np.ceil(np.log2(max(2 * distinct, 2)))), 1024), 1 << 22))
-
-
-def _why(c: Column) -> str:
-    also = " (also the GAUC group)" if "group" in c.also else ""
-    return f"{c.reason}{also}"
-
-
-def _aligned(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    pad = max((len(line) for line, _ in lines), default=0)
-    return [(line.ljust(pad), why) for line, why in lines]
-
-
-def _summary(features: list[Column]) -> str:
-    counts = {}
-    for c in features:
-        counts[c.role] = counts.get(c.role, 0) + 1
-    words = {"categorical": "categorical", "hashed": "hashed id", "list": "list", "dense": "number"}
-    return ", ".join(
-        f"{n} {words[role]}{'s' if n > 1 and role != 'categorical' else ''}"
-        for role, n in counts.items()
-    )
-
-
-def _delimiter(columns: list[Column]) -> str | None:
-    """The delimiter of the text lists among the features (one for the whole table)."""
-    return next((c.delimiter for c in columns if c.role == "list" and c.delimiter), None)
-
-
-def _command(path: Path, named: dict, name: str | None, out, said: dict[str, str]) -> str:
-    flags = " ".join(f"--{k} {v}" for k, v in {**named, "name": name}.items() if v is not None)
-    by_role: dict[str, list[str]] = {}
-    for column, role in said.items():
-        by_role.setdefault(role, []).append(column)
-    flags += "".join(
-        f" --{role} {','.join(by_role[role])}" for role in OVERRIDES if role in by_role
-    )
-    words = f"rocketc init --data {path} {flags} -o {out}"
-    return " \\\n#     ".join(textwrap.wrap(words, 90, break_on_hyphens=False))
-
-
-def _flow(names: list[str], lead: str) -> str:
-    """`lead` then a YAML flow list of `names`, wrapped under its bracket at 100 columns."""
-    lines = textwrap.wrap(
-        ", ".join(names),
-        100 - len(lead) - 1,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    indent = "\n" + " " * (len(lead) + 1)
-    return f"{lead}[{indent.join(lines)}]"
-
-
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W", "_", text)
-    return name if re.match(r"[A-Za-z_]", name) else f"t_{name}"

@@ -18,6 +18,7 @@ from typing import Any
 from scipy import stats
 
 from rocketc.data import Dataset
+from rocketc.experiments.stats import paired_interval
 from rocketc.experiments.tune.runs import Diverged, score_on_test, train_once
 from rocketc.train.generated import Generated
 
@@ -130,18 +131,6 @@ def seeds_to_resolve(
         if (t_level + t_power) * spread / math.sqrt(n) < mean:
             return n
     return None
-
-
-def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of the paired differences and its two-sided Student-t interval."""
-    n = len(diffs)
-    if not all(math.isfinite(d) for d in diffs):  # a run that did not train: no estimate
-        return float("nan"), float("nan"), float("nan")
-    mean = statistics.fmean(diffs)
-    if n < 2:
-        return mean, float("-inf"), float("inf")
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 def run_verdict(

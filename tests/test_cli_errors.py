@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
-from tiny_runs import write_tiny
 from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_file
 from rocketc.train.run import train_run
+from tests.helpers.tiny_runs import write_tiny
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 (lives for the session)
 

@@ -1,5 +1,5 @@
 """Run under torchrun by tests/test_distributed.py: `python -m torch.distributed.run
---standalone --nproc-per-node 2 tests/ddp_checks.py OUT.json`.
+--standalone --nproc-per-node 2 tests/helpers/ddp_checks.py OUT.json`.
 
 Joins the process group the way `rocketc train` does (`distributed.joined`), then measures what
 only a real group can show: shards gathered back in row order, means and broadcasts across
@@ -25,7 +25,7 @@ from rocketc.train.generated import load_generated
 
 QUICKSTART = embedded_spec("quickstart")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file is tests/helpers/)
 SPECS = {  # name -> (spec file or None for the embedded quickstart, --set overrides)
     "quickstart": (None, []),
     "quickstart_shared": (None, ["loss.gradient_block=shared"]),

@@ -15,22 +15,20 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from tiny_runs import write_tiny
 
 from rocketc.compiler import compile_file
 from rocketc.compiler.load import load_file
 from rocketc.compiler.overrides import apply_overrides
 from rocketc.compiler.pipeline import compile_source
-from rocketc.data.features import Dense
 from rocketc.errors import RocketcError, TrainError
 from rocketc.train import checkpoint, rundir
 from rocketc.train.run import TrainRecipe, train_run
+from tests.helpers.tiny_runs import write_tiny
 
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115 (lives for the session)
 
@@ -335,29 +333,3 @@ def test_export_failure_keeps_the_weights_and_resume_exports_them(tmp_path, monk
     assert checkpoint.load(run / "checkpoint.pt", "")["epoch"] == trained["epoch"]  # no training
     assert result.report["onnx_max_abs_diff"] < 1e-4 and (run / "light.onnx").exists()
     assert rundir.read_manifest(run)["state"] == "complete"
-
-
-# --- standardisation of huge finite values ---------------------------------------------------
-def test_a_huge_finite_value_no_longer_zeroes_its_column():
-    frame = {"a": np.array([1.0, 2.0, 1e300, 3.0]), "b": np.array([1.0, 2.0, 3.0, 4.0])}
-    with np.errstate(all="raise"):
-        feature = Dense("x", (2,), columns=["a", "b"]).fit(frame)
-        x, problems = feature.encode(frame)
-    assert not problems and np.isfinite(feature.std).all()
-    assert np.unique(x[:, 0]).size == 2  # the outlier stands out; the rest are not zero
-    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-6)
-    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-6)
-
-
-def test_ordinary_columns_standardise_to_the_same_bits_as_before():
-    rng = np.random.default_rng(0)
-    for values in (rng.normal(size=50) * 1e-3, rng.normal(size=20000) * 1e9 + 5):
-        feature = Dense("x", (1,), columns=["a"]).fit({"a": values})
-        assert feature.mean[0] == values.mean() or len(values) > 8192
-        np.testing.assert_allclose(feature.std[0], values.std(), rtol=1e-12)
-
-
-def test_values_beyond_float64_headroom_are_refused_naming_the_column():
-    frame = {"a": np.array([1.0, 2.0]), "price": np.array([1.0, 1.7e308])}
-    with pytest.raises(RocketcError, match=r"price: values as large as 1\.7e\+308"):
-        Dense("x", (2,), columns=["a", "price"]).fit(frame)

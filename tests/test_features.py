@@ -1,4 +1,5 @@
-"""Dense columns with a `fill` for missing values and a `log1p` transform, served as trained.
+"""Dense features (`rocketc.data.features.Dense`): standardisation that survives huge values, a
+`fill` for missing values and a `log1p` transform, served as trained.
 
 `{column: NAME, transform: log1p, fill: median}` in `data.dense`: a missing value takes the fill
 (a number, zero, or the train split's mean or median, fitted once and saved as the number), then
@@ -17,9 +18,9 @@ import pytest
 
 from rocketc.compiler import compile_text
 from rocketc.data import load_data
-from rocketc.data.features import Dense
+from rocketc.data.dense import Dense
 from rocketc.data.preprocess import Preprocessor
-from rocketc.errors import DataError, SpecError
+from rocketc.errors import DataError, RocketcError, SpecError
 from rocketc.init import init_spec
 
 SPEC = """\
@@ -156,3 +157,29 @@ def test_init_proposes_log1p_for_a_long_tail_and_a_median_fill(tmp_path):
     assert "- {column: gains, transform: log1p, fill: median}" in result.text
     assert {c.name: c.role for c in result.columns}["hours"] == "categorical"  # 50 codes
     assert load_data(compile_text(result.text).spec).preprocess.features[-1].fill
+
+
+# --- standardisation of huge finite values ---------------------------------------------------
+def test_a_huge_finite_value_no_longer_zeroes_its_column():
+    frame = {"a": np.array([1.0, 2.0, 1e300, 3.0]), "b": np.array([1.0, 2.0, 3.0, 4.0])}
+    with np.errstate(all="raise"):
+        feature = Dense("x", (2,), columns=["a", "b"]).fit(frame)
+        x, problems = feature.encode(frame)
+    assert not problems and np.isfinite(feature.std).all()
+    assert np.unique(x[:, 0]).size == 2  # the outlier stands out; the rest are not zero
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-6)
+
+
+def test_ordinary_columns_standardise_to_the_same_bits_as_before():
+    rng = np.random.default_rng(0)
+    for values in (rng.normal(size=50) * 1e-3, rng.normal(size=20000) * 1e9 + 5):
+        feature = Dense("x", (1,), columns=["a"]).fit({"a": values})
+        assert feature.mean[0] == values.mean() or len(values) > 8192
+        np.testing.assert_allclose(feature.std[0], values.std(), rtol=1e-12)
+
+
+def test_values_beyond_float64_headroom_are_refused_naming_the_column():
+    frame = {"a": np.array([1.0, 2.0]), "price": np.array([1.0, 1.7e308])}
+    with pytest.raises(RocketcError, match=r"price: values as large as 1\.7e\+308"):
+        Dense("x", (2,), columns=["a", "price"]).fit(frame)
