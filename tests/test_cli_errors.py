@@ -158,3 +158,18 @@ def test_a_damaged_run_json(tiny, run, tmp_path):
     shutil.copytree(run, copy)
     (copy / "run.json").write_text('{"state": "tr')
     fails(["train", tiny, "-o", copy, "--resume"], "run.json: is damaged")
+
+
+@pytest.mark.parametrize("width", ["100000000000", "9" * 400])
+def test_check_refuses_what_train_could_not_hold(tmp_path, repo_root, width):
+    """`check` applies train's memory budget: a 10^11-wide or 400-digit layer is a positioned
+    error there (it passed check and crashed train with an OverflowError, issue 21)."""
+    text = (repo_root / "specs" / "quickstart.yaml").read_text(encoding="utf-8")
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(text.replace("units: [32]", f"units: [{width}]", 1), encoding="utf-8")
+    for command in (["check", str(spec)], ["train", str(spec), "-o", str(tmp_path / "run")]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert f"{spec}:23:5: training this model needs " in result.stderr
+        assert "layer 'light_hidden' alone holds" in result.stderr
+        assert "Traceback" not in result.output

@@ -10,6 +10,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -222,3 +223,36 @@ def test_resume_refuses_a_best_file_from_another_run(tmp_path):
         Scripted(quickstart(5), tmp_path, console=QUIET, resume=True, script=SCRIPT).run(
             launch=False
         )
+
+
+# --- a validation split the metric cannot score is refused before training ---------------------
+def _split(target, group=None):
+    from rocketc.data.base import Split
+
+    target = np.asarray(target, dtype=np.float32)
+    inputs = {"x": np.zeros((len(target), 1), np.float32)}
+    return Split(inputs, target, None if group is None else np.asarray(group), None, None)
+
+
+@pytest.mark.parametrize(
+    ("metric", "target", "group", "problem"),
+    [
+        ("auc", [1, 1, 1], None, "no negative one: its auc is undefined"),
+        ("auc", [0], None, "no positive one: its auc is undefined"),
+        ("gauc", [1, 0, 1, 0], [1, 2, 3, 4], "no group with a positive and a negative row"),
+        ("accuracy", [], None, "has no rows"),
+    ],
+)
+def test_a_split_its_metric_cannot_score_is_refused(metric, target, group, problem):
+    from rocketc.train.select import check_scorable
+
+    with pytest.raises(TrainError, match=problem) as caught:
+        check_scorable(Selection(metric), _split(target, group))
+    assert "data.val_fraction" in str(caught.value)
+
+
+def test_a_split_with_both_classes_is_scorable():
+    from rocketc.train.select import check_scorable
+
+    check_scorable(Selection("gauc"), _split([1, 0, 1, 0], [1, 1, 2, 3]))
+    check_scorable(Selection("accuracy"), _split([2]))

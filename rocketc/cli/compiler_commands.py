@@ -27,13 +27,17 @@ def check(
         typer.Argument(exists=True, dir_okay=False, readable=True, help="Spec YAML file(s)."),
     ],
 ) -> None:
-    """Validate spec(s): schema, graph, shapes. Prints each net's size; writes nothing."""
+    """Validate spec(s): schema, graph, shapes, and that training fits in this machine's
+    memory. Prints each net's size; writes nothing."""
     from rocketc.compiler import compile_file
+    from rocketc.train.budget import check_fits  # no torch: the estimate is the graph's
 
     failed: list[RocketcError] = []
     for path in specs:
         try:
             compiled = compile_file(path)
+            # The same limit as `train`: a model no memory here could hold is refused now.
+            check_fits(compiled, compiled.spec.train.batch_size)
         except RocketcError as exc:
             failed.append(exc)
             continue

@@ -20,6 +20,7 @@ from rocketc.errors import Diagnostic, TrainError
 
 PARAM_BYTES = 4 * 4  # float32 weights, gradients, Adam's exp_avg and exp_avg_sq
 VALUE_BYTES = 4 * 2  # float32 output, and the copy autograd keeps for backward
+HUGE = 1024**6 * 10**6  # bytes past any machine (and past what a float prints as a size)
 
 
 def memory_bytes() -> int | None:
@@ -50,13 +51,14 @@ def check_fits(compiled: Compiled, batch_size: int, available: int | None = None
     where = ("layers" if attrs["kind"] == "layer" else "inputs", attrs["index"])
     file, pos = compiled.source.source_map.where(where)
     what = (
-        f"layer '{worst}' alone holds {attrs.get('params', 0):,} parameters"
+        f"layer '{worst}' alone holds {_count(attrs.get('params', 0))} parameters"
         if attrs.get("params", 0) * PARAM_BYTES >= costs[worst] // 2
-        else f"'{worst}' gives {math.prod(attrs['type'].shape):,} values per example"
+        else f"'{worst}' gives {_count(math.prod(attrs['type'].shape))} values per example"
     )
+    needs = "more memory than any machine has" if need >= HUGE else f"about {_size(need)} of memory"
     message = (
-        f"training this model needs about {_size(need)} of memory (batch {batch_size:,}), more "
-        f"than this machine's {_size(available)}: {what}; make it smaller"
+        f"training this model needs {needs} (batch {batch_size:,}), more than this machine's "
+        f"{_size(available)}: {what}; make it smaller"
     )
     raise TrainError([Diagnostic(message, file, pos)])
 
@@ -78,7 +80,12 @@ def allocating(compiled: Compiled) -> Iterator[None]:
         raise TrainError([Diagnostic(message, compiled.file)]) from None
 
 
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**18 else f"about 10^{len(str(n)) - 1}"
+
+
 def _size(n: float) -> str:
+    n = float(n)
     unit = "B"
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1024 or unit == "PB":

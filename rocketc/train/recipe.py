@@ -33,7 +33,7 @@ from rocketc.train.batches import score_nets, train_loader
 from rocketc.train.generated import Generated
 from rocketc.train.history import summary_line
 from rocketc.train.result import RunResult
-from rocketc.train.select import selection_for
+from rocketc.train.select import check_scorable, selection_for
 
 __all__ = ["Diverged", "Part", "Recipe", "whole"]
 
@@ -120,6 +120,7 @@ class Recipe:
             self.data.train, self.spec.train.batch_size, self.shuffle, weighted
         )
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
+        check_scorable(self.selection, self.data.val)
 
     def load_code(self) -> Generated:
         """The generated model.py/train.py this run executes (`TrainRecipe` renders them)."""

@@ -42,7 +42,7 @@ from rocketc.train.history import NETS, final_table, plot, write_history
 from rocketc.train.recipe import Diverged, Recipe
 from rocketc.train.report import launch_light_net
 from rocketc.train.result import RunResult
-from rocketc.train.select import selection_for
+from rocketc.train.select import check_scorable, selection_for
 
 __all__ = [
     "RunResult",
@@ -139,7 +139,7 @@ class TrainRecipe(Recipe):
         """The splits, the batch order (its own generator, so a resume replays it) and the
         selection metric (its default depends on the data: GAUC needs groups)."""
         if self.data is None:
-            self.data = load_data(self.spec)
+            self.data = load_data(self.spec, self.compiled.source)
         self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
         train, size = self.data.train, self.spec.train.batch_size
         weighted = self.spec.sample_weighted
@@ -157,6 +157,7 @@ class TrainRecipe(Recipe):
         else:  # in memory, or a streamed table read again every epoch
             self.train_loader = train_loader(train, size, self.shuffle, weighted)
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
+        check_scorable(self.selection, self.data.val)
 
     def setup_run_dir(self) -> None:
         """Fingerprint the run. A resume must match run.json and have a sound checkpoint, else

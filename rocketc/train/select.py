@@ -89,3 +89,30 @@ def selection_for(compiled: Compiled, grouped: bool) -> Selection:
         message = "train.select.metric: gauc needs data with groups (a group column); use auc"
         raise TrainError([Diagnostic(message, file, pos)])
     return Selection(metric, select.patience)
+
+
+def check_scorable(selection: Selection, split, name: str = "validation") -> None:
+    """Refuse, before training, a split on which the selection metric is undefined: every
+    epoch would score NaN and the shipped epoch would be chosen on nothing."""
+    import numpy as np
+
+    target = np.asarray(split.target)
+    rows = len(target)
+    problem = None
+    if rows == 0:
+        problem = "has no rows"
+    elif selection.metric in ("auc", "gauc"):
+        positives = int((target > 0.5).sum())
+        if positives in (0, rows):
+            which = "positive" if positives == 0 else "negative"
+            problem = f"has {rows:,} row(s) and no {which} one: its {selection.metric} is undefined"
+        elif selection.metric == "gauc" and split.group is not None:
+            group = np.asarray(split.group)
+            both = np.intersect1d(group[target > 0.5], group[target <= 0.5])
+            if both.size == 0:
+                problem = "has no group with a positive and a negative row: its gauc is undefined"
+    if problem is not None:
+        raise TrainError(
+            f"the {name} split {problem}; give it more rows (data.val_fraction, data.val_size) "
+            "or select on another metric (train.select.metric)"
+        )
