@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -84,8 +85,10 @@ def reference_scores(run, rows: pd.DataFrame) -> np.ndarray:
 # --- the bundle ---------------------------------------------------------------------------
 def test_bundle_records_preprocessing_versions_and_model_hash(ctr_run):
     bundle = json.loads((ctr_run / "preprocess.json").read_text())
-    digest = hashlib.sha256((ctr_run / "light.onnx").read_bytes()).hexdigest()
-    assert bundle["light_onnx_sha256"] == digest
+    for name in ("light.onnx", "report.json"):  # everything predict and serve read
+        digest = hashlib.sha256((ctr_run / name).read_bytes()).hexdigest()
+        assert bundle["manifest"][name] == digest
+    assert bundle["sha256"] == bundle_module.digest_of_document(bundle)
     assert set(bundle["versions"]) == {"rocketc", "onnx", "onnx_opset", "onnxruntime"}
     assert bundle["spec"] == {"name": "ctr_serving", "version": 1, "task": "binary"}
     assert bundle["fields"] == {
@@ -102,25 +105,107 @@ def test_bundle_records_preprocessing_versions_and_model_hash(ctr_run):
     assert bundle["label"]["output"] == "probability that 'clicked' is 1"
 
 
-def test_tampered_model_is_refused(ctr_run, tmp_path):
-    for name in ("light.onnx", "preprocess.json"):
-        shutil.copy(ctr_run / name, tmp_path / name)
-    with open(tmp_path / "light.onnx", "ab") as f:
-        f.write(b"\0")
-    with pytest.raises(BundleError, match="does not match"):
-        load_bundle(tmp_path)
-    for command in (["predict", str(tmp_path), "--data", str(tmp_path / "light.onnx")],
-                    ["serve", str(tmp_path), "--port", "1"]):  # fmt: skip
+def copy_bundle(run: Path, to: Path) -> Path:
+    to.mkdir(exist_ok=True)
+    for name in ("light.onnx", "preprocess.json", "report.json"):
+        shutil.copy(run / name, to / name)
+    return to
+
+
+def rewrite_bundle(run: Path, edit) -> None:
+    """Edit preprocess.json and redo its own digest, as a bug (or a careful hand) would."""
+    bundle = json.loads((run / "preprocess.json").read_text())
+    edit(bundle)
+    bundle["sha256"] = bundle_module.digest_of_document(bundle)
+    (run / "preprocess.json").write_text(json.dumps(bundle))
+
+
+def assert_refused(run: Path, match: str) -> None:
+    """load_bundle, predict and serve each refuse the run in one line, exit 1, no traceback."""
+    with pytest.raises(BundleError, match=match):
+        load_bundle(run)
+    for command in (["predict", str(run), "--data", str(run / "light.onnx")],
+                    ["serve", str(run), "--port", "1"]):  # fmt: skip
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 1, result.output
-        assert "does not match" in result.stderr and "Traceback" not in result.output
+        assert "Traceback" not in result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert re.search(match, lines[0]), lines
+
+
+def test_tampered_model_is_refused(ctr_run, tmp_path):
+    copy_bundle(ctr_run, tmp_path)
+    with open(tmp_path / "light.onnx", "ab") as f:
+        f.write(b"\0")
+    assert_refused(tmp_path, "light.onnx: SHA-256 .* does not match")
+
+
+def test_every_file_predict_and_serve_read_is_covered_by_the_manifest(ctr_run, tmp_path):
+    """An edited vocabulary or mean, a corrupt report.json, a stripped manifest: refused."""
+    run = copy_bundle(ctr_run, tmp_path / "vocabulary")
+    text = (run / "preprocess.json").read_text()
+    (run / "preprocess.json").write_text(text.replace('"lille"', '"lima"', 1))
+    assert_refused(run, "preprocess.json: its contents do not match the SHA-256")
+    run = copy_bundle(ctr_run, tmp_path / "mean")
+    bundle = json.loads(text)
+    numeric = next(i for i in bundle["inputs"] if i["input"] == "numeric")
+    numeric["mean"][0] += 1.0
+    (run / "preprocess.json").write_text(json.dumps(bundle))
+    assert_refused(run, "preprocess.json: its contents do not match")
+    run = copy_bundle(ctr_run, tmp_path / "report")
+    (run / "report.json").write_text('{"test": {"auc": 0.9')  # torn
+    assert_refused(run, "report.json: SHA-256 .* does not match")
+    (run / "report.json").unlink()
+    assert_refused(run, "report.json: missing; preprocess.json's manifest lists it")
+    run = copy_bundle(ctr_run, tmp_path / "garbage")
+    (run / "preprocess.json").write_bytes(b"\xff\xfe{not json")
+    assert_refused(run, "preprocess.json: not readable JSON")
+    run = copy_bundle(ctr_run, tmp_path / "old")  # a bundle of rocketc before the manifest
+    rewrite_bundle(run, lambda b: b.pop("manifest"))
+    assert_refused(run, "without a manifest.*re-export the run: rocketc train SPEC .*--resume")
+    run = copy_bundle(ctr_run, tmp_path / "escape")  # the manifest never names other paths
+    rewrite_bundle(run, lambda b: b["manifest"].update({"../../etc/passwd": "0" * 64}))
+    assert_refused(run, "its manifest must list light.onnx")
+
+
+def test_bundle_that_does_not_fit_its_model_is_refused_at_load(ctr_run, tmp_path):
+    """Digests redone: the model itself still refuses ids past its tables and other widths."""
+
+    def feature(name):
+        return lambda b: next(i for i in b["inputs"] if i["input"] == name)
+
+    def more_cities(b):  # 20 cities and vocab 32: past the model's 8-row table
+        city = feature("city")(b)
+        city["vocab"], city["vocabulary"] = 32, [f"c{k:02d}" for k in range(20)]
+
+    def too_many_cities(b):
+        feature("city")(b)["vocabulary"] = [f"c{k:02d}" for k in range(9)]
+
+    def wider_mean(b):
+        feature("numeric")(b)["mean"] = [0.0, 0.0, 0.0]
+
+    def wider_dense(b):
+        numeric = feature("numeric")(b)
+        numeric["shape"], numeric["columns"] = [3], ["price", "age", "user"]
+
+    cases = [
+        (more_cities, "light.onnx: input 'city': .*ids up to 20, but the model's embedding table "
+         "for it has 8 rows"),
+        (too_many_cities, "preprocess.json: input 'city': 9 vocabulary values give ids up to 9, "
+         "beyond its vocab of 8"),
+        (wider_mean, "preprocess.json: input 'numeric': mean holds 3 values; the input has 2"),
+        (wider_dense, r"light.onnx: input 'numeric': the model takes shape \[2\]"),
+    ]  # fmt: skip
+    for k, (edit, match) in enumerate(cases):
+        run = copy_bundle(ctr_run, tmp_path / str(k))
+        rewrite_bundle(run, edit)
+        assert_refused(run, match)
 
 
 def test_bundle_of_another_model_is_refused(ctr_run, tmp_path):
-    shutil.copy(ctr_run / "light.onnx", tmp_path / "light.onnx")
-    bundle = json.loads((ctr_run / "preprocess.json").read_text())
-    bundle["inputs"][0]["input"] = "visitor"  # the hash matches; the inputs do not
-    (tmp_path / "preprocess.json").write_text(json.dumps(bundle))
+    copy_bundle(ctr_run, tmp_path)
+    rewrite_bundle(tmp_path, lambda b: b["inputs"][0].update(input="visitor"))
     with pytest.raises(BundleError, match="differ from the bundle's"):
         load_bundle(tmp_path)
     (tmp_path / "preprocess.json").unlink()

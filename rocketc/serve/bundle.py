@@ -1,9 +1,15 @@
-"""The serving bundle of a run: `light.onnx` + `preprocess.json`, checked, and scoring with it.
+"""The serving bundle of a run: `light.onnx` + `preprocess.json` (+ `report.json`), checked.
 
-`write_bundle` (called by the export step) writes preprocess.json: the fitted preprocessing of
-every input, what the label means, the spec/rocketc/onnx versions and the SHA-256 of light.onnx.
-`load_bundle` refuses a bundle whose light.onnx does not have that hash, or whose inputs do not
-match the model's, so a server never scores with preprocessing fitted for another model.
+`write_bundle` (the export step's last write) writes preprocess.json: the fitted preprocessing of
+every input, what the label means, the spec/rocketc/onnx versions, and the bundle's manifest: the
+SHA-256 of every other file `predict` and `serve` read (light.onnx, report.json), plus its own
+SHA-256 over the rest of preprocess.json. `load_bundle` checks them all before anything else, so
+an edited vocabulary, mean or model, a torn or foreign file is refused with one line naming the
+file; then it holds the preprocessing against the model (consistency.py). Written last, the
+manifest makes an interrupted export a run without a servable bundle, never a half-new one.
+
+These are checksums, not signatures: whoever can write the run directory can write matching
+digests. They catch damage and edits made without rocketc, not an attacker with write access.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from rocketc import __version__
-from rocketc.data.preprocess import Preprocessor
+from rocketc.data.preprocess import Preprocessor, dumps_json
 from rocketc.errors import BundleError
+from rocketc.serve.consistency import check_consistency
 
 BUNDLE = "preprocess.json"
 MODEL = "light.onnx"
 REPORT = "report.json"
+MANIFEST_FORMAT = 2  # preprocess.json's "bundle": 1 (no manifest, rocketc before it), 2
+COVERED = (MODEL, REPORT)  # what the manifest may list: never a path taken from the file
 SCORE_ROWS = 4096  # rows per onnxruntime call (see Bundle.predict)
 _DTYPES = {
     "dense": "tensor(float)",
@@ -41,8 +50,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def digest_of_document(data: dict[str, Any]) -> str:
+    """preprocess.json's own SHA-256: of its JSON without the "sha256" key, keys sorted."""
+    rest = {k: v for k, v in data.items() if k != "sha256"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Path:
-    """Write run_dir/preprocess.json for the run's light.onnx (already exported)."""
+    """Write run_dir/preprocess.json for the run's light.onnx and report.json (already written):
+    the manifest covers every file of COVERED that is there."""
     import onnx
     import onnxruntime
 
@@ -52,7 +69,10 @@ def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Pa
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     header = {
         "model": MODEL,
-        "light_onnx_sha256": sha256(model_path),
+        "bundle": MANIFEST_FORMAT,
+        "manifest": {
+            name: sha256(run_dir / name) for name in COVERED if (run_dir / name).is_file()
+        },
         "spec": {"name": spec.name, "version": spec.version, "task": spec.task},
         "versions": {
             "rocketc": __version__,
@@ -62,8 +82,10 @@ def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Pa
         },
     }
     path = run_dir / BUNDLE
+    data = json.loads(preprocess.dumps(header))
+    data["sha256"] = digest_of_document(data)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(preprocess.dumps(header), encoding="utf-8")
+    tmp.write_text(dumps_json(data) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -111,6 +133,7 @@ class Bundle:
 
 def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:
     """Load and check run_dir's bundle; BundleError says what is wrong and what to do."""
+    import onnx
     import onnxruntime as ort
 
     run_dir = Path(run_dir)
@@ -121,34 +144,79 @@ def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:
                 f"{needed}: missing; a run directory written by `rocketc train` holds "
                 f"{MODEL} and {BUNDLE} (retrain, or re-run the export)"
             )
+    data = _read_json(path)
+    _check_manifest(run_dir, path, data)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         preprocess = Preprocessor.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise BundleError(
             f"{path}: not a readable {BUNDLE} ({type(exc).__name__}: {exc})"
         ) from None
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # noqa: BLE001 (onnx/onnxruntime raise many types for a bad model)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BundleError(f"{model_path}: onnxruntime cannot load it: {first}") from None
+    _check_inputs(model_path, session, preprocess)
+    check_consistency(path, model_path, model, preprocess)
+    report = None
+    if REPORT in data["manifest"]:
+        report = _read_json(run_dir / REPORT)
+    header = {k: data[k] for k in ("model", "manifest", "spec", "versions") if k in data}
+    return Bundle(run_dir, preprocess, header, session, threads, report)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`, or a BundleError naming the file (never a traceback)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BundleError(f"{path}: not readable JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: not a JSON object")
+    return data
+
+
+def _check_manifest(run_dir: Path, path: Path, data: dict[str, Any]) -> None:
+    """preprocess.json's own digest, then every file its manifest lists."""
     if data.get("format") != 1:
         raise BundleError(f"{path}: bundle format {data.get('format')!r}; this rocketc reads 1")
-    want, got = data.get("light_onnx_sha256"), sha256(model_path)
-    if want != got:
+    if "manifest" not in data:
+        made = (data.get("versions") or {}).get("rocketc", "an older rocketc")
         raise BundleError(
-            f"{model_path}: SHA-256 {got[:16]}... does not match the {want and want[:16]}... "
-            f"recorded in {BUNDLE}; the model was changed after training, so its preprocessing "
-            "cannot be trusted: re-export the run or retrain"
+            f"{path}: written by rocketc {made} without a manifest, so its preprocessing cannot "
+            "be checked; re-export the run: rocketc train SPEC -o "
+            f"{run_dir} --resume (exports again without training)"
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    _check_inputs(model_path, session, preprocess)
-    report = None
-    if (run_dir / REPORT).is_file():
-        report = json.loads((run_dir / REPORT).read_text(encoding="utf-8"))
-    header = {k: data[k] for k in ("model", "light_onnx_sha256", "spec", "versions") if k in data}
-    return Bundle(run_dir, preprocess, header, session, threads, report)
+    manifest = data["manifest"]
+    if data.get("sha256") != digest_of_document(data):
+        raise BundleError(
+            f"{path}: its contents do not match the SHA-256 recorded in it: the file was edited "
+            "or damaged after export; re-export the run (rocketc train SPEC -o "
+            f"{run_dir} --resume) or retrain"
+        )
+    if not isinstance(manifest, dict) or MODEL not in manifest or set(manifest) - set(COVERED):
+        raise BundleError(f"{path}: its manifest must list {MODEL} (and only {COVERED})")
+    for name, want in manifest.items():
+        file = run_dir / name
+        if not file.is_file():
+            raise BundleError(f"{file}: missing; {BUNDLE}'s manifest lists it")
+        got = sha256(file)
+        if got != want:
+            raise BundleError(
+                f"{file}: SHA-256 {got[:16]}... does not match the {str(want)[:16]}... "
+                f"recorded in {BUNDLE}; the file was changed after export, so the bundle cannot "
+                f"be trusted: re-export the run (rocketc train SPEC -o {run_dir} --resume) or "
+                "retrain"
+            )
 
 
 def _check_inputs(model_path: Path, session: Any, preprocess: Preprocessor) -> None:

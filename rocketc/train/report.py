@@ -94,7 +94,6 @@ def _launch(
     _check_no_booster(light, program.state_dict)
     onnx_diff = export_onnx(light, rows, names, out_dir / "light.onnx")
     console.print(f"exported light.pt2 and light.onnx (onnxruntime max |diff| {onnx_diff:.2e})")
-    _write_serving_bundle(compiled, data, out_dir, console)
 
     with tempfile.TemporaryDirectory() as tmp:
         booster_onnx = Path(tmp) / "booster.onnx"
@@ -134,6 +133,9 @@ def _launch(
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text(render_markdown(report))
+    # Last: preprocess.json's manifest covers light.onnx and report.json as written above, so an
+    # export cut short leaves no servable bundle rather than one that mixes runs.
+    _write_serving_bundle(compiled, data, out_dir, console)
     console.print(f"report: {out_dir / 'report.md'}")
     return report
 
@@ -145,7 +147,11 @@ def _write_serving_bundle(compiled: Compiled, data: Dataset, out_dir: Path, cons
 
     preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
     path = write_bundle(out_dir, preprocess, compiled.spec)
-    console.print(f"wrote {path}: light.onnx + this is all predict/serve read", soft_wrap=True)
+    console.print(
+        f"wrote {path}: with light.onnx and report.json, all predict/serve read (their SHA-256 "
+        "in its manifest)",
+        soft_wrap=True,
+    )
 
 
 def _rows(split: Split, n: int) -> tuple[torch.Tensor, ...]:
