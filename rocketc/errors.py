@@ -22,6 +22,17 @@ class Diagnostic:
     message: str
     file: str | None = None
     pos: Position | None = None
+    # The spec path it is about (("inputs", 3)), for a stage that does not hold the spec's
+    # text, such as a data loader: whoever holds it fills in file and pos (`placed`).
+    at: tuple = ()
+
+    def placed(self, source_map) -> Diagnostic:
+        """This diagnostic at its spec path's place in `source_map`'s file (or the --set that
+        wrote the value); unchanged when it has no path or a place already."""
+        if not self.at or self.file is not None:
+            return self
+        file, pos = source_map.where(self.at)
+        return Diagnostic(self.message, file, pos, self.at)
 
     def __str__(self) -> str:
         where = self.file or "rocketc"

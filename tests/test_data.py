@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from rocketc.compiler import compile_file
 from rocketc.compiler.spec import Spec
@@ -364,8 +365,17 @@ def test_tabular_errors(tmp_path):
     text = error_text(tabular_spec(path, dense={"feats": ["x1", "nope"]}))
     assert "no column 'nope'; available: ['time', 'city'" in text
     assert "needs vocab >= 4" in error_text(tabular_spec(path, vocab=3, split_by="time"))
-    text = error_text(tabular_spec(path, categorical=[]))
-    assert "spec input 'city' is not fed by the table" in text
+    # Not listed in data.categorical, city reads the column of its name; a dense input of
+    # shape [2] gathers columns, which only data.dense can name (a spec error)
+    implicit, explicit = (
+        load_data(tabular_spec(path, categorical=[])),
+        load_data(tabular_spec(path)),
+    )
+    assert np.array_equal(implicit.train.inputs["city"], explicit.train.inputs["city"])
+    with pytest.raises(
+        ValidationError, match="gathers several columns: list them under data.dense"
+    ):
+        tabular_spec(path, dense={})
     text = error_text(tabular_spec(path, dense={"feats": ["x1"]}))
     assert "dense shape mismatch: expected (N, 2)" in text
     assert "no such csv file" in error_text(tabular_spec(tmp_path / "gone.csv"))

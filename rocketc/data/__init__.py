@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rocketc.errors import DataError
 
 if TYPE_CHECKING:
+    from rocketc.compiler.load import Source
     from rocketc.compiler.spec import Spec
     from rocketc.data.base import Dataset, Split
 
@@ -37,14 +38,21 @@ _LOADERS = {
 }
 
 
-def load_data(spec: Spec) -> Dataset:
-    """Load, split and check the data named by `spec.data`; raises DataError, never a traceback."""
+def load_data(spec: Spec, source: Source | None = None) -> Dataset:
+    """Load, split and check the data named by `spec.data`; raises DataError, never a traceback.
+    With the spec's `source` (`Compiled.source`), a problem about a spec entry (a column that
+    an input or a data entry names and the table lacks) is reported at that entry's line."""
     from rocketc.data.base import check
 
     if spec.data is None:
         raise DataError("the spec has no `data:` section; add one (e.g. `data: {source: digits}`)")
     loader = importlib.import_module(f"rocketc.data.{_LOADERS[spec.data.source]}")
-    dataset = loader.load(spec, spec.data)
+    try:
+        dataset = loader.load(spec, spec.data)
+    except DataError as exc:
+        if source is None:
+            raise
+        raise DataError([d.placed(source.source_map) for d in exc.diagnostics]) from None
     check(spec, dataset)
     return dataset
 

@@ -9,22 +9,25 @@ and `--set train.seed=...` reshuffles data and weights together. Everything fitt
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rocketc.compiler.spec import (
+    CategoricalColumn,
     CategoricalInput,
     CategoricalListInput,
     DenseColumn,
     DenseInput,
     Spec,
+    TabularData,
 )
 from rocketc.data.dense import Dense
-from rocketc.data.features import Categorical
+from rocketc.data.features import Categorical, Quantiles
 from rocketc.data.hashing import Hashed
 from rocketc.data.lists import CategoricalList
-from rocketc.errors import DataError
+from rocketc.errors import DataError, Diagnostic
 
 
 def data_seed(spec: Spec) -> int:
@@ -98,6 +101,80 @@ def spec_input(spec: Spec, name: str, kind: type | tuple[type, ...], source: str
     if not isinstance(by_name[name], kind):
         raise DataError(f"{source} gives '{name}' {wanted} values; declare it kind: {wanted}")
     return by_name[name]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one spec input of a table reads: its entry in `data:` (or the column of its name),
+    and the spec path that names the column(s), where a problem with them is reported."""
+
+    item: Any  # the spec input
+    columns: list  # [CategoricalColumn] for an id input, the DenseColumns of a dense one
+    at: tuple  # ("data", "categorical", k), ("data", "dense", name) or ("inputs", k)
+
+    @property
+    def said(self) -> str:
+        """Where the column names come from, in words."""
+        if self.at[0] == "inputs":
+            return f"input '{self.item.name}' reads the column of its name"
+        where = "data.categorical" if self.at[1] == "categorical" else f"data.dense.{self.at[2]}"
+        return f"{where} names it"
+
+
+def table_feeds(spec: Spec, data: TabularData) -> list[Feed]:
+    """Each spec input's feed, in spec input order: a `data.categorical` entry feeds the input
+    of its column's name, a `data.dense` list the input it names; any other input reads the
+    column of its name. An entry naming no input (or one of another kind) is an error."""
+    named: dict[str, Feed] = {}
+    ids = (CategoricalInput, CategoricalListInput)
+    for k, entry in enumerate(data.categorical):
+        item = _spec_input(spec, entry.column, ids, data.source, ("data", "categorical", k))
+        named[entry.column] = Feed(item, [entry], ("data", "categorical", k))
+    for name, columns in data.dense.items():
+        item = _spec_input(spec, name, DenseInput, data.source, ("data", "dense", name))
+        named[name] = Feed(item, list(columns), ("data", "dense", name))
+    feeds = []
+    for k, item in enumerate(spec.inputs):
+        if item.name in named:
+            feeds.append(named[item.name])
+        elif isinstance(item, DenseInput):
+            feeds.append(Feed(item, [DenseColumn(column=item.name)], ("inputs", k)))
+        else:
+            feeds.append(Feed(item, [CategoricalColumn(column=item.name)], ("inputs", k)))
+    return feeds
+
+
+def _spec_input(spec: Spec, name: str, kind, source: str, at: tuple):
+    try:
+        return spec_input(spec, name, kind, source)
+    except DataError as exc:
+        raise DataError([Diagnostic(d.message, at=at) for d in exc.diagnostics]) from None
+
+
+def missing_columns(feeds: list[Feed], available: list[str], path: str) -> list[Diagnostic]:
+    """A diagnostic at each feed's spec entry for each column it names and the table lacks."""
+    out = []
+    for feed in feeds:
+        for c in feed.columns:
+            if c.column not in available:
+                out.append(
+                    Diagnostic(
+                        f"{path}: no column '{c.column}'; available: {available} ({feed.said})",
+                        at=feed.at,
+                    )
+                )
+    return out
+
+
+def table_feature(feed: Feed, kind: str, delimiter: str):
+    """The (unfitted) feature of a table input's feed; `kind`: its first column's field type."""
+    if isinstance(feed.item, DenseInput):
+        return dense_feature(feed.item, feed.columns)
+    (entry,) = feed.columns
+    feature = id_feature(feed.item, entry.column, kind, delimiter)
+    if entry.buckets is not None:  # the spec holds it to a plain categorical input
+        feature.derive = Quantiles(buckets=entry.buckets)
+    return feature
 
 
 def id_feature(

@@ -1,7 +1,8 @@
 """The features of a run's preprocessing: how one spec input is made from raw fields.
 
 - `Categorical`: one raw field -> an optional `derive` step (a registered value transform, e.g.
-  an age band) -> a train-split vocabulary: the k-th smallest train value gets id k + 1. A value
+  an age band, or `Quantiles`: bands whose edges are fitted first, on the train split's
+  numbers) -> a train-split vocabulary: the k-th smallest train value gets id k + 1. A value
   unseen in training, a missing value (None, NaN, empty text after `strip`/`prefix`) and a
   non-number fed to `bucket`/`floor` all get id 0. Without a vocabulary (npz sources, which hold
   ids already) the value is the id, and one outside [0, vocab) is an error.
@@ -15,7 +16,7 @@ row: it returns filler for it and a `RowProblem` saying what is wrong.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +90,26 @@ class Bucket:
 
 @register_derive
 @dataclass(frozen=True)
+class Quantiles(Bucket):
+    """A `Bucket` whose edges are fitted: the train split's quantiles at 1/buckets, 2/buckets,
+    ... (each a train value, the lower one between two; repeats merged, so a column of mostly
+    zeros gets fewer bands). Its feature's ids are then band + 1: 1..len(edges) + 1, 0 missing."""
+
+    name: ClassVar[str] = "quantiles"
+    buckets: int = 2
+
+    def fitted(self, values: np.ndarray) -> Quantiles:
+        """These bands with edges from `values`, the non-missing train numbers (any order)."""
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return replace(self, edges=())
+        cuts = np.arange(1, self.buckets) / self.buckets
+        edges = np.unique(np.quantile(values, cuts, method="lower"))
+        return replace(self, edges=tuple(float(e) for e in edges))
+
+
+@register_derive
+@dataclass(frozen=True)
 class Floor:
     """The number rounded down to a multiple of `step` (a year -> its decade with step 10)."""
 
@@ -149,21 +170,38 @@ class Categorical:
     def fields(self) -> list[Field]:
         return [Field(self.column, self.derive.takes if self.derive else self.type)]
 
-    def values(self, frame: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict]:
-        """(derived values, missing mask, wrong-typed rows) of this feature's raw field."""
+    def values(
+        self, frame: Mapping[str, np.ndarray], derive: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(derived values, missing mask, wrong-typed rows) of this feature's raw field (not
+        derived with `derive=False`)."""
         parsed = parse(self.fields()[0], frame[self.column])
         values, missing = parsed.values, parsed.missing
         if parsed.wrong:
             missing = missing.copy()
             missing[list(parsed.wrong)] = True  # filler; the row is reported as bad
-        if self.derive is not None:
+        if self.derive is not None and derive:
             values, missing = self.derive(values, missing)
         return values, missing, parsed.wrong
 
+    @property
+    def quantiles(self) -> bool:
+        """Whether its bands are fitted (`Quantiles`): edges first, then one id per band."""
+        return isinstance(self.derive, Quantiles)
+
     def fit(self, frame: Mapping[str, np.ndarray]) -> Categorical:
         """Build the vocabulary from `frame` (the train split's raw rows)."""
+        if self.quantiles:
+            values, missing, _ = self.values(frame, derive=False)
+            return self.fit_bands(values[~missing])
         values, missing, _ = self.values(frame)
         return self.fit_values(values[~missing])
+
+    def fit_bands(self, numbers: np.ndarray) -> Categorical:
+        """Fit a `Quantiles` derive's edges on the train `numbers`; every band is in the
+        vocabulary, seen in them or not, so its id is band + 1 whichever rows fitted it."""
+        self.derive = self.derive.fitted(numbers)
+        return self.fit_values(np.arange(len(self.derive.edges) + 1, dtype=np.int64))
 
     def fit_values(self, values: np.ndarray, seen: str = "the train split") -> Categorical:
         """Build the vocabulary from derived, non-missing `values` (repeats allowed), or refuse

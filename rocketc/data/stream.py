@@ -49,6 +49,7 @@ from rocketc.data.fields import raw_columns
 from rocketc.data.preprocess import Preprocessor, label_info
 from rocketc.data.streamfit import Fit, file_rows_error
 from rocketc.data.tablecheck import (
+    bucketized,
     check_columns,
     check_weight_column,
     columns_text,
@@ -282,16 +283,18 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     """Fit the preprocessing on the train rows, and keep what val/test metrics need, in one
     pass over the file."""
     dataset = _open(data)
-    check_columns(spec, data, dataset.schema.names)
+    feeds = check_columns(spec, data, dataset.schema.names)
     member = split_members(dataset.count_rows(), data, data_seed(spec))
-    dense_columns = data.dense_columns()
-    filled = {c.column for cols in data.dense.values() for c in cols if c.fill is not None}
-    read = [data.label, *data.categorical, *dense_columns, data.group, data.weight]
-    fit = Fit(spec, data)
+    dense = [f.columns for f in feeds if f.item.kind == "dense"]
+    dense_columns = [c.column for columns in dense for c in columns]
+    filled = {c.column for columns in dense for c in columns if c.fill is not None}
+    fed = [c.column for f in feeds for c in f.columns]
+    read = [data.label, *fed, data.group, data.weight]
+    fit = Fit(spec, data, feeds)
     held = {VAL: _Held(spec, data), TEST: _Held(spec, data)}
     positives = 0.0
     for offset, frame in _frames(data, list(dict.fromkeys(c for c in read if c))):
-        numeric(frame, [data.label, *dense_columns], data.path)
+        numeric(frame, [data.label, *dense_columns, *bucketized(feeds)], data.path)
         group = [data.group] if data.group else []
         unfilled = [c for c in dense_columns if c not in filled]
         no_missing(frame, [data.label, *unfilled, *group], data.path)

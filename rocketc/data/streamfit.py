@@ -8,7 +8,11 @@ What is held between batches is bounded by the spec, never by the file:
 - hashed ids (`hash_buckets`) keep one flag per bucket and a sketch of 4,096 digests
   (`hashing.BucketUse`), nothing per value;
 - a dense column keeps its count, mean, squared deviations (merged as Chan et al.) and largest
-  magnitude; a list its length counts.
+  magnitude; a list its length counts;
+- a bucketized column (`{column: NAME, buckets: N}`) a uniform reservoir sample of at most
+  SAMPLE_VALUES of its numbers, whose quantiles are its edges: exactly the in-memory path's
+  edges up to that many train rows, beyond it an estimate (a quantile's rank off by about
+  1/sqrt(SAMPLE_VALUES), 0.1%).
 
 Fed the same rows, the fitted features equal the in-memory path's (dense statistics up to the
 last bits, merged per block instead of numpy's pairwise sum; a hashed input's count of distinct
@@ -22,27 +26,23 @@ from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import (
-    CategoricalInput,
-    CategoricalListInput,
-    DenseInput,
-    Spec,
-    TabularData,
-)
+from rocketc.compiler.spec import DenseInput, Spec, TabularData
 from rocketc.data.dense import Dense
-from rocketc.data.encode import dense_feature, id_feature, spec_input
+from rocketc.data.encode import Feed, data_seed, table_feature
 from rocketc.data.features import Categorical, RowProblem, rows_error
 from rocketc.data.fields import column_type, raw_columns
 from rocketc.data.hashing import BucketUse, Hashed, canonical_text
 from rocketc.data.lists import CategoricalList, ListLengths
 from rocketc.errors import DataError
 
+SAMPLE_VALUES = 1 << 20  # numbers kept per bucketized column (8 MiB) to fit its quantile edges
+
 
 class Fit:
     """Every input's feature of a table, fitted on the train rows given to `update`."""
 
-    def __init__(self, spec: Spec, data: TabularData):
-        self.spec, self.data = spec, data
+    def __init__(self, spec: Spec, data: TabularData, feeds: list[Feed]):
+        self.spec, self.data, self.feeds = spec, data, feeds
         self.parts: dict[str, Any] | None = None  # input -> its fitting part, from the 1st block
         self.rows = 0  # train rows seen
 
@@ -50,7 +50,8 @@ class Fit:
         """Fold in the train rows `frame`, which are the file's rows `rows` (0-based)."""
         if self.parts is None:
             name = Path(self.data.path).name
-            self.parts = {k: _part(f, name) for k, f in self._features(frame).items()}
+            seed = data_seed(self.spec)
+            self.parts = {k: _part(f, name, seed) for k, f in self._features(frame).items()}
         if not len(frame):
             return
         self.rows += len(frame)
@@ -62,25 +63,26 @@ class Fit:
         """The fitted features, in spec input order."""
         if self.parts is None or not self.rows:
             raise DataError(f"{self.data.path}: the train split has no rows")
-        return [self.parts[i.name].finish() for i in self.spec.inputs if i.name in self.parts]
+        return [part.finish() for part in self.parts.values()]
 
     def _features(self, frame) -> dict[str, Any]:
-        spec, data, out = self.spec, self.data, {}
-        for name in data.categorical:
-            item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
-            kind = column_type(frame[name].to_numpy().dtype.kind)
-            out[name] = id_feature(item, name, kind, data.list_delimiter)
-        for name, columns in data.dense.items():
-            item = spec_input(spec, name, DenseInput, data.source)
-            rules = [f"{c.column}: fill: {c.fill}" for c in columns if c.fill in ("mean", "median")]
-            if rules:  # one pass, bounded memory: a statistic would need the column first
-                raise DataError(
-                    f"{data.path} is streamed (data.stream, or larger than 256 MiB), and a "
-                    f"streamed table fills missing values with a number, not a statistic of "
-                    f"the train split: {'; '.join(rules)}; give the number (rocketc init "
-                    "writes its sample's median for a streamed file), or set stream: false"
-                )
-            out[name] = dense_feature(item, columns)
+        data, out = self.data, {}
+        for feed in self.feeds:
+            if isinstance(feed.item, DenseInput):
+                rules = [
+                    f"{c.column}: fill: {c.fill}"
+                    for c in feed.columns
+                    if c.fill in ("mean", "median")
+                ]
+                if rules:  # one pass, bounded memory: a statistic would need the column first
+                    raise DataError(
+                        f"{data.path} is streamed (data.stream, or larger than 256 MiB), and a "
+                        f"streamed table fills missing values with a number, not a statistic of "
+                        f"the train split: {'; '.join(rules)}; give the number (rocketc init "
+                        "writes its sample's median for a streamed file), or set stream: false"
+                    )
+            kind = column_type(frame[feed.columns[0].column].to_numpy().dtype.kind)
+            out[feed.item.name] = table_feature(feed, kind, data.list_delimiter)
         return out
 
 
@@ -92,7 +94,9 @@ def file_rows_error(problems: list[RowProblem], rows: np.ndarray, what: str) -> 
     return rows_error([replace(p, row=int(rows[p.row])) for p in problems], what)
 
 
-def _part(feature, file_name: str):
+def _part(feature, file_name: str, seed: int):
+    if isinstance(feature, Categorical) and feature.quantiles:
+        return _Sample(feature, seed)
     if isinstance(feature, Categorical):
         return _Vocabulary(feature)
     if isinstance(feature, Hashed):
@@ -120,6 +124,33 @@ class _Vocabulary:
 
     def finish(self) -> Categorical:
         return self.feature.fit_values(self.distinct)
+
+
+class _Sample:
+    """A bucketized column's train numbers: a uniform sample of at most SAMPLE_VALUES of them
+    (reservoir sampling, seeded by the run), whose quantiles are the edges. Fed no more values
+    than that, it holds them all, and the edges are the in-memory path's."""
+
+    def __init__(self, feature: Categorical, seed: int):
+        self.feature, self.rng = feature, np.random.default_rng(seed)
+        self.sample = np.empty(0, dtype=np.float64)
+        self.seen = 0  # non-missing values offered
+
+    def update(self, raw, rows: np.ndarray, seen: str) -> None:
+        values, missing, _ = self.feature.values(raw, derive=False)
+        values = values[~missing].astype(np.float64)
+        room = max(SAMPLE_VALUES - len(self.sample), 0)
+        self.sample = np.concatenate([self.sample, values[:room]])
+        rest = values[room:]
+        if len(rest):  # the (seen + j)-th value replaces a random slot with p = K / (seen + j)
+            index = self.seen + room + np.arange(1, len(rest) + 1)
+            slot = (self.rng.random(len(rest)) * index).astype(np.int64)
+            taken = slot < SAMPLE_VALUES
+            self.sample[slot[taken]] = rest[taken]  # a repeated slot keeps its last value
+        self.seen += len(values)
+
+    def finish(self) -> Categorical:
+        return self.feature.fit_bands(self.sample)
 
 
 class _Buckets:

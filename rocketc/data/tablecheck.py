@@ -9,7 +9,7 @@ import numpy as np
 
 from rocketc.compiler.spec import Spec, TabularData
 from rocketc.data.dense import Dense
-from rocketc.data.encode import check_weights
+from rocketc.data.encode import Feed, check_weights, missing_columns, table_feeds
 from rocketc.errors import DataError, Diagnostic
 
 
@@ -35,24 +35,25 @@ def existing_file(data: TabularData) -> Path:
     return path
 
 
-def check_columns(spec: Spec, data: TabularData, available: list[str]) -> None:
-    """Every named column exists, and the feeds cover exactly the spec's inputs."""
-    wanted = [data.label, *data.categorical, *data.dense_columns()]
-    wanted += [c for c in (data.group, data.split_by, data.weight) if c]
-    problems = [
-        f"{data.path}: no column '{c}'; available: {available}"
-        for c in dict.fromkeys(wanted)
-        if c not in available
-    ]
-    fed = [*data.categorical, *data.dense]
-    problems += [
-        f"spec input '{i.name}' is not fed by the table; list it under data.categorical "
-        f"or data.dense (fed: {fed})"
-        for i in spec.inputs
-        if i.name not in fed
-    ]
+def check_columns(spec: Spec, data: TabularData, available: list[str]) -> list[Feed]:
+    """Every spec input's feed (`encode.table_feeds`), once every column named exists: a
+    column an input or a data entry names is missing at that entry; a bucketized one holds
+    numbers (checked by the loader, which reads it)."""
+    feeds = table_feeds(spec, data)
+    problems = missing_columns(feeds, available, data.path)
+    for key in ("label", "group", "split_by", "weight"):
+        column = getattr(data, key)
+        if column and column not in available:
+            message = f"{data.path}: no column '{column}'; available: {available}"
+            problems.append(Diagnostic(message, at=("data", key)))
     if problems:
-        raise DataError([Diagnostic(p) for p in problems])
+        raise DataError(problems)
+    return feeds
+
+
+def bucketized(feeds: list[Feed]) -> list[str]:
+    """The columns cut into quantile buckets: they must hold numbers."""
+    return [c.column for f in feeds for c in f.columns if getattr(c, "buckets", None)]
 
 
 def numeric(frame, columns: list[str], path: str) -> None:

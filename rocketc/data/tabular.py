@@ -21,25 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from rocketc.compiler.spec import (
-    CategoricalInput,
-    CategoricalListInput,
-    DenseInput,
-    Spec,
-    TabularData,
-)
+from rocketc.compiler.spec import Spec, TabularData
 from rocketc.data.base import Dataset, Split, describe, make_target, with_notes
-from rocketc.data.encode import (
-    data_seed,
-    dense_feature,
-    id_feature,
-    ordered_split,
-    random_split,
-    spec_input,
-)
+from rocketc.data.dense import Dense
+from rocketc.data.encode import data_seed, ordered_split, random_split, table_feature
 from rocketc.data.fields import column_type, raw_columns
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.data.tablecheck import (
+    bucketized,
     check_columns,
     check_weight_column,
     columns_text,
@@ -54,7 +43,8 @@ def load(spec: Spec, data: TabularData) -> Dataset:
     import pandas as pd  # only when a table is asked for
 
     frame = _read(data)
-    check_columns(spec, data, list(frame.columns))
+    feeds = check_columns(spec, data, list(frame.columns))
+    numeric(frame, bucketized(feeds), data.path)
     if data.weight:
         check_weight_column(frame, data.weight, data.path)
     if data.split_by:
@@ -66,23 +56,23 @@ def load(spec: Spec, data: TabularData) -> Dataset:
 
     features: dict[str, Any] = {}
     problems: list[Diagnostic] = []
-    for name in data.categorical:
-        item = spec_input(spec, name, (CategoricalInput, CategoricalListInput), data.source)
-        kind = column_type(frame[name].to_numpy().dtype.kind)
-        feature = id_feature(item, name, kind, data.list_delimiter)
+    for feed in feeds:
+        first = feed.columns[0].column
+        feature = table_feature(
+            feed, column_type(frame[first].to_numpy().dtype.kind), data.list_delimiter
+        )
+        if isinstance(feature, Dense):
+            numeric(frame, feature.columns, data.path)
+            no_missing(frame, [c.column for c in feed.columns if c.fill is None], data.path)
         try:
-            features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
+            features[feed.item.name] = feature.fit(
+                raw_columns(frame.iloc[parts[0]], feature.fields())
+            )
         except DataError as exc:
             problems += exc.diagnostics
-    for name, columns in data.dense.items():
-        item = spec_input(spec, name, DenseInput, data.source)
-        feature = dense_feature(item, columns)
-        numeric(frame, feature.columns, data.path)
-        no_missing(frame, [c.column for c in columns if c.fill is None], data.path)
-        features[name] = feature.fit(raw_columns(frame.iloc[parts[0]], feature.fields()))
     if problems:
         raise DataError(problems)
-    ordered = [features[i.name] for i in spec.inputs if i.name in features]
+    ordered = list(features.values())  # spec input order
     meaning = f"'{data.label}' is 1" if spec.task == "binary" else f"the class in '{data.label}'"
     preprocess = Preprocessor(
         data.source,

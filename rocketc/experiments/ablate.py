@@ -191,7 +191,7 @@ def ablate(
         chosen.append(tuned_variant(recipe))
     if chosen and chosen[0].name != "light_alone" and any(v.trains != "booster" for v in chosen):
         chosen.insert(0, VARIANTS[0])  # the baseline every Δ is measured against
-    data = load_data(compiled.spec)
+    data = load_data(compiled.spec, compiled.source)
     console.print(
         f"[bold]ablation of {compiled.spec.name}[/]: {data.description}; "
         f"{len(chosen)} variants x {seeds} seeds"

@@ -18,6 +18,7 @@ from rocketc.compiler.ops import Layer, on_new_op
 from rocketc.compiler.ops.base import IDENT
 from rocketc.compiler.spec.base import SpecModel
 from rocketc.compiler.spec.data import (
+    CategoricalColumn,
     Data,
     DenseColumn,
     DigitsData,
@@ -41,6 +42,7 @@ from rocketc.compiler.spec.train import (
 __all__ = [
     "KD",
     "SELECT_METRICS",
+    "CategoricalColumn",
     "CategoricalInput",
     "CategoricalListInput",
     "ConstantSchedule",
@@ -128,6 +130,46 @@ class Spec(SpecModel):
                     "{problem}; vocab_from names a categorical input whose vocabulary these ids "
                     "share",
                     {"problem": problem, "at": ("inputs", index, "vocab_from")},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _table_feeds_inputs(self) -> Spec:
+        """A table's bucketized column feeds a categorical input sized for its bands, and a
+        dense input that no data.dense entry lists reads one column, so is of shape [1]."""
+        data = self.data
+        if not isinstance(data, TabularData):
+            return self
+        named = {i.name: i for i in self.inputs}
+        for k, entry in enumerate(data.categorical):
+            item = named.get(entry.column)
+            if entry.buckets is None or item is None:  # the loader names a missing input
+                continue
+            problem = None
+            if item.kind != "categorical" or item.hash_buckets or item.vocab_from:
+                problem = (
+                    f"input '{item.name}' takes bucket ids: declare it {{kind: categorical, "
+                    f"vocab: {entry.buckets + 1}}} (no hash_buckets or vocab_from)"
+                )
+            elif item.vocab is not None and item.vocab < entry.buckets + 1:
+                problem = (
+                    f"{entry.buckets} buckets give ids 1..{entry.buckets} (0: missing), and "
+                    f"input '{item.name}' declares vocab {item.vocab}; give it vocab: "
+                    f"{entry.buckets + 1}"
+                )
+            if problem is not None:
+                raise PydanticCustomError(
+                    "table_buckets",
+                    "{problem}",
+                    {"problem": problem, "at": ("data", "categorical", k)},
+                )
+        for k, item in enumerate(self.inputs):
+            if item.kind == "dense" and item.name not in data.dense and item.shape != [1]:
+                raise PydanticCustomError(
+                    "table_dense",
+                    "dense input '{name}' of shape {shape} gathers several columns: list them "
+                    "under data.dense.{name} (an input of shape [1] reads the column of its name)",
+                    {"name": item.name, "shape": item.shape, "at": ("inputs", k, "shape")},
                 )
         return self
 

@@ -50,6 +50,36 @@ class DenseColumn(SpecModel):
         return {"anyOf": [{"type": "string"}, handler(core_schema)]}
 
 
+class CategoricalColumn(SpecModel):
+    """The column feeding a categorical input, and how its values become ids. In the spec either
+    the column's name alone or this mapping; it feeds the input of the column's name."""
+
+    column: str
+    buckets: int | None = Field(
+        default=None,
+        ge=2,
+        le=4096,
+        description="Bucketize a number column: quantile edges fitted on the train split cut it "
+        "into at most `buckets` bands of about equal counts, each band an id 1..buckets "
+        "(missing: 0); the input is a categorical with vocab: buckets + 1.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"column": data}
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"expected a column name or {{column: NAME, buckets: N}}, got {data!r}"
+            )
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"anyOf": [{"type": "string"}, handler(core_schema)]}
+
+
 class _Split(SpecModel):
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -99,15 +129,17 @@ class TabularData(_Split):
     path: str
     label: str
     group: str | None = Field(default=None, description="Column for GAUC (e.g. user id).")
-    categorical: list[str] = Field(
+    categorical: list[CategoricalColumn] = Field(
         default_factory=list,
-        description="Each column feeds the input of its name: categorical (one value per row) "
-        "or categorical_list (a Parquet list column, or text split at list_delimiter).",
+        description="Columns that need saying: each feeds the input of its name, a name or "
+        "{column: NAME, buckets: N}. A categorical or categorical_list input not listed reads "
+        "the column of its name (a Parquet list column, or text split at list_delimiter).",
     )
     dense: dict[str, list[DenseColumn]] = Field(
         default_factory=dict,
         description="Dense input name -> its numeric columns (standardised), each a column name "
-        "or {column: NAME, transform: log1p, fill: median}.",
+        "or {column: NAME, transform: log1p, fill: median}. A dense input of shape [1] not "
+        "listed reads the column of its name.",
     )
     split_by: str | None = Field(default=None, description="Sort by this column before splitting.")
     weight: str | None = Field(
@@ -136,7 +168,7 @@ class TabularData(_Split):
     )
 
     def dense_columns(self) -> list[str]:
-        """Every column that feeds a dense input, in order."""
+        """Every column `dense` names, in order (a dense input not listed reads its own)."""
         return [c.column for columns in self.dense.values() for c in columns]
 
     @model_validator(mode="after")

@@ -104,7 +104,8 @@ class Tuner:
 
     # --- phases ------------------------------------------------------------------------------
     def _setup_data(self) -> None:
-        self.data = load_data(self.spec)  # once per study: every run slices the same arrays
+        # once per study: every run slices the same arrays
+        self.data = load_data(self.spec, self.compiled.source)
         self.metric = headline(self.spec.task, self.data.val.group is not None)
         self.console.print(
             f"[bold]tune {self.spec.name}[/]: {self.data.description}; objective: light net's "
