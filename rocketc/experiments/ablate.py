@@ -33,6 +33,7 @@ from rocketc.experiments.variants import (
     tuned_variant,
     variant_compiled,
 )
+from rocketc.files import write_atomic
 from rocketc.train.batches import train_loader
 from rocketc.train.generated import Generated, load_generated
 from rocketc.train.recipe import Part, Recipe, whole
@@ -231,8 +232,8 @@ def ablate(
         "variants": rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ablation.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    (out_dir / "ablation.md").write_text(render_markdown(result))
+    write_atomic(out_dir / "ablation.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / "ablation.md", render_markdown(result))
     console.print(render_table(result))
     return result
 

@@ -12,7 +12,7 @@ whoever can write the file can write a matching digest (SECURITY.md).
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from rocketc.errors import Diagnostic, TrainError
+from rocketc.files import write_atomic
 
 DIGEST = "sha256"
 
@@ -27,9 +28,15 @@ DIGEST = "sha256"
 def save(state: dict[str, Any], path: Path) -> None:
     """Write `state` plus its digest to `path`: write a sibling, then rename over `path`, so a
     kill mid-write leaves the previous file whole."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({**state, DIGEST: digest(state)}, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, torch_bytes({**state, DIGEST: digest(state)}))
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """`torch.save(obj)` into memory: torch's own writer reports a full disk as an unreadable
+    RuntimeError ('unexpected pos'); written by `write_atomic`, it is one line naming the file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def load(path: Path, advice: str) -> dict[str, Any]:

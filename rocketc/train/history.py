@@ -8,6 +8,7 @@ CSV is the same records flattened for spreadsheets.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from rocketc.data.metrics import headline
+from rocketc.files import figure_bytes, write_atomic
 
 NETS = ("light", "booster")
 
@@ -28,15 +30,17 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    with open(out_dir / "metrics.jsonl", "w", encoding="utf-8") as f:
-        for record in history:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+    """metrics.jsonl and metrics.csv, each replaced whole (never a torn line)."""
+    write_atomic(
+        out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in history)
+    )
     rows = [_flat(r) for r in history]
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(out_dir / "metrics.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out_dir / "metrics.csv", text.getvalue())
 
 
 def read_history(out_dir: Path) -> list[dict[str, Any]]:
@@ -80,7 +84,7 @@ def plot(path: Path, task: str, history: list[dict[str, Any]], selected_epoch: i
     import matplotlib.pyplot as plt
 
     fig = curves_figure(task, history, selected_epoch)
-    fig.savefig(path, dpi=110)
+    write_atomic(path, figure_bytes(fig, dpi=110))
     plt.close(fig)
 
 

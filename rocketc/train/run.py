@@ -14,6 +14,7 @@ shard under DDP, validates on the whole split (gathered); ranks other than 0 wri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -28,6 +29,7 @@ from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split, load_data
 from rocketc.data.metrics import evaluate
 from rocketc.errors import TrainError
+from rocketc.files import write_atomic
 from rocketc.train import budget, checkpoint, distributed, rundir, streamload
 from rocketc.train.batches import (
     batch_loader,
@@ -105,6 +107,13 @@ class TrainRecipe(Recipe):
 
     def run(self, launch: bool = True) -> RunResult:
         budget.check_fits(self.compiled, self.spec.train.batch_size)
+        # One writer per run directory, decided before its state is read (ranks > 0 write to
+        # scratch directories of their own).
+        lock = rundir.locked(self.out_dir) if self.world.is_main else contextlib.nullcontext()
+        with lock:
+            return self._run(launch)
+
+    def _run(self, launch: bool) -> RunResult:
         self.plan = rundir.plan(self.out_dir, self.resume_requested, self.overwrite)
         self.setup_data()
         self.setup_run_dir()
@@ -365,5 +374,5 @@ def _audit(compiled: Compiled, out_dir: Path) -> dict[str, Any]:
     if not result.ok:
         raise audit_error(result)
     summary = {"gradient_block": result.gradient_block, "ok": True, "matrix": result.matrix()}
-    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / "audit.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

@@ -17,6 +17,8 @@ The rules, checked before anything is written:
   refuses, naming every path that changed, and writes nothing (not even `code/`). The one
   exception is `train.epochs`: a run may be extended (or cut short, not below the epochs it
   trained), and `train` re-plans its learning-rate schedule from there;
+- one writer at a time: `train` holds `run.lock` (an advisory flock) for the whole run, so a
+  second `train`, `--resume` or `--overwrite` of the same directory is refused at once;
 - `--overwrite` replaces only what `train` writes (`ARTEFACTS`). It first sets run.json's state
   to "replacing" with the new fingerprint, then deletes the old run's files (the serving bundle
   first), then sets "training". A kill at any moment leaves either the old run whole or a
@@ -26,10 +28,12 @@ The rules, checked before anything is written:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ import rocketc
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset
 from rocketc.errors import Diagnostic, TrainError, os_advice
+from rocketc.files import write_atomic
 
 RUN_JSON = "run.json"
 # What `rocketc train` writes, serving bundle first (cleared in this order).
@@ -190,6 +195,39 @@ def planned_epochs(p: Plan) -> int | None:
     return spec.get(EXTENDABLE)
 
 
+LOCK = "run.lock"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the run directory's advisory lock (`run.lock`, flock) for the block: a second
+    writer (another `train`, `--resume` or `--overwrite` of the same directory) is refused at
+    once, naming the process that holds it. The OS releases it when the holder exits, however
+    it exits; the file itself stays (it holds the last holder's pid)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no advisory locks
+        yield
+        return
+    make_dir(path)
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise _error(
+                path,
+                f"another rocketc process (pid {holder}) is writing this run directory; wait for "
+                "it to finish, or choose another --out",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def begin(p: Plan, fp: dict[str, Any]) -> None:
     """Make `p.path` this run's directory: clear an earlier run if the plan says so."""
     if p.resume:
@@ -229,9 +267,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 
 def write_manifest(path: Path, fp: dict[str, Any], state: str) -> None:
     manifest = {"rocketc": rocketc.__version__, "state": state, "fingerprint": fp}
-    tmp = path / f"{RUN_JSON}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path / RUN_JSON)
+    write_atomic(path / RUN_JSON, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def make_dir(path: Path) -> None:

@@ -33,6 +33,7 @@ from rocketc.compiler.losses import spec_terms
 from rocketc.compiler.spec import Spec
 from rocketc.experiments.tune.space import Recipe, apply_recipe, schema_default, set_path, written
 from rocketc.experiments.tune.study import StudyRun, TuneResult, plural, recipe_of, states
+from rocketc.files import write_atomic
 
 TUNED, LIGHT_ALONE = "_tuned", "_light_alone"  # suffixes of the written specs' names
 
@@ -159,7 +160,7 @@ def _evidence(result: TuneResult) -> str:
 
 # --- the file --------------------------------------------------------------------------------
 def _write(tuner: StudyRun, result: TuneResult, file: _File) -> None:
-    file.path.write_text(_header(tuner, result, file) + _body(tuner, file), encoding="utf-8")
+    write_atomic(file.path, _header(tuner, result, file) + _body(tuner, file))
 
 
 def _body(tuner: StudyRun, file: _File) -> str:

@@ -4,6 +4,7 @@ best.yaml (written by best.py: what the verdict says to train)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ from rocketc.experiments.tune.study import (
     short,
     states,
 )
+from rocketc.files import figure_bytes, write_atomic
 
 
 def write_all(tuner: StudyRun, result: TuneResult) -> list[Path]:
@@ -33,10 +35,10 @@ def write_all(tuner: StudyRun, result: TuneResult) -> list[Path]:
     plots = _plots(tuner, result)
     files += plots
     files.append(out / "report.md")
-    (out / "report.md").write_text(_report_md(tuner, result, plots), encoding="utf-8")
+    write_atomic(out / "report.md", _report_md(tuner, result, plots))
     files.append(out / "tune.json")
-    (out / "tune.json").write_text(
-        json.dumps(_summary(tuner, result), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    write_atomic(
+        out / "tune.json", json.dumps(_summary(tuner, result), indent=2, sort_keys=True) + "\n"
     )
     return files
 
@@ -50,23 +52,24 @@ def _write_trials_csv(tuner: StudyRun, result: TuneResult, path: Path) -> Path:
     seeds = list(dict.fromkeys(s for t in trials for s in t.user_attrs.get("seeds", [])))
     columns = ["trial", "state", "value", *paths, *(f"seed_{s}" for s in seeds)]
     columns += ["best_epochs", "seconds", "note"]
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for t in trials:
-            recipe = recipe_of(t)
-            per_seed = dict(
-                zip(t.user_attrs.get("seeds", []), t.user_attrs.get("values", []), strict=True)
-            )
-            note = t.user_attrs.get("error") or t.user_attrs.get("pruned_at") or ""
-            writer.writerow(
-                [t.number, t.state.name.lower(), _num(t.value)]
-                + [_cell(recipe.get(p)) for p in paths]
-                + [_num(per_seed.get(s)) for s in seeds]
-                + [" ".join(str(e) for e in t.user_attrs.get("best_epochs", []))]
-                + [f"{t.duration.total_seconds():.1f}" if t.duration else ""]
-                + [" ".join(note.split())]
-            )
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    for t in trials:
+        recipe = recipe_of(t)
+        per_seed = dict(
+            zip(t.user_attrs.get("seeds", []), t.user_attrs.get("values", []), strict=True)
+        )
+        note = t.user_attrs.get("error") or t.user_attrs.get("pruned_at") or ""
+        writer.writerow(
+            [t.number, t.state.name.lower(), _num(t.value)]
+            + [_cell(recipe.get(p)) for p in paths]
+            + [_num(per_seed.get(s)) for s in seeds]
+            + [" ".join(str(e) for e in t.user_attrs.get("best_epochs", []))]
+            + [f"{t.duration.total_seconds():.1f}" if t.duration else ""]
+            + [" ".join(note.split())]
+        )
+    write_atomic(path, text.getvalue())
     return path
 
 
@@ -120,7 +123,7 @@ def _plots(tuner: StudyRun, result: TuneResult) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         files.append(result.out_dir / "objective_vs_hint.png")
-        fig.savefig(files[-1], dpi=110)
+        write_atomic(files[-1], figure_bytes(fig, dpi=110))
         plt.close(fig)
     importances = param_importances(result.study)
     if importances:
@@ -130,7 +133,7 @@ def _plots(tuner: StudyRun, result: TuneResult) -> list[Path]:
         ax.set(xlabel="importance (fANOVA, normalised)", title="parameter importances")
         fig.tight_layout()
         files.append(result.out_dir / "importances.png")
-        fig.savefig(files[-1], dpi=110)
+        write_atomic(files[-1], figure_bytes(fig, dpi=110))
         plt.close(fig)
     return files
 

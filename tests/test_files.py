@@ -1,0 +1,131 @@
+"""Every write whole or not at all (`rocketc.files`), a full disk said in one line, and one
+writer per run directory.
+
+The fault test fills the disk at the k-th write of a run being extended (`--resume --epochs`),
+for every k the run makes: each time the error is one line naming the file and what it needed,
+no temp file is left, every file in the run directory still reads (JSON parses, checkpoints
+pass their checksum), and the run resumes to the end once the disk has room again.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import threading
+
+import pytest
+from rich.console import Console
+
+from rocketc import files
+from rocketc.compiler import compile_file
+from rocketc.errors import RocketcError, TrainError
+from rocketc.train import checkpoint, rundir
+from rocketc.train.run import train_run
+from tests.helpers.tiny_runs import write_tiny
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def test_write_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "report.json"
+    files.write_atomic(target, '{"old": 1}\n')
+    assert target.read_text() == '{"old": 1}\n'
+
+    def full(f, raw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "_write_all", full)
+    with pytest.raises(RocketcError) as caught:
+        files.write_atomic(target, "x" * 3_000_000)
+    (d,) = caught.value.diagnostics
+    assert d.file == str(target)
+    assert d.message.startswith("no space left on the device (needs about 2.9 MB);")
+    assert target.read_text() == '{"old": 1}\n'  # the previous file, whole
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A tiny 2-epoch run, complete."""
+    base = tmp_path_factory.mktemp("faults")
+    spec = write_tiny(base / "spec")
+    run = base / "run"
+    train_run(compile_file(spec, ["train.epochs=2"]), run, console=QUIET, launch=False)
+    return spec, run
+
+
+class _FullDiskAt:
+    """Replaces `files._write_all`: the k-th write (1-based) raises ENOSPC; counts writes."""
+
+    def __init__(self, k: int | None):
+        self.k, self.calls = k, 0
+        self.real = files._write_all
+
+    def __call__(self, f, raw):
+        self.calls += 1
+        if self.calls == self.k:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.real(f, raw)
+
+
+def _extend(spec, run, fault, monkeypatch):
+    monkeypatch.setattr(files, "_write_all", fault)
+    try:
+        return train_run(
+            compile_file(spec, ["train.epochs=3"]), run, resume=True, console=QUIET, launch=False
+        )
+    finally:
+        monkeypatch.setattr(files, "_write_all", fault.real)
+
+
+def _all_files_read(run):
+    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")], "a temp file was left"
+    json.loads((run / "run.json").read_text())
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        json.loads(line)
+    for name in ("checkpoint.pt", "best.pt"):
+        if (run / name).exists():
+            checkpoint.load(run / name, "")
+
+
+def test_a_full_disk_at_any_write_is_one_line_and_tears_nothing(finished, tmp_path, monkeypatch):
+    spec, done = finished
+    counter = _FullDiskAt(None)
+    _extend(spec, shutil.copytree(done, tmp_path / "count"), counter, monkeypatch)
+    writes = counter.calls
+    assert writes >= 5  # run.json, audit.json, metrics x2, checkpoint, best...
+    for k in range(1, writes + 1):
+        run = shutil.copytree(done, tmp_path / f"k{k}")
+        with pytest.raises(RocketcError) as caught:
+            _extend(spec, run, _FullDiskAt(k), monkeypatch)
+        (d,) = caught.value.diagnostics
+        assert d.file is not None and d.file.startswith(str(run)), (k, d)
+        assert "no space left on the device (needs about" in d.message, (k, d)
+        _all_files_read(run)
+        result = _extend(spec, run, _FullDiskAt(None), monkeypatch)  # room again: it finishes
+        assert [r["epoch"] for r in result.history] == [1, 2, 3], k
+
+
+def test_a_second_writer_of_a_run_directory_is_refused_naming_the_first(tmp_path):
+    run = tmp_path / "run"
+    with rundir.locked(run):
+        pid = (run / rundir.LOCK).read_text().strip()
+        errors = []
+
+        def second():
+            try:
+                with rundir.locked(run):
+                    pass
+            except TrainError as exc:
+                errors.append(str(exc))
+
+        thread = threading.Thread(target=second)  # flock is per open file: a thread will do
+        thread.start()
+        thread.join()
+    assert (
+        errors
+        and f"another rocketc process (pid {pid}) is writing this run directory" in (errors[0])
+    )
+    with rundir.locked(run):  # released on exit
+        pass
