@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_text
+from rocketc.data import load_data
 from rocketc.errors import DataError
 from rocketc.init import init_spec
 
@@ -133,3 +134,37 @@ def test_cli_overrides_take_commas_and_repeats(tmp_path):
     bad = runner.invoke(app, [*base, "--ignore", "wage", "--ignore", "nope"])
     assert bad.exit_code == 1
     assert "--ignore nope: no such column" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_bucket_cuts_a_number_into_quantile_ids_and_trains(tmp_path):
+    path = tmp_path / "t.csv"
+    frame = survey()
+    frame.loc[::9, "wage"] = np.nan
+    frame.to_csv(path, index=False)
+    result = init_spec(path, "y", out=tmp_path / "s.yaml", overrides={"bucket": ["wage", "age"]})
+    by_name = {c.name: c for c in result.columns}
+    assert by_name["wage"].role == by_name["age"].role == "bucket"
+    assert by_name["wage"].reason.startswith("you said so (--bucket): 16 quantile buckets of ")
+    assert by_name["wage"].reason.endswith("edges from the train split, 67 missing (id 0)")
+    text = result.text
+    assert "{name: wage, kind: categorical, vocab: 17}" in text
+    assert "    - {column: age, buckets: 16}\n    - {column: wage, buckets: 16}\n" in text
+    assert "--bucket wage,age" in text  # rerunning the header's command gives this spec
+    data = load_data(compile_text(text).spec)
+    assert data.train.inputs["wage"].max() == 16 and (data.train.inputs["wage"] == 0).any()
+    with pytest.raises(DataError, match="--bucket education: the column holds str values"):
+        init_spec(path, "y", overrides={"bucket": ["education"]})
+
+
+def test_init_names_each_column_once(tmp_path):
+    """No data.categorical list when every input reads the column of its name; a wide table's
+    spec is shorter by that list."""
+    path = tmp_path / "t.parquet"
+    rng = np.random.default_rng(0)
+    wide = {f"feature_code_{k:02d}": rng.integers(0, 40, 500) for k in range(30)}
+    pd.DataFrame({**wide, "y": rng.integers(0, 2, 500)}).to_parquet(path)
+    text = init_spec(path, "y", out=tmp_path / "s.yaml").text
+    data_section = text[text.index("\ndata:") :]
+    assert "categorical" not in data_section and "feature_code_00" not in data_section
+    spec = compile_text(text).spec
+    assert spec.data.categorical == [] and len(load_data(spec).train.inputs) == 30

@@ -66,10 +66,17 @@ def init(
         list[str] | None,
         typer.Option("--list", help="Make COL a list of values (repeatable)."),
     ] = None,
+    bucket: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bucket", help="Cut number COL into quantile buckets, an embedded id (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Write a first spec for a table: decide each column (printed with its reason), size the
     vocabularies, embed the fields once for both nets, and add a light tower and a booster.
-    --categorical/--dense/--ignore/--list override the decision for the columns they name."""
+    --categorical/--dense/--ignore/--list/--bucket override the decision for the columns they
+    name."""
     from rocketc.init import init_spec
 
     overrides = {
@@ -79,6 +86,7 @@ def init(
             ("dense", dense),
             ("ignore", ignore),
             ("list", as_list),
+            ("bucket", bucket),
         )
     }
 

@@ -32,6 +32,8 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
     for c in ids:
         if c.role == "hashed":
             size = f"hash_buckets: {_buckets(c.distinct)}"
+        elif c.role == "bucket":
+            size = f"vocab: {c.buckets + 1}"
         else:
             size = f"vocab: {c.distinct + 1}"
         kind = "categorical_list" if c.role == "list" else "categorical"
@@ -128,7 +130,7 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
         "label": named["label"],
         "group": named["group"],
         "weight": named["weight"],
-        "categorical": _flow([c.name for c in ids], "  categorical: "),
+        "categorical": _categorical(ids),
         "dense": _dense(numbers, dense, streamed=path.stat().st_size > STREAM_BYTES),
         "delimiter": json.dumps(_delimiter(columns)) if _delimiter(columns) else None,
     }
@@ -176,6 +178,15 @@ def _dense(numbers: str | None, dense: list[Column], streamed: bool) -> str | No
     return "".join(lines)
 
 
+def _categorical(ids: list[Column]) -> str | None:
+    """The data section's `categorical:` value: only the columns that need more than their name
+    (bucketized numbers); every other id input reads the column of its name."""
+    cut = [c for c in ids if c.role == "bucket"]
+    if not cut:
+        return None
+    return "".join(f"\n    - {{column: {c.name}, buckets: {c.buckets}}}" for c in cut)
+
+
 def _buckets(distinct: int) -> int:
     """Twice the distinct values, up to a power of two: about 1 value in 4 shares a bucket."""
     return int(min(max(1 << int(np.ceil(np.log2(max(2 * distinct, 2)))), 1024), 1 << 22))
@@ -195,7 +206,13 @@ def _summary(features: list[Column]) -> str:
     counts = {}
     for c in features:
         counts[c.role] = counts.get(c.role, 0) + 1
-    words = {"categorical": "categorical", "hashed": "hashed id", "list": "list", "dense": "number"}
+    words = {
+        "categorical": "categorical",
+        "hashed": "hashed id",
+        "list": "list",
+        "dense": "number",
+        "bucket": "bucketized number",
+    }
     return ", ".join(
         f"{n} {words[role]}{'s' if n > 1 and role != 'categorical' else ''}"
         for role, n in counts.items()
