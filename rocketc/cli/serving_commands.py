@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
 from enum import Enum
 from pathlib import Path
@@ -31,6 +32,13 @@ ThreadsOption = Annotated[
 class OnError(str, Enum):
     fail = "fail"
     skip = "skip"
+
+
+def _known_encoding(value: str) -> str:
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise typer.BadParameter(f"{value!r} is not a text encoding Python knows") from None
 
 
 @app.command()
@@ -63,6 +71,13 @@ def predict(
         ),
     ] = None,
     threads: ThreadsOption = 1,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            callback=_known_encoding,
+            help="Text encoding of a CSV file (e.g. latin-1, cp1252); Parquet text is UTF-8.",
+        ),
+    ] = "utf-8",
 ) -> None:
     """Score a file with the run's light.onnx and preprocessing, in chunks (never imports torch)."""
     from rocketc.serve.predict import RowsError, plural, predict_file
@@ -76,6 +91,7 @@ def predict(
             on_error=on_error.value,
             chunk_rows=chunk_rows,
             threads=threads,
+            encoding=encoding,
         )
     except RowsError as exc:  # its last line counts the problems: no "N errors" after it
         for diagnostic in [*exc.diagnostics, exc.summary]:

@@ -6,28 +6,32 @@
 - `GET /healthz`: 200 once the bundle is loaded.
 - `GET /v1/metadata`: the raw fields a row needs, inputs, label meaning, versions, test metrics.
 
-Errors are JSON `{"error": ..., "problems": [...]}` with 400 (not JSON), 413 (body or row count
-over the limits), 422 (a missing or mistyped field, named with its row) or 500 (a bug: logged
-on the server, never a traceback in the response). The model runs inline on the event loop: one
-score is a fraction of a millisecond, and a thread hop would cost about as much; use
-`--workers` for parallel requests.
+Errors are JSON `{"error": ..., "problems": [...]}` with 400 (not JSON: invalid UTF-8, nesting
+too deep for the parser, a lone surrogate escape such as "\\ud800", which is no character),
+413 (body or row count over the limits), 422 (a missing or mistyped field, named with its row,
+or a row the model scores NaN) or 500 (a bug: logged on the server, never a traceback in the
+response). Every answer is strict JSON: ASCII, and never NaN or Infinity. The model runs
+inline on the event loop: one score is a fraction of a millisecond, and a thread hop would cost
+about as much; use `--workers` for parallel requests.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from rocketc.serve.bundle import Bundle
-from rocketc.serve.requests import Limits, RequestError, parse_request
+from rocketc.serve.bundle import Bundle, Output
+from rocketc.serve.requests import Batch, Limits, RequestError, parse_request
 
 log = logging.getLogger("rocketc.serve")
 
@@ -48,11 +52,12 @@ def create_app(bundle: Bundle, limits: Limits | None = None) -> Starlette:
             encoded_at = time.perf_counter()
             output = bundle.predict(encoded.inputs)
             done = time.perf_counter()
+            _check_finite(output, batch)
         except RequestError as exc:
-            return JSONResponse(exc.body(), status_code=exc.status)
+            return _answer(exc.body(), exc.status)
         except Exception:  # a bug, not the client's: log it here, say nothing about it there
             log.exception("POST /v1/score failed")
-            return JSONResponse({"error": "internal server error"}, status_code=500)
+            return _answer({"error": "internal server error"}, 500)
         body: dict[str, Any] = {"n": batch.n}
         if output.predicted is None:
             body["scores"] = output.probabilities.tolist()
@@ -69,25 +74,21 @@ def create_app(bundle: Bundle, limits: Limits | None = None) -> Starlette:
                 ("model", done - encoded_at),
             )
         )
-        return Response(
-            json.dumps(body, separators=(",", ":")),
-            media_type="application/json",
-            headers={"Server-Timing": timing},
-        )
+        return _answer(body, 200, {"Server-Timing": timing})
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": bundle.header.get("spec", {}).get("name")})
+        return _answer({"status": "ok", "model": bundle.header.get("spec", {}).get("name")}, 200)
 
     async def meta(request: Request) -> Response:
-        return JSONResponse(metadata)
+        return _answer(metadata, 200)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return _answer({"error": exc.detail}, exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # Starlette re-raises after this answer, so uvicorn logs the traceback server-side.
-        return JSONResponse({"error": "internal server error"}, status_code=500)
+        return _answer({"error": "internal server error"}, 500)
 
     return Starlette(
         routes=[
@@ -113,11 +114,71 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _answer(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    """Strict JSON: ASCII (a client's text echoed in a message cannot fail to encode) and no
+    NaN or Infinity (which are not JSON; `_check_finite` keeps them out of scores)."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
+
+
+# A JSON escape of a UTF-16 surrogate; Python's parser turns a lone one into a str that no
+# encoder takes (hashing a category, or echoing it in a message, would fail).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(body)
+    except RecursionError:
+        raise RequestError(400, "the body is not JSON this server reads: nested too deep") from None
+    except ValueError as exc:  # UnicodeDecodeError (bytes not UTF-8) is a ValueError too
         raise RequestError(400, f"the body is not JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(payload):
+        raise RequestError(
+            400, "the body holds a lone UTF-16 surrogate escape (such as \\ud800): not a character"
+        )
+    return payload
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any text (key or value) holds a lone surrogate; a valid pair is one character."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _LONE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def _check_finite(output: Output, batch: Batch) -> None:
+    """422 naming each row the model scores NaN: finite inputs can still overflow inside the
+    net, and NaN is not JSON (nor a score)."""
+    finite = np.isfinite(output.probabilities.reshape(batch.n, -1)).all(axis=1)
+    if finite.all():
+        return
+    rows = np.flatnonzero(~finite).tolist()
+    raise RequestError(
+        422,
+        f"{len(rows)} row(s) the model cannot score",
+        [
+            {
+                "at": f"{batch.shape}[{r}]",
+                "row": r,
+                "message": "the model scores this row NaN: each value is in range, but together "
+                "they overflow inside the net; check the row's numbers",
+            }
+            for r in rows
+        ],
+    )
 
 
 def _metadata(bundle: Bundle, limits: Limits) -> dict[str, Any]:
@@ -136,7 +197,18 @@ def _metadata(bundle: Bundle, limits: Limits) -> dict[str, Any]:
         "fields": {name: f.describe() for name, f in pre.fields().items()},
         "inputs": inputs,
         "label": pre.label,
-        "test": report.get("test"),
+        "test": _no_nan(report.get("test")),  # a metric undefined on the test split: null
         "limits": {"max_rows": limits.max_rows, "max_body_bytes": limits.max_body_bytes},
         "onnxruntime_threads": bundle.threads,
     }
+
+
+def _no_nan(value: Any) -> Any:
+    """`value` with every non-finite number (report.json may hold NaN) as null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value

@@ -124,11 +124,12 @@ class Bundle:
             for a in range(0, max(n, 1), SCORE_ROWS)
         ]
         logits = (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)).astype(np.float64)
-        if self.task == "binary":
-            # sigmoid(x) = exp(-log(1 + exp(-x))): no overflow for any x.
-            return Output(np.exp(-np.logaddexp(0.0, -logits.reshape(-1))), None)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return Output(shifted / shifted.sum(axis=1, keepdims=True), logits.argmax(axis=1))
+        with np.errstate(invalid="ignore"):  # a NaN logit stays NaN: the callers refuse its row
+            if self.task == "binary":
+                # sigmoid(x) = exp(-log(1 + exp(-x))): no overflow for any x.
+                return Output(np.exp(-np.logaddexp(0.0, -logits.reshape(-1))), None)
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return Output(shifted / shifted.sum(axis=1, keepdims=True), logits.argmax(axis=1))
 
 
 def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:

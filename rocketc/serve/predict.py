@@ -8,7 +8,8 @@ run's preprocessing, scored by light.onnx and appended to the output, which is w
 temporary name and renamed at the end, so a failed run never leaves a partial file behind.
 
 Rows are numbered from 1, the header not counted; the output's `row` column says which input
-row each score belongs to. A bad row (a missing column value, a mistyped one) is an error
+row each score belongs to. A bad row (a missing column value, a mistyped one, text that is not
+valid in the file's `encoding`, or one the model scores NaN) is an error
 listing its problems as `FILE:LINE:COLUMN: ...` (CSV line numbers count the header; Parquet
 gives row:column; the first SHOW_PROBLEMS, then one line counting them all), or with
 `on_error="skip"` the row is left out of the scores and each of its problems is written to
@@ -17,7 +18,9 @@ gives row:column; the first SHOW_PROBLEMS, then one line counting them all), or 
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,25 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from rocketc.data.features import RowProblem
 from rocketc.data.fields import Field, raw_columns
 from rocketc.errors import DataError, Diagnostic, Position
-from rocketc.serve.bundle import Bundle, load_bundle
+from rocketc.serve.bundle import Bundle, Output, load_bundle
 
+# A byte that is not valid text in the file's encoding is read as U+10FF00 + its value (a
+# private-use character no real table holds; a lone surrogate, Python's own surrogateescape,
+# cannot be stored in pandas' arrow-backed text), so `_Reader.undecodable` names its row and
+# column instead of pandas stopping the file.
+UNDECODABLE = "rocketc-undecodable"
+_UNDECODABLE = re.compile("[\U0010ff80-\U0010ffff]")
+
+
+def _mark_undecodable(error: UnicodeDecodeError) -> tuple[str, int]:
+    bad = error.object[error.start : error.end]
+    return "".join(chr(0x10FF00 + b) for b in bad), error.end
+
+
+codecs.register_error(UNDECODABLE, _mark_undecodable)
 SHOW_PROBLEMS = 20  # listed in a failing run's error; the rest are counted
 MEMORY_BUDGET = 256 << 20  # bytes one chunk may take, by `chunk_rows_for`'s estimate
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1024, 65_536
@@ -81,15 +99,18 @@ def predict_file(
     on_error: str = "fail",
     chunk_rows: int | None = None,
     threads: int = 1,
+    encoding: str = "utf-8",
     console: Console | None = None,
+    bundle: Bundle | None = None,
 ) -> PredictResult:
-    """Score every row of `data` into `out` (.parquet or .csv); see the module docstring."""
+    """Score every row of `data` into `out` (.parquet or .csv); see the module docstring.
+    `bundle`: run_dir's, loaded already (tests)."""
     console = console or Console(stderr=True)
     data, out = Path(data), Path(out)
-    bundle = load_bundle(run_dir, threads)
+    bundle = bundle or load_bundle(run_dir, threads)
     fields = list(bundle.preprocess.fields().values())
     chunk_rows = chunk_rows or chunk_rows_for(fields, keep)
-    reader = _Reader(data, fields, list(keep), chunk_rows)
+    reader = _Reader(data, fields, list(keep), chunk_rows, encoding)
     rejects_path = out.with_name(f"{out.stem}.rejects.csv")
     writer = _Writer(out)
     rejects = _Writer(rejects_path)
@@ -110,7 +131,15 @@ def predict_file(
             task = progress.add_task("predict", total=reader.total, rows=0)
             for chunk, done in reader:
                 numbers = np.arange(rows + 1, rows + len(chunk) + 1)
+                undecodable = reader.undecodable(chunk)
+                for p in undecodable:  # never hashed or looked up: the cell is a problem
+                    chunk.at[p.row, p.field] = None
                 encoded = bundle.preprocess.encode(raw_columns(chunk, fields), len(chunk))
+                _add_problems(encoded, undecodable)
+                output = None
+                if not problems and (~encoded.bad).any():  # once failing, only look for more
+                    output = bundle.predict({k: v[~encoded.bad] for k, v in encoded.inputs.items()})
+                    output = _drop_nonfinite(encoded, output)
                 count += len(encoded.problems)
                 bad_rows += int(encoded.bad.sum())
                 if encoded.problems and on_error == "fail":
@@ -120,14 +149,13 @@ def predict_file(
                     rejects.write(_rejects(encoded.problems, rows))
                     rejected += int(encoded.bad.sum())
                 good = ~encoded.bad
-                if not problems and good.any():  # once failing, only look for more problems
-                    inputs = {k: v[good] for k, v in encoded.inputs.items()}
+                if not problems and good.any():
                     kept = chunk.loc[good, list(keep)]  # not chunk[good]: a copy of every column
-                    writer.write(_scores(bundle, kept, numbers[good], keep, inputs))
+                    writer.write(_scores(bundle, kept, numbers[good], keep, output))
                     scored += int(good.sum())
                 rows += len(chunk)
                 progress.update(task, completed=done, rows=rows)
-                chunk = encoded = inputs = None  # freed before the next chunk is read, not after
+                chunk = encoded = output = None  # freed before the next chunk is read, not after
         if problems:
             shown = f" (the first {len(problems)} above)" if count > len(problems) else ""
             raise RowsError(
@@ -151,7 +179,34 @@ def predict_file(
     return PredictResult(out, rows, scored, rejected, count, rejects_path if rejected else None)
 
 
-def _scores(bundle: Bundle, chunk, numbers: np.ndarray, keep: Sequence[str], inputs):
+def _add_problems(encoded, found: list[RowProblem]) -> None:
+    """Fold problems found outside the preprocessing into a chunk's (in place); a cell's own
+    problem (undecodable text) replaces what the preprocessing made of that cell."""
+    if not found:
+        return
+    cells = {(p.row, p.field) for p in found}
+    kept = [p for p in encoded.problems if (p.row, p.field) not in cells]
+    encoded.problems = sorted(kept + found, key=lambda p: (p.row, p.field))
+    encoded.bad[[p.row for p in found]] = True
+
+
+def _drop_nonfinite(encoded, output: Output) -> Output:
+    """Rows the model scores NaN (finite inputs can still overflow inside the net) are bad rows,
+    never an empty score; `output` (of the good rows) keeps only the rest."""
+    finite = np.isfinite(output.probabilities.reshape(len(output.probabilities), -1)).all(axis=1)
+    if finite.all():
+        return output
+    rows = np.flatnonzero(~encoded.bad)[~finite]
+    message = (
+        "the model scores this row NaN: each value is in range, but together they overflow "
+        "inside the net; check the row's numbers"
+    )
+    _add_problems(encoded, [RowProblem(int(r), "score", message) for r in rows])
+    predicted = None if output.predicted is None else output.predicted[finite]
+    return Output(output.probabilities[finite], predicted)
+
+
+def _scores(bundle: Bundle, chunk, numbers: np.ndarray, keep: Sequence[str], output):
     """The output rows of a chunk: row number, kept columns, then the scores."""
     import pandas as pd
 
@@ -159,11 +214,10 @@ def _scores(bundle: Bundle, chunk, numbers: np.ndarray, keep: Sequence[str], inp
     for column in keep:
         frame[column] = chunk[column].to_numpy()
     classes = bundle.preprocess.label.get("classes")
-    if inputs is None:  # no row scored: an empty table with the right columns
+    if output is None:  # no row scored: an empty table with the right columns
         probs = np.zeros((0, len(classes) if classes else 1))
         predicted = np.zeros(0, np.int64)
     else:
-        output = bundle.predict(inputs)
         probs, predicted = output.probabilities, output.predicted
     if classes is None:
         frame["score"] = probs.reshape(-1)
@@ -190,8 +244,11 @@ def _rejects(found, offset: int):
 class _Reader:
     """A CSV or Parquet file in chunks of pandas frames, each with the progress made so far."""
 
-    def __init__(self, path: Path, fields: list[Field], keep: list[str], chunk_rows: int):
+    def __init__(
+        self, path: Path, fields: list[Field], keep: list[str], chunk_rows: int, encoding: str
+    ):
         self.path, self.fields, self.keep, self.chunk_rows = path, fields, keep, chunk_rows
+        self.encoding = encoding if path.suffix.lower() not in (".parquet", ".pq") else "utf-8"
         if not path.is_file():
             raise DataError(f"{path}: no such file")
         self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
@@ -215,7 +272,7 @@ class _Reader:
         import pandas as pd
 
         try:
-            return list(pd.read_csv(self.path, nrows=0).columns)
+            return list(pd.read_csv(self.path, nrows=0, **self._decoding()).columns)
         except Exception as exc:  # pandas raises several types for a file that is not CSV
             raise DataError(f"{self.path}: cannot read as CSV: {exc}") from None
 
@@ -240,7 +297,7 @@ class _Reader:
             rows = 0
             for batch in self._parquet().iter_batches(self.chunk_rows, columns=self.columns):
                 rows += batch.num_rows
-                yield batch.to_pandas(), rows
+                yield self._frame(batch), rows
             return
         from rocketc.data.csvread import read_csv
 
@@ -253,9 +310,55 @@ class _Reader:
                 file_columns=self.header,
                 usecols=self.columns,
                 chunksize=self.chunk_rows,
+                **self._decoding(),
             )
             for chunk in chunks:
                 yield chunk.reset_index(drop=True), handle.tell()
+
+    def _decoding(self) -> dict[str, str]:
+        return {"encoding": self.encoding, "encoding_errors": UNDECODABLE}
+
+    def _frame(self, batch):
+        """A Parquet batch as pandas; a text column holding bytes that are not UTF-8 (which
+        pandas cannot hold as text) is decoded the way a CSV file is, for `undecodable`."""
+        import pyarrow as pa
+
+        columns = []
+        for column in batch.columns:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                try:
+                    column.validate(full=True)
+                except pa.ArrowInvalid:
+                    raw = column.cast(pa.large_binary()).to_pylist()
+                    text = [None if v is None else v.decode("utf-8", UNDECODABLE) for v in raw]
+                    column = pa.array(text, pa.large_string())
+            columns.append(column)
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
+
+    def undecodable(self, chunk) -> list[RowProblem]:
+        """Cells holding bytes that are not valid text in the file's encoding (marked by
+        UNDECODABLE), one problem each: a Latin-1 export read as UTF-8, a damaged file."""
+        import pandas as pd
+
+        found = []
+        for name in chunk.columns:
+            column = chunk[name]
+            if column.dtype != object and not pd.api.types.is_string_dtype(column):
+                continue
+            values = column.tolist()
+            if not _UNDECODABLE.search("\0".join(v for v in values if isinstance(v, str))):
+                continue  # one C-level pass: clean text has no mark
+            if self.kind == "parquet":
+                advice = "Parquet text must be UTF-8"
+            else:
+                advice = "for a file in another encoding give --encoding, e.g. --encoding latin-1"
+            for row, value in enumerate(values):
+                mark = _UNDECODABLE.search(value) if isinstance(value, str) else None
+                if mark:
+                    byte = ord(mark.group()) - 0x10FF00
+                    message = f"is not valid {self.encoding} text (byte 0x{byte:02x}); {advice}"
+                    found.append(RowProblem(row, name, message))
+        return found
 
     def empty(self):
         import pandas as pd
