@@ -48,11 +48,12 @@ def compiled(spec: Path, *sets: str):
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under `directory`: its bytes and modification time (ns)."""
+    """Every file of the run under `directory`: its bytes and modification time (ns). The lock
+    file is not the run's: each attempt takes the lock (and records its pid) before it decides."""
     return {
         str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(directory.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != rundir.LOCK
     }
 
 
