@@ -1,9 +1,9 @@
 """`rocketc init` on what its rules get wrong: per-column overrides and name hints.
 
 A user who disagrees with one decision says so on the command line (`--categorical`, `--dense`,
-`--ignore`, `--list`, each repeatable or comma-separated) instead of editing three sections of
-the spec; whole numbers named like codes (`industry_code`, 52 codes) are categorical like their
-sibling with fewer codes.
+`--ignore`, `--list`, `--bucket`, each repeatable or comma-separated) instead of editing the
+spec, which names each column once; whole numbers named like codes (`industry_code`, 52 codes)
+are categorical like their sibling with fewer codes.
 """
 
 from __future__ import annotations

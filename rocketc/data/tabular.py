@@ -1,13 +1,14 @@
 """CSV and Parquet tables: a label column, categorical columns and groups of dense columns.
 
-A raw row is a table row: each categorical input reads the column of its name, each dense input
-its listed numeric columns. Fitted on the train split only: categorical vocabularies (sorted
-values get ids 1..K; id 0 is a value unseen in train, or a missing one) and the mean/std used to
-standardise dense columns. A categorical input with `hash_buckets` hashes its values instead
-(hashing.py); a categorical_list input reads a Parquet list column or text split at
-`list_delimiter` (lists.py). `weight` names a column of sample weights. Missing values in label,
-group, split_by or weight columns, and in dense columns without a `fill`, are an error rather than
-silently filled: a fill value is a modelling choice, which a dense column states as
+A raw row is a table row: each input reads the column of its name, a dense input the numeric
+columns `data.dense` lists for it, if any (`encode.table_feeds`). Fitted on the train split
+only: categorical vocabularies (sorted values get ids 1..K; id 0 is a value unseen in train, or
+a missing one), the quantile edges of a bucketized number (`{column: NAME, buckets: N}`) and the
+mean/std used to standardise dense columns. A categorical input with `hash_buckets` hashes its
+values instead (hashing.py); a categorical_list input reads a Parquet list column or text split
+at `list_delimiter` (lists.py). `weight` names a column of sample weights. Missing values in
+label, group, split_by or weight columns, and in dense columns without a `fill`, are an error
+rather than silently filled: a fill value is a modelling choice, which a dense column states as
 `{column: NAME, fill: median}` (with `transform: log1p` for long-tailed amounts).
 
 `fields.raw_columns` turns the pandas frame into raw fields; `rocketc predict` reads its files
