@@ -15,7 +15,7 @@ import json
 import os
 import statistics
 import tempfile
-import warnings
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from rocketc.experiments.tune.space import (
     sample_recipe,
     spec_params,
 )
+from rocketc.experiments.tune.storage import connect, open_study
 from rocketc.experiments.tune.study import State, TuneResult, brief, recipe_of
 from rocketc.experiments.tune.verdict import Verdict, run_verdict
 from rocketc.train.generated import Generated, load_generated
@@ -115,53 +116,43 @@ class Tuner:
 
     def _connect(self) -> optuna.storages.RDBStorage:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(
-                self.storage_url,
-                heartbeat_interval=60,  # a killed worker's trial is failed and retried once
-                grace_period=180,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-            )
-        except Exception as exc:  # sqlalchemy/driver errors: a bad URL, no server, no driver
-            raise TuneError(
-                f"--storage {self.storage_url}: cannot open the study: {_first_line(exc)}"
-            ) from None
+        return connect(self.storage_url)
 
     def _open_study(self, storage: optuna.storages.RDBStorage) -> None:
-        try:
-            study = optuna.create_study(
-                storage=storage,
-                study_name=self.study_name,
-                direction="maximize",
-                load_if_exists=True,
-                pruner=optuna.pruners.MedianPruner(
-                    n_startup_trials=5, n_warmup_steps=self.epochs // 2
-                ),
-            )
-        except Exception as exc:  # the database went away, or refuses writes
-            raise TuneError(
-                f"--storage {self.storage_url}: cannot open study '{self.study_name}': "
-                f"{_first_line(exc)}"
-            ) from None
-        self.study = study
+        """Create or join the study (storage.py: concurrent starts, killed trials), then queue
+        the spec's own recipe and the book's in a study that has none yet."""
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=self.epochs // 2)
+        shared = self.options.storage is not None
+        opened = open_study(
+            storage, self.storage_url, self.study_name, pruner, lambda t: self.console.print(t)
+        )
+        self.study = study = opened.study
         self._check_config()
         existing = len(study.get_trials(deepcopy=False))
         # Seeded by the trial count, so a resumed study does not redraw its first trials; with
         # a shared --storage also by the process, so parallel workers draw different ones.
-        seed = self.spec.train.seed + existing + (os.getpid() if self.options.storage else 0)
+        seed = self.spec.train.seed + existing + (os.getpid() if shared else 0)
         study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-        if existing == 0:
+        if not opened.created and existing == 0 and not study.user_attrs.get("queued"):
+            time.sleep(1.0)  # a process creating it at this moment queues them within ms
+        if opened.created or (existing == 0 and not study.user_attrs.get("queued")):
             study.enqueue_trial(spec_params(self.space, self.spec), user_attrs={"origin": "spec"})
             # Then the recipes with evidence behind them (book.py), before the sampler's own.
             data = self.compiled.source.data
             entries = book_params(self.space, self.spec, data, self.epochs)
             for name, params in entries[: max(self.options.trials - 1, 0)]:  # within --trials
                 study.enqueue_trial(params, user_attrs={"origin": f"book: {name}"})
+            study.set_user_attr("queued", True)
+        recovered = ""
+        if opened.recovered:
+            numbers = ", ".join(str(n) for n in opened.recovered)
+            recovered = (
+                f"; trial(s) {numbers} were killed mid-way: failed, their recipes queued again "
+                "(once)"
+            )
         self.console.print(
-            f"study '{self.study_name}' in {self.storage_url}: {existing} trial(s) so far"
+            f"study '{self.study_name}' in {self.storage_url}: {self._finished()} finished "
+            f"trial(s) so far{recovered}"
         )
 
     def _check_config(self) -> None:
@@ -396,11 +387,6 @@ class Tuner:
     def _best(self) -> optuna.trial.FrozenTrial | None:
         complete = self.study.get_trials(deepcopy=False, states=(State.COMPLETE,))
         return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 def tune(
