@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -55,6 +55,8 @@ def create_app(bundle: Bundle, limits: Limits | None = None) -> Starlette:
             _check_finite(output, batch)
         except RequestError as exc:
             return _answer(exc.body(), exc.status)
+        except ClientDisconnect:  # the client left mid-body: no one to answer, nothing to log
+            return _answer({"error": "the client disconnected before sending the body"}, 400)
         except Exception:  # a bug, not the client's: log it here, say nothing about it there
             log.exception("POST /v1/score failed")
             return _answer({"error": "internal server error"}, 500)
