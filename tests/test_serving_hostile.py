@@ -234,3 +234,24 @@ def test_parquet_text_that_is_not_utf8_is_a_bad_row(ctr_run, tmp_path):
     assert (result.scored, result.rejected) == (1, 1)
     problem = pd.read_csv(result.rejects)["problem"][0]
     assert "not valid utf-8 text (byte 0xe9); Parquet text must be UTF-8" in problem
+
+
+def test_metadata_of_a_test_metric_that_is_nan_is_strict_json(ctr_run, tmp_path):
+    """A metric undefined on the test split (NaN in report.json) is null, not a 500."""
+    import shutil
+
+    from rocketc.serve.bundle import digest_of_document, sha256
+
+    for name in ("light.onnx", "preprocess.json", "report.json"):
+        shutil.copy(ctr_run / name, tmp_path / name)
+    report = json.loads((ctr_run / "report.json").read_text())
+    report["test"]["auc"] = float("nan")
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    bundle = json.loads((tmp_path / "preprocess.json").read_text())
+    bundle["manifest"]["report.json"] = sha256(tmp_path / "report.json")
+    bundle["sha256"] = digest_of_document(bundle)
+    (tmp_path / "preprocess.json").write_text(json.dumps(bundle))
+    client = TestClient(create_app(load_bundle(tmp_path)), raise_server_exceptions=False)
+    response = client.get("/v1/metadata")
+    assert response.status_code == 200
+    assert strict(response.text)["test"]["auc"] is None
