@@ -72,6 +72,11 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
         ("lone surrogate", b'{"rows": [{"city": "\\ud800", "user": 1}]}'),
         ("lone surrogate key", b'{"rows": [{"\\udfff": 1}]}'),
         ("lone surrogate, top level", b'{"\\ud834": 1}'),
+        (
+            "UTF-16 lone surrogate",
+            '{"rows": [{"city": "\ud800"}]}'.encode("utf-16-le", "surrogatepass"),
+        ),
+        ("UTF-32", json.dumps({"rows": [row]}).encode("utf-32")),
         ("NUL", body({"rows": [dict(row, city="a\0b")]})),
         ("NUL key", body({"rows": [{**row, "\0": 1}]})),
         ("invalid UTF-8", b'{"rows": [{"city": "caf\xe9"}]}'),
@@ -127,6 +132,9 @@ def test_a_lone_surrogate_is_a_400_naming_it(client):
     )
     assert response.status_code == 400
     assert "lone UTF-16 surrogate" in response.json()["error"]
+    raw = '{"rows": [{"city": "\udc80"}]}'.encode("utf-16-le", "surrogatepass")  # unescaped
+    response = client.post("/v1/score", content=raw)
+    assert response.status_code == 400 and "lone UTF-16 surrogate" in response.json()["error"]
     pair = dict(good_row(), city="\U0001f600")  # a valid pair is a character: scored
     assert client.post("/v1/score", json={"rows": [pair]}).status_code == 200
 

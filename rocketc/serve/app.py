@@ -135,7 +135,10 @@ def _json(body: bytes) -> Any:
         raise RequestError(400, "the body is not JSON this server reads: nested too deep") from None
     except ValueError as exc:  # UnicodeDecodeError (bytes not UTF-8) is a ValueError too
         raise RequestError(400, f"the body is not JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(payload):
+    # UTF-16 and UTF-32 bodies (NUL bytes among the first four: JSON starts with ASCII) may
+    # carry a lone surrogate unescaped: Python decodes them with "surrogatepass".
+    suspect = _SURROGATE_ESCAPE.search(body) or b"\x00" in body[:4]
+    if suspect and _has_lone_surrogate(payload):
         raise RequestError(
             400, "the body holds a lone UTF-16 surrogate escape (such as \\ud800): not a character"
         )
