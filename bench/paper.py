@@ -284,6 +284,8 @@ def render(results: dict[str, Any]) -> str:
         "light net (same parameters, same latency).",
         "",
     ]
+    if results.get("moved"):  # written by hand after a rerun that changed how rows are scored
+        lines += ["### What moved since the previous run", "", results["moved"], ""]
     for case in results["datasets"]:
         lines += _case_table(case)
     lines += _orientation(results)

@@ -209,7 +209,7 @@ def test_init_writes_the_default_loss_and_says_why(tmp_path):
     text = init_spec(path, "clicked", out=tmp_path / "s.yaml").text
     loss = _loss_section(text)
     assert "  hint: {weight: 1.0, on: probs, reduction: mean}\n" in loss
-    assert "BENCHMARKS.md" in loss and "level with the light net alone" in loss
+    assert "BENCHMARKS.md" in loss and "never worse" in loss
     assert "The paper's recipe is one" in loss and "(--set loss.hint.on=logits)" in loss
     assert compile_text(text).spec.loss == Loss()
     paper = compile_text(text.replace("on: probs", "on: logits")).spec.loss
