@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from rocketc import __version__
 from rocketc.data.preprocess import Preprocessor, dumps_json
 from rocketc.errors import BundleError
+from rocketc.files import write_atomic
 from rocketc.serve.consistency import check_consistency
 
 BUNDLE = "preprocess.json"
@@ -84,9 +84,7 @@ def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Pa
     path = run_dir / BUNDLE
     data = json.loads(preprocess.dumps(header))
     data["sha256"] = digest_of_document(data)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(dumps_json(data) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, dumps_json(data) + "\n")
     return path
 
 

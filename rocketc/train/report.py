@@ -28,6 +28,7 @@ from rich.console import Console
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
 from rocketc.errors import Diagnostic, RocketcError, TrainError
+from rocketc.files import write_atomic
 from rocketc.train.result import RunResult
 
 ONNX_TOLERANCE = 1e-5
@@ -131,8 +132,8 @@ def _launch(
             "code/model.py",
         ],
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(report))
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / "report.md", render_markdown(report))
     # Last: preprocess.json's manifest covers light.onnx and report.json as written above, so an
     # export cut short leaves no servable bundle rather than one that mixes runs.
     _write_serving_bundle(compiled, data, out_dir, console)
