@@ -246,7 +246,7 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
     listed nowhere else, is audited like the hint and switched off in the light-alone row (and
     tune's baseline) through its own `off` keys."""
     from rocketc.compiler.losses import LOSS_KINDS, LossKind, Term, loss_term, spec_terms
-    from rocketc.compiler.losses.logits import Hint, _head
+    from rocketc.compiler.losses.logits import Hint, head_read
     from rocketc.experiments.tune.runs import light_alone_compiled
     from rocketc.train.audit import run_audit
 
@@ -257,7 +257,7 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
         def terms(self, spec):
             if spec.description != "toy on":
                 return []
-            reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+            reads = (head_read(spec, "light"), head_read(spec, "booster", teacher=True))
             return [Term(self.name, self, 0.5, 0, ("description",), reads)]
 
         def expression(self, term, spec, names):

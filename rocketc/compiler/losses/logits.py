@@ -18,7 +18,8 @@ from rocketc.compiler.spec import Spec
 
 
 # --- the label losses --------------------------------------------------------------------------
-def _head(spec: Spec, side: Side, teacher: bool = False) -> Read:
+def head_read(spec: Spec, side: Side, teacher: bool = False) -> Read:
+    """What a term reads of one head: its logits (the booster's as a teacher, when `teacher`)."""
     return Read(side, getattr(spec.heads, side), "logits", teacher, ("heads", side))
 
 
@@ -47,9 +48,8 @@ class LightLabels(LossKind):
 
     def terms(self, spec: Spec) -> list[Term]:
         w = spec.loss.light
-        return (
-            [Term(self.name, self, w, 0, ("loss", "light"), (_head(spec, "light"),))] if w else []
-        )
+        reads = (head_read(spec, "light"),)
+        return [Term(self.name, self, w, 0, ("loss", "light"), reads)] if w else []
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
         return _label_loss(names["light"], spec)
@@ -77,7 +77,7 @@ class BoosterLabels(LossKind):
     def terms(self, spec: Spec) -> list[Term]:
         w = spec.loss.booster
         path = ("loss", "booster")
-        return [Term(self.name, self, w, 0, path, (_head(spec, "booster"),))] if w else []
+        return [Term(self.name, self, w, 0, path, (head_read(spec, "booster"),))] if w else []
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
         return _label_loss(names["booster"], spec)
@@ -119,7 +119,7 @@ class Hint(LossKind):
         h = spec.loss.hint
         if not h.weight:
             return []
-        reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+        reads = (head_read(spec, "light"), head_read(spec, "booster", teacher=True))
         return [Term(self.name, self, h.weight, h.warmup_epochs, ("loss", "hint"), reads, h)]
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
@@ -183,7 +183,7 @@ class KD(LossKind):
         kd = spec.loss.kd
         if not kd.weight:
             return []
-        reads = (_head(spec, "light"), _head(spec, "booster", teacher=True))
+        reads = (head_read(spec, "light"), head_read(spec, "booster", teacher=True))
         return [Term(self.name, self, kd.weight, kd.warmup_epochs, ("loss", "kd"), reads, kd)]
 
     def expression(self, term: Term, spec: Spec, names: dict[Side, str]) -> str:
