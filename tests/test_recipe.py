@@ -68,7 +68,7 @@ def test_the_last_epoch_scores_differently(shipped, last_epoch):
 
 def test_ablate_scores_the_shipped_epoch(compiled, data, shipped, tmp_path, monkeypatch):
     monkeypatch.setattr(Recipe, "validate", _scripted)
-    monkeypatch.setattr("rocketc.experiments.ablate.load_data", lambda spec: data)
+    monkeypatch.setattr("rocketc.experiments.ablate.load_data", lambda spec, source=None: data)
     # The `tuned` row trains the spec's own loss: the very run `rocketc train` made.
     out = ablate(
         compiled,
