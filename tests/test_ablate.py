@@ -243,11 +243,12 @@ def test_a_broken_recipe_is_reported_at_its_own_line(tmp_path, spec_text, edit):
 
 def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
     """The loss-term registry is the one source: a toy teaching term, registered here and
-    listed nowhere else, is audited like the hint and switched off in the light-alone row (and
-    tune's baseline) through its own `off` keys."""
-    from rocketc.compiler.losses import LOSS_KINDS, LossKind, Term, loss_term, spec_terms
+    listed nowhere else, is audited like the hint, switched off in the light-alone row (and
+    tune's baseline) through its own `off` keys, and searched by tune through its tunables."""
+    from rocketc.compiler.losses import LOSS_KINDS, LossKind, Term, Tunable, loss_term, spec_terms
     from rocketc.compiler.losses.logits import Hint, head_read
     from rocketc.experiments.tune.runs import light_alone_compiled
+    from rocketc.experiments.tune.space import default_space
     from rocketc.train.audit import run_audit
 
     class Toy(LossKind):
@@ -271,6 +272,9 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
 
         reaches = Hint.reaches
 
+        def tunables(self, spec, epochs):
+            return [Tunable("description", "choice", choices=("toy on", "toy off"))]
+
     loss_term(Toy)
     try:
         compiled = compile_file(QUICKSTART, ["description=toy on"])
@@ -284,5 +288,7 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
         ):
             assert [t.name for t in spec_terms(spec)] == ["light"]
         assert alone.values(compiled.source.data)["description"] == "toy off"
+        searched = [d.path for d in default_space(compiled.spec, compiled.spec.train.epochs)]
+        assert searched[-1] == "description" and "loss.hint.weight" in searched  # tune's space
     finally:
         del LOSS_KINDS["toy_teacher"]

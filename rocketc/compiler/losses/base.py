@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -67,6 +68,32 @@ class Adapter:
         return f"{what} adapter {self.in_width} → {self.out_width} ({self.params:,} params)"
 
 
+Lookup = Callable[[str], Any]  # a spec path -> its value in a tune trial (sampled, else the spec's)
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """One spec path `rocketc tune` searches for a kind of term, by default: a range (`float`,
+    `int`; `zero`: 0 is a choice of its own besides [low, high]) or `choices`, searched only
+    `when` it holds for the trial's other values, and removed from the spec when `unset_when`
+    holds (a choice made it invalid)."""
+
+    path: str
+    kind: Literal["float", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    zero: bool = False
+    choices: tuple[Any, ...] = ()
+    when: Callable[[Lookup], bool] | None = None
+    unset_when: Callable[[Lookup], bool] | None = None
+
+
+def when_on(path: str) -> Callable[[Lookup], bool]:
+    """Searched only while the weight at `path` is above 0."""
+    return lambda get: bool(get(path))
+
+
 class TermError(Exception):
     """A term cannot read what the spec points it at (shape inference reports it, positioned)."""
 
@@ -112,6 +139,11 @@ class LossKind:
     def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
         """Whether the audit should find the term's gradient on parameter `group`."""
         raise NotImplementedError
+
+    def tunables(self, spec: Spec, epochs: int) -> list[Tunable]:
+        """What `rocketc tune` searches of this kind by default (a teaching kind's weight at
+        least); `epochs` bounds warm-ups."""
+        return []
 
     def infer(self, term: Term, types: dict[Side, TensorType]) -> Adapter | None:
         """Check the read tensors fit the term (raise TermError); return its adapter, if any."""

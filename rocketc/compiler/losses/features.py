@@ -13,6 +13,7 @@ from rocketc.compiler.losses.base import (
     Side,
     Term,
     TermError,
+    Tunable,
     loss_node,
     loss_term,
     warmup_text,
@@ -34,6 +35,12 @@ class FeatureHints(LossKind):
     column = "both"
     teaches = True
     off: ClassVar[dict[str, Any]] = {"loss.feature_hints": []}
+
+    def tunables(self, spec: Spec, epochs: int) -> list[Tunable]:
+        return [
+            Tunable(f"loss.feature_hints.{i}.weight", "float", 0.01, 10.0, log=True, zero=True)
+            for i, _ in enumerate(spec.loss.feature_hints)
+        ]
 
     def terms(self, spec: Spec) -> list[Term]:
         out = []

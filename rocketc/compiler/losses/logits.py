@@ -11,8 +11,10 @@ from rocketc.compiler.losses.base import (
     Read,
     Side,
     Term,
+    Tunable,
     loss_term,
     warmup_text,
+    when_on,
 )
 from rocketc.compiler.spec import Spec
 
@@ -151,6 +153,34 @@ class Hint(LossKind):
                 )
         return student, teacher
 
+    def tunables(self, spec: Spec, epochs: int) -> list[Tunable]:
+        weight = "loss.hint.weight"
+        dims = [
+            Tunable(weight, "float", 0.01, 10.0, log=True, zero=True),
+            Tunable("loss.hint.on", "choice", choices=("logits", "probs"), when=when_on(weight)),
+        ]
+        if spec.task == "multiclass":  # z-scoring one logit gives 0
+            choices = ("none", "zscore")
+            dims.append(
+                Tunable("loss.hint.normalize", "choice", choices=choices, when=_on("logits"))
+            )
+        dims.append(
+            Tunable(
+                "loss.hint.temperature",
+                "float",
+                1.0,
+                8.0,
+                log=True,
+                when=_on("probs"),
+                unset_when=lambda get: get("loss.hint.on") != "probs",
+            )
+        )
+        if epochs // 2 >= 1:
+            dims.append(
+                Tunable("loss.hint.warmup_epochs", "int", 0, epochs // 2, when=when_on(weight))
+            )
+        return dims
+
     def constants(self, term: Term) -> dict[str, tuple[float, str]]:
         t = term.config.temperature
         why = "the hint compares probabilities softened at this temperature"
@@ -212,6 +242,18 @@ class KD(LossKind):
             f'torch.sigmoid({teacher} / {t}), reduction="none").squeeze(1) * {t}**2'
         )
 
+    def tunables(self, spec: Spec, epochs: int) -> list[Tunable]:
+        weight = "loss.kd.weight"
+        dims = [
+            Tunable(weight, "float", 0.01, 10.0, log=True, zero=True),
+            Tunable("loss.kd.temperature", "float", 1.0, 8.0, when=when_on(weight)),
+        ]
+        if epochs // 2 >= 1:
+            dims.append(
+                Tunable("loss.kd.warmup_epochs", "int", 0, epochs // 2, when=when_on(weight))
+            )
+        return dims
+
     def constants(self, term: Term) -> dict[str, tuple[float, str]]:
         why = "distillation temperature; the term is scaled by its square (Hinton et al.)"
         return {"KD_TEMPERATURE": (term.config.temperature, why)}
@@ -221,3 +263,8 @@ class KD(LossKind):
 
     def reaches(self, term: Term, mode: str, group: str, graph: nx.DiGraph) -> bool:
         return _teaching_reaches(mode, group)
+
+
+def _on(value: str):
+    """Searched only while the hint is on and compares `value` (logits or probs)."""
+    return lambda get: bool(get("loss.hint.weight")) and get("loss.hint.on") == value

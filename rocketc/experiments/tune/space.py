@@ -15,6 +15,7 @@ they land.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,63 +227,21 @@ def _field_at(spec: Spec, path: str) -> tuple[Any, str | None]:
 
 
 # --- the default space ---------------------------------------------------------------------
-def _on(path: str) -> Callable[[Lookup], bool]:
-    return lambda get: bool(get(path))
-
-
-def _hint_on(value: str) -> Callable[[Lookup], bool]:
-    return lambda get: bool(get("loss.hint.weight")) and get("loss.hint.on") == value
-
-
 def default_space(spec: Spec, epochs: int) -> list[Dimension]:
-    """The default dimensions for this spec: each field present in the schema is searched."""
-    from rocketc.compiler.spec import KD, Hint, Loss
+    """The default dimensions for this spec, from the loss-term registry: what each kind of term
+    that teaches says to search (`LossKind.tunables`), and the gradient block, searched right
+    after the first such kind (the hint), the order the studies in bench/results were run in."""
+    from rocketc.compiler.losses import LOSS_KINDS
 
-    hint_fields, kd_fields = Hint.model_fields, KD.model_fields
-    warmup_high = max(epochs // 2, 0)
-    dims = [Dimension("loss.hint.weight", "float", 0.01, 10.0, log=True, zero=True)]
-    dims.append(
-        Dimension("loss.hint.on", "choice", choices=("logits", "probs"), when=_on(dims[0].path))
-    )
-    if "normalize" in hint_fields and spec.task == "multiclass":  # z-scoring one logit: 0
-        dims.append(
-            Dimension(
-                "loss.hint.normalize", "choice", choices=("none", "zscore"), when=_hint_on("logits")
-            )
-        )
-    if "temperature" in hint_fields:
-        dims.append(
-            Dimension(
-                "loss.hint.temperature",
-                "float",
-                1.0,
-                8.0,
-                log=True,
-                when=_hint_on("probs"),
-                unset_when=lambda get: get("loss.hint.on") != "probs",
-            )
-        )
-    if "warmup_epochs" in hint_fields and warmup_high >= 1:
-        dims.append(
-            Dimension(
-                "loss.hint.warmup_epochs", "int", 0, warmup_high, when=_on("loss.hint.weight")
-            )
-        )
-    dims.append(Dimension("loss.gradient_block", "choice", choices=("booster", "shared", "none")))
-    dims.append(Dimension("loss.kd.weight", "float", 0.01, 10.0, log=True, zero=True))
-    dims.append(Dimension("loss.kd.temperature", "float", 1.0, 8.0, when=_on("loss.kd.weight")))
-    if "warmup_epochs" in kd_fields and warmup_high >= 1:
-        dims.append(
-            Dimension("loss.kd.warmup_epochs", "int", 0, warmup_high, when=_on("loss.kd.weight"))
-        )
-    if "feature_hints" in Loss.model_fields:
-        for i, _ in enumerate(spec_value(spec, "loss.feature_hints") or []):
-            dims.append(
-                Dimension(
-                    f"loss.feature_hints.{i}.weight", "float", 0.01, 10.0, log=True, zero=True
-                )
-            )
+    dims: list[Dimension] = []
+    for kind in (k for k in LOSS_KINDS.values() if k.teaches):
+        dims += [Dimension(**dataclasses.asdict(t)) for t in kind.tunables(spec, epochs)]
+        if not any(d.path == "loss.gradient_block" for d in dims):
+            dims.append(Dimension("loss.gradient_block", "choice", choices=BLOCKS))
     return dims
+
+
+BLOCKS = ("booster", "shared", "none")
 
 
 # --- --space FILE --------------------------------------------------------------------------
