@@ -7,6 +7,7 @@ tests/test_gradients.py's. These tests run generated models on tiny inputs.
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import re
 
@@ -233,3 +234,51 @@ def test_a_cache_that_cannot_be_written_costs_only_the_speed_up(repo_root, tmp_p
         assert "class LightNet" in render(compiled)["model.py"]
     finally:
         environment.cache_clear()
+
+
+# --- alike per-field embeddings: one ModuleDict built in a loop --------------------------------
+FIELDS = """\
+version: 1
+name: fields
+task: binary
+inputs:
+  - {name: user, kind: categorical, vocab: 50}
+  - {name: item, kind: categorical, vocab: 40}
+  - {name: city, kind: categorical, vocab: 9}
+  - {name: price, kind: dense, shape: [3]}
+layers:
+@EMB@
+  - {id: feats, op: concat, in: [@CAT@, price], role: shared}
+  - {id: light_logit, op: linear, in: feats, out_features: 1, role: light}
+  - {id: booster_logit, op: linear, in: feats, out_features: 1, role: booster}
+heads: {light: light_logit, booster: booster_logit}
+"""
+
+
+def _fields(names: list[str]) -> str:
+    emb = "\n".join(
+        f"  - {{id: {n}_emb, op: embedding, in: {n}, dim: 4, role: shared}}" for n in names
+    )
+    return FIELDS.replace("@EMB@", emb).replace("@CAT@", ", ".join(f"{n}_emb" for n in names))
+
+
+def test_three_alike_embeddings_are_one_module_dict(compile_spec_text, load_model):
+    gen = load_model(compile_spec_text(_fields(["user", "item", "city"])))
+    text = inspect.getsource(gen.model)
+    assert (
+        'SHARED_EMBEDDINGS = {\n    "user_emb": 50,\n    "item_emb": 40,\n    "city_emb": 9,\n}'
+        in (text)
+    )
+    assert "self.embeddings = nn.ModuleDict(" in text and "self.user_emb" not in text
+    torch.manual_seed(0)
+    model = gen.model.RocketNet()
+    keys = [k for k in model.state_dict() if "embeddings" in k]
+    assert keys == [f"shared.embeddings.{n}_emb.weight" for n in ("user", "item", "city")]
+    light, booster = model(*gen.model.example_inputs(5))
+    assert light.shape == booster.shape == (5, 1)
+
+
+def test_two_embeddings_stay_plain_lines(compile_spec_text, load_model):
+    spec = _fields(["user", "item"]).replace("  - {name: city, kind: categorical, vocab: 9}\n", "")
+    text = inspect.getsource(load_model(compile_spec_text(spec)).model)
+    assert "ModuleDict" not in text and "self.user_emb = nn.Embedding(50, 4)" in text

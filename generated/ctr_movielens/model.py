@@ -43,28 +43,36 @@ def loss_weights(epoch: int) -> dict[str, float]:
     }
 
 
+# The vocabulary of each field Shared embeds: one nn.Embedding({vocab}, 64) per entry.
+SHARED_EMBEDDINGS = {
+    "user_emb": 944,
+    "item_emb": 1683,
+    "age_emb": 8,
+    "gender_emb": 3,
+    "occupation_emb": 22,
+    "zip_emb": 20,
+    "decade_emb": 12,
+}
+
+
 class Shared(nn.Module):
     """Bottom layers both nets run; RocketNet computes them once per step."""
 
     def __init__(self):
         super().__init__()
-        self.user_emb = nn.Embedding(944, 64)
-        self.item_emb = nn.Embedding(1683, 64)
-        self.age_emb = nn.Embedding(8, 64)
-        self.gender_emb = nn.Embedding(3, 64)
-        self.occupation_emb = nn.Embedding(22, 64)
-        self.zip_emb = nn.Embedding(20, 64)
-        self.decade_emb = nn.Embedding(12, 64)
+        # One embedding table per field, 64 wide each: id -> vector.
+        self.embeddings = nn.ModuleDict(
+            {name: nn.Embedding(vocab, 64) for name, vocab in SHARED_EMBEDDINGS.items()}
+        )
         self.genre_proj = nn.Linear(19, 128)
 
     def forward(self, user, item, age, gender, occupation, zipcode, decade, genre):
-        user_emb = self.user_emb(user)  # (B, 64)
-        item_emb = self.item_emb(item)  # (B, 64)
-        age_emb = self.age_emb(age)  # (B, 64)
-        gender_emb = self.gender_emb(gender)  # (B, 64)
-        occupation_emb = self.occupation_emb(occupation)  # (B, 64)
-        zip_emb = self.zip_emb(zipcode)  # (B, 64)
-        decade_emb = self.decade_emb(decade)  # (B, 64)
+        user_emb, item_emb, age_emb, gender_emb, occupation_emb, zip_emb, decade_emb = (
+            self.embeddings[name](ids)  # (B, 64) each
+            for name, ids in zip(
+                self.embeddings, (user, item, age, gender, occupation, zipcode, decade), strict=True
+            )
+        )
         genre_proj = self.genre_proj(genre)  # (B, 128)
         features = torch.cat(
             [

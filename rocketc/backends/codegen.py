@@ -38,6 +38,7 @@ class LayerView:
     call: str  # forward expression
     shape: str
     params: int
+    members: tuple = ()  # a GroupView's; none for one layer
 
 
 @dataclass
@@ -49,6 +50,22 @@ class BranchView:
     returns: list[str]
     modules: list[LayerView] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)  # statements: one table, several lookups
+
+
+@dataclass
+class GroupView:
+    """Alike per-field embeddings of one branch as one `nn.ModuleDict` built in a loop: three or
+    more `embedding` layers of one width, each reading an input's ids, none tied or sharing a
+    table. Their layer ids stay the names, in the dict and in forward."""
+
+    id: str  # the ModuleDict's attribute
+    members: list[LayerView]
+    args: list[str]  # each member's ids, in order
+    dim: int
+
+    @property
+    def vocabs(self) -> list[tuple[str, str]]:
+        return [(m.id, m.init.removeprefix("nn.Embedding(").split(",")[0]) for m in self.members]
 
 
 @dataclass
@@ -143,13 +160,20 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         else:
             outs = [getattr(spec.heads, role), *feature_reads(c, role)]
         views = [layer_view(n) for n in ids]
+        group = _embedding_group(c, ids, views)
+        modules = [v for v in views if v.init is not None]
+        if group is not None:  # the dict stands where its first member was; members leave
+            first = group.members[0].id
+            gone = {m.id for m in group.members} - {first}
+            views = [group if v.id == first else v for v in views if v.id not in gone]
+            modules = [group if v.id == first else v for v in modules if v.id not in gone]
         branches[role] = BranchView(
             role.capitalize(),
             BRANCH_DOCS[role],
             reads,
             views,
             outs,
-            [v for v in views if v.init is not None],
+            modules,
             [f"self.{lhs} = self.{rhs}" for lhs, rhs, where in _table_links(c) if where == role],
         )
 
@@ -194,6 +218,38 @@ def _model_view(c: Compiled) -> dict[str, Any]:
         "logits_shape": str(g.nodes[spec.heads.light]["type"]),
         "loss": _loss_view(c),
     }
+
+
+GROUP_MIN = 3  # alike embeddings written as one ModuleDict from this many on
+
+
+def _embedding_group(c: Compiled, ids: list[str], views: list[LayerView]) -> GroupView | None:
+    """The branch's alike per-field embeddings (see GroupView), when there are GROUP_MIN+."""
+    g = c.graph
+    linked = {part.split(".")[-2] for link in _table_links(c) for part in link[:2]}
+    tied = {n for n in c.layers("light") if "tie_paths" in g.nodes[n]}
+    tied |= {g.nodes[n]["layer"].tie for n in tied}
+    by_dim: dict[int, list[LayerView]] = {}
+    args: dict[str, str] = {}
+    for view in views:
+        layer = g.nodes[view.id]["layer"]
+        ports = input_ports(g, view.id) or []
+        if (
+            layer.op != "embedding"
+            or getattr(layer, "table", None)
+            or view.id in linked | tied
+            or len(ports) != 1
+            or g.nodes[ports[0].name]["kind"] != "input"
+            or ports[0].type.shape  # one id per example: (B,) -> (B, dim)
+        ):
+            continue
+        by_dim.setdefault(layer.dim, []).append(view)
+        args[view.id] = ports[0].name
+    dim, members = max(by_dim.items(), key=lambda kv: len(kv[1]), default=(0, []))
+    if len(members) < GROUP_MIN:
+        return None
+    name = next(f for f in ("embeddings", "field_embeddings", "embedding_tables") if f not in ids)
+    return GroupView(name, members, [args[m.id] for m in members], dim)
 
 
 def _input_view(name: str, t: TensorType) -> InputView:
