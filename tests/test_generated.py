@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import subprocess
 import sys
 import types
 import typing
@@ -53,3 +54,17 @@ def test_generated_dataclasses_copies_and_pickles_work(compiled, tmp_path):
     assert gen.train.__name__ not in sys.modules
     with pytest.raises((pickle.PicklingError, AttributeError, ModuleNotFoundError)):
         pickle.dumps(settings)  # outside the block the module is not findable by name
+
+
+@pytest.mark.parametrize("name", ["quickstart", "ctr_synthetic"])
+def test_train_py_runs_on_its_own_and_validates_each_epoch(repo_root, tmp_path, name):
+    """`python train.py` beside model.py, nothing of rocketc imported: the loop reads top to
+    bottom (settings, data, model, optimizer, epochs) and scores a validation split per epoch."""
+    from rocketc.backends.codegen import write
+
+    write(compile_file(repo_root / "specs" / f"{name}.yaml"), tmp_path)
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1/1: train loss " in done.stdout and "val accuracy {'light': " in done.stdout

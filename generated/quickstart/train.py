@@ -96,6 +96,16 @@ def predict(net: torch.nn.Module, loader, device) -> torch.Tensor:
     return torch.cat(outs).float().cpu()
 
 
+@torch.no_grad()
+def evaluate(model, loader, device) -> dict[str, float]:
+    """Accuracy of each net over `loader` (batches of (*inputs, target)), the number
+    `rocketc train` logs per epoch beside AUC/GAUC and cross-entropy before it keeps the best."""
+    light_logits, booster_logits = predict(model, loader, device)
+    target = torch.cat([batch[-1] for batch in loader]).cpu()
+    guesses = {"light": light_logits.argmax(1), "booster": booster_logits.argmax(1)}
+    return {net: (guess == target).float().mean().item() for net, guess in guesses.items()}
+
+
 def fit(
     model,
     train_loader,
@@ -129,4 +139,16 @@ if __name__ == "__main__":
     torch.manual_seed(s.seed)
     data = torch.utils.data.TensorDataset(*example_inputs(256), example_targets(256))
     loader = torch.utils.data.DataLoader(data, batch_size=s.batch_size, shuffle=True)
-    model = fit(RocketNet(), loader, s, on_epoch_end=lambda e, losses: print(e, losses))
+    # A validation split, scored after every epoch as `rocketc train` does.
+    val = torch.utils.data.TensorDataset(*example_inputs(64), example_targets(64))
+    val_loader = torch.utils.data.DataLoader(val, batch_size=s.eval_batch_size)
+    model = RocketNet()
+
+    def log(epoch: int, losses: dict) -> None:
+        accuracy = evaluate(model, val_loader, resolve_device(s.device))
+        print(
+            f"epoch {epoch + 1}/{s.epochs}: train loss {losses['total']:.4f}, val accuracy",
+            accuracy,
+        )
+
+    fit(model, loader, s, on_epoch_end=log)

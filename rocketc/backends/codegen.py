@@ -490,4 +490,5 @@ def _train_view(c: Compiled) -> dict[str, Any]:
         "schedule": s.name,
         "features": any(r.what == "features" for t in graph_terms(c.graph) for r in t.reads),
         "weighted": c.spec.sample_weighted,
+        "multiclass": c.spec.task == "multiclass",
     }
