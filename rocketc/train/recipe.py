@@ -115,12 +115,15 @@ class Recipe:
     def setup_data(self) -> None:
         """The batch order (its own generator, so a resume replays it) and the selection."""
         self.shuffle = torch.Generator().manual_seed(self.seed)
-        weighted = self.spec.sample_weighted
-        self.train_loader = train_loader(
-            self.data.train, self.spec.train.batch_size, self.shuffle, weighted
-        )
+        self.train_loader = self.batches()
         self.selection = selection_for(self.compiled, self.data.val.group is not None)
         check_scorable(self.selection, self.data.val)
+
+    def batches(self):
+        """The training batches: the split in memory, or a streamed table read every epoch
+        (`TrainRecipe` gives each DDP rank its shard instead)."""
+        split, size = self.data.train, self.spec.train.batch_size
+        return train_loader(split, size, self.shuffle, self.spec.sample_weighted)
 
     def load_code(self) -> Generated:
         """The generated model.py/train.py this run executes (`TrainRecipe` renders them)."""
@@ -276,6 +279,7 @@ class EpochProgress:
 
     def __init__(self, console: Console, steps: int, epochs: int, label: str = ""):
         self.console, self.label = console, label
+        self.terminal = console.is_terminal  # asked once: `step` runs on every batch
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -284,7 +288,7 @@ class EpochProgress:
             TimeElapsedColumn(),
             console=console,
             transient=True,
-            disable=not console.is_terminal,
+            disable=not self.terminal,
         )
         self.task = self.bar.add_task("", total=steps, rate="")
         self.steps, self.epochs = steps, epochs
@@ -307,7 +311,7 @@ class EpochProgress:
         now = time.perf_counter()
         rate = self.seen / max(now - self.started, 1e-9)
         self.bar.update(self.task, completed=step + 1, rate=f"{rate:,.0f} ex/s")
-        if not self.console.is_terminal and now - self.last_line >= self.LINE_EVERY:
+        if not self.terminal and now - self.last_line >= self.LINE_EVERY:
             self.last_line = now
             done = 100 * (step + 1) / max(self.steps, 1)
             self.console.print(

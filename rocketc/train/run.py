@@ -44,7 +44,6 @@ from rocketc.train.history import NETS, final_table, plot, write_history
 from rocketc.train.recipe import Diverged, Recipe
 from rocketc.train.report import launch_light_net
 from rocketc.train.result import RunResult
-from rocketc.train.select import check_scorable, selection_for
 
 __all__ = [
     "RunResult",
@@ -149,24 +148,23 @@ class TrainRecipe(Recipe):
         selection metric (its default depends on the data: GAUC needs groups)."""
         if self.data is None:
             self.data = load_data(self.spec, self.compiled.source)
-        self.shuffle = torch.Generator().manual_seed(self.spec.train.seed)
-        train, size = self.data.train, self.spec.train.batch_size
-        weighted = self.spec.sample_weighted
-        if not isinstance(train, Split) and self.world.distributed:  # a streamed shard
-            distributed.check_batch_split(size, self.world.size)
-            w = self.world
-            self.train_loader = streamload.shard_loader(
-                train, size, w.rank, w.size, self.spec.train.seed, weighted, train.workers
+        super().setup_data()
+
+    def batches(self):
+        """Under DDP this rank's shard (its shuffle seeded per epoch), else `Recipe`'s."""
+        if not self.world.distributed:
+            return super().batches()
+        train, size, w = self.data.train, self.spec.train.batch_size, self.world
+        weighted, seed = self.spec.sample_weighted, self.spec.train.seed
+        if not isinstance(train, Split):  # a streamed table: its shard, read by this rank
+            distributed.check_batch_split(size, w.size)
+            loader = streamload.shard_loader(
+                train, size, w.rank, w.size, seed, weighted, train.workers
             )
-            self.sampler = self.train_loader  # set_epoch reseeds its shuffle, as a sampler's
-        elif self.world.distributed:  # this rank's shard; the shuffle is seeded per epoch
-            self.train_loader, self.sampler = distributed.shard_loader(
-                tensors(train, weighted), size, self.world, self.spec.train.seed
-            )
-        else:  # in memory, or a streamed table read again every epoch
-            self.train_loader = train_loader(train, size, self.shuffle, weighted)
-        self.selection = selection_for(self.compiled, self.data.val.group is not None)
-        check_scorable(self.selection, self.data.val)
+            self.sampler = loader  # set_epoch reseeds its shuffle, as a sampler's
+            return loader
+        loader, self.sampler = distributed.shard_loader(tensors(train, weighted), size, w, seed)
+        return loader
 
     def setup_run_dir(self) -> None:
         """Fingerprint the run. A resume must match run.json and have a sound checkpoint, else
