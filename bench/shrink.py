@@ -115,6 +115,8 @@ def _case(case: dict[str, Any]) -> list[str]:
         f"{case['note'].capitalize()}. {case['seeds']} paired seeds; test {case['metric']}; "
         f"booster alone {booster['mean']:.4f} at {booster['macs']:,} MACs per example.",
         "",
+        _headroom(case),
+        "",
         *[f"> {line}" for line in case["answer"]],
         "",
         "| size | served MACs | ms @100 (ort, 1 thread) | "
@@ -146,6 +148,20 @@ def _case(case: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _headroom(case: dict[str, Any]) -> str:
+    """The booster alone against the full-size light net alone, paired by seed."""
+    full = case["sizes"][0]["name"]
+    row = next(r for r in case["rows"] if r["size"] == full and r["arm"] == "light_alone")
+    d = row["vs_booster"]  # light minus booster: the lead is its negation
+    lead = {"mean": -d["mean"], "low": -d["high"], "high": -d["low"]}
+    if lead["low"] > 0:
+        return f"Headroom: the booster alone leads the light net alone by {_delta(lead)} points."
+    return (
+        f"**Booster has no headroom here**: booster alone minus light alone is {_delta(lead)} "
+        "points, not a lead beyond its interval."
+    )
 
 
 def render(results: dict[str, Any]) -> str:
