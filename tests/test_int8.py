@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app as cli
 from rocketc.compiler import compile_file, embedded_spec
-from rocketc.errors import BundleError
+from rocketc.errors import BundleError, RocketcError
 from rocketc.serve.app import create_app
 from rocketc.serve.bundle import load_bundle
 from rocketc.train import int8
@@ -203,3 +203,20 @@ def test_int8_off_in_the_spec_writes_no_file(tmp_path):
     section = int8.int8_export(compiled.spec, tmp_path, None, Console(file=None))
     assert section == {"status": "off", "default": "fp32", "why": "export.int8.enabled is false"}
     assert not (tmp_path / "light.int8.onnx").exists()
+
+
+def test_a_full_disk_while_quantizing_is_the_exports_error_not_a_warning(
+    run, tmp_path, monkeypatch
+):
+    """Only onnxruntime's failures become a warning; the run directory's own (a full disk
+    under rocketc's atomic writes) stays the one-line error it is everywhere else."""
+    copy = copy_run(run, tmp_path / "run")
+
+    def full_disk(fp32, out, calibration):
+        out.write_bytes(b"partial")
+        raise RocketcError(f"{out}: no space left on the device (needs about 14 kB)")
+
+    monkeypatch.setattr(int8, "quantize", full_disk)
+    with pytest.raises(RocketcError, match="no space left"):
+        requantize(compile_file(embedded_spec("quickstart")), copy, QUIET)
+    assert not (copy / "light.int8.onnx").exists()

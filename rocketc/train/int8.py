@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rocketc.data.metrics import evaluate, headline
+from rocketc.errors import RocketcError
 from rocketc.files import write_atomic
 
 INT8_MODEL = "light.int8.onnx"  # rocketc.serve.bundle.INT8_MODEL
@@ -84,6 +85,9 @@ def int8_export(
     try:
         method = quantize(out_dir / "light.onnx", target, data.val)
         section = measure(spec, out_dir / "light.onnx", target, data)
+    except RocketcError:  # the run directory's own trouble (a full disk): the export's error
+        target.unlink(missing_ok=True)
+        raise
     except Exception as exc:  # noqa: BLE001 (any failure of quantization leaves FP32 served)
         target.unlink(missing_ok=True)
         lines = str(exc).strip().splitlines()
