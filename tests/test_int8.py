@@ -220,3 +220,19 @@ def test_a_full_disk_while_quantizing_is_the_exports_error_not_a_warning(
     with pytest.raises(RocketcError, match="no space left"):
         requantize(compile_file(embedded_spec("quickstart")), copy, QUIET)
     assert not (copy / "light.int8.onnx").exists()
+
+
+def test_a_streamed_test_split_is_scored_block_by_block(tmp_path):
+    """A streamed table's test rows are read from the file for both models: the FP32 metric
+    of the paired test equals the one training measured with PyTorch on the same rows."""
+    from rocketc.compiler import compile_text
+    from rocketc.train.run import train_run
+    from tests.test_stream import SPEC, table, write
+
+    path = write(tmp_path, table(600), "parquet")
+    text = SPEC.replace("@SOURCE@", "parquet").replace("@PATH@", str(path))
+    compiled = compile_text(text.replace("@STREAM@", "true"))
+    result = train_run(compiled, tmp_path / "run", console=QUIET)
+    test = result.report["int8"]["test"]
+    assert test["metric"] == "gauc" and test["rows"] == 60  # test_fraction 0.1 of 600 rows
+    assert test["fp32"] == pytest.approx(result.test["light"]["gauc"], abs=1e-6)
