@@ -201,6 +201,7 @@ def _served(run_dir: Path, path: Path, data: dict[str, Any], asked: str | None) 
     default = data.get("default_model", "fp32")
     if (
         not isinstance(models, dict)
+        or not isinstance(default, str)
         or any(MODELS.get(k) != v or v not in data["manifest"] for k, v in models.items())
         or default not in models
     ):
@@ -212,7 +213,7 @@ def _served(run_dir: Path, path: Path, data: dict[str, Any], asked: str | None) 
         raise BundleError(
             f"{run_dir / MODELS.get(kind, kind)}: this bundle holds no {kind.upper()} model "
             f"(it holds {', '.join(sorted(models))}); quantize it with `rocketc export "
-            f"{run_dir} --int8 --spec SPEC`, or serve --model {default}"
+            f"{run_dir} --int8 --spec SPEC`, or use --model {default}"
         )
     chosen_by = "--model" if asked else "the bundle's default"
     return {"model": kind, "file": models[kind], "default": default, "chosen_by": chosen_by}
