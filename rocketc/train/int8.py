@@ -44,7 +44,8 @@ LOWER_IS_BETTER = frozenset({"error", "ce", "logloss"})
 # Static QDQ: the arithmetic, and the ops between it that onnxruntime runs on int8 directly, so
 # the activations stay int8 from one conv to the next. Quantizing Conv/MatMul/Gemm alone left
 # a Dequantize/Quantize pair around every pool: 2.4x FP32's time on fashion_mnist_cnn's light
-# net at 100 candidates, against 1.2-1.3x with this list (hand measurement, 2-core machine).
+# net at 100 candidates, against 1.2-1.7x with this list (hand measurements on a busy 2-core
+# machine; onnxruntime's QLinearConv is itself slower there than its NCHWc float Conv).
 # Gather (embeddings) stays float.
 STATIC_OPS = (
     "Conv",
