@@ -2,7 +2,8 @@
 
 The model it is given carries the weights of the epoch `train.select` chose. Writes `light.pt2`
 (a torch.export program; torch names these .pt2), `light.onnx` (checked against PyTorch on real
-validation rows with onnxruntime), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
+validation rows with onnxruntime), `light.int8.onnx` (its INT8 quantization, `int8.py`, unless
+`export.int8.enabled` is false), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
 report.json / report.md with parameter counts, multiply-accumulates per example, latencies, the
 test metrics, and which epoch was shipped and why.
 """
@@ -29,6 +30,7 @@ from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
 from rocketc.errors import Diagnostic, RocketcError, TrainError
 from rocketc.files import write_atomic
+from rocketc.train import int8
 from rocketc.train.result import RunResult
 
 ONNX_TOLERANCE = 1e-5
@@ -109,6 +111,7 @@ def _launch(
                 for net, path in (("light", out_dir / "light.onnx"), ("booster", booster_onnx))
             },
         }
+    quantized = int8.int8_export(compiled.spec, out_dir, data, console)
     counts = compiled.param_counts()
     report = {
         "spec": compiled.spec.name,
@@ -124,33 +127,43 @@ def _launch(
         "test": result.test,
         "onnx_max_abs_diff": onnx_diff,
         "gradient_audit": result.audit,
+        "int8": quantized,
         "files": [
             "light.pt2",
             "light.onnx",
+            *([int8.INT8_MODEL] if "file" in quantized else []),
             "preprocess.json",
             "light_state_dict.pt",
             "code/model.py",
         ],
     }
-    write_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    write_atomic(out_dir / "report.md", render_markdown(report))
-    # Last: preprocess.json's manifest covers light.onnx and report.json as written above, so an
-    # export cut short leaves no servable bundle rather than one that mixes runs.
-    _write_serving_bundle(compiled, data, out_dir, console)
+    write_report(out_dir, report)
+    # Last: preprocess.json's manifest covers light.onnx, light.int8.onnx and report.json as
+    # written above, so an export cut short leaves no servable bundle rather than one that
+    # mixes runs.
+    write_serving_bundle(compiled, data, out_dir, console, quantized["default"])
     console.print(f"report: {out_dir / 'report.md'}")
     return report
 
 
-def _write_serving_bundle(compiled: Compiled, data: Dataset, out_dir: Path, console) -> None:
+def write_report(out_dir: Path, report: dict[str, Any]) -> None:
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / "report.md", render_markdown(report))
+
+
+def write_serving_bundle(
+    compiled: Compiled, data: Dataset, out_dir: Path, console, default_model: str = "fp32"
+) -> None:
     """preprocess.json beside light.onnx: with it, `rocketc predict`/`serve` need nothing else."""
     from rocketc.data.preprocess import identity
     from rocketc.serve.bundle import write_bundle
 
     preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
-    path = write_bundle(out_dir, preprocess, compiled.spec)
+    path = write_bundle(out_dir, preprocess, compiled.spec, default_model)
+    served = "light.int8.onnx" if default_model == "int8" else "light.onnx"
     console.print(
-        f"wrote {path}: with light.onnx and report.json, all predict/serve read (their SHA-256 "
-        "in its manifest)",
+        f"wrote {path}: with the models and report.json, all predict/serve read (their SHA-256 "
+        f"in its manifest); served by default: {served}",
         soft_wrap=True,
     )
 
@@ -375,6 +388,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{r['onnx_max_abs_diff']:.2e}.",
         "",
         _audit_line(r.get("gradient_audit") or {}),
+        *int8.markdown_lines(r.get("int8")),
         "",
     ]
     return "\n".join(lines)
