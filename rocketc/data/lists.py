@@ -118,6 +118,10 @@ class CategoricalList:
         """The vocabulary of the train split's values (unless hashed or ids); list lengths."""
         if self.mode == "vocabulary":
             self.fit_vocabulary(self.texts(frame))
+        return self._count(frame)
+
+    def _count(self, frame: Mapping[str, np.ndarray]) -> CategoricalList:
+        """List lengths (and, hashed, bucket use) of the train split's rows."""
         rows, _ = self._lists(frame)
         lengths = ListLengths(self.max_len)
         lengths.add(np.array([len(r) for r in rows], dtype=np.int64))
@@ -127,6 +131,25 @@ class CategoricalList:
             ids = np.array([bucket_of(t, self.buckets) for t in texts], dtype=np.int64)
             self.stats["hashing"] = collision_stats(len(texts), ids, self.buckets)
         return self
+
+    def fit_shared(self, source: Any, frame: Mapping[str, np.ndarray]) -> CategoricalList:
+        """Take the ids of `source`, the fitted feature of the categorical input named in the
+        spec's `vocab_from` (a history of items and the item): a value of a list gets the id the
+        same value gets as that input, so one embedding table serves both. Then count lengths."""
+        if self.mode == "vocabulary":
+            if getattr(source, "vocabulary", None) is None:
+                raise DataError(
+                    f"input '{self.input}' takes its ids from '{source.input}', which has no "
+                    "vocabulary of values to share"
+                )
+            texts = [canonical_text(v) for v in source.vocabulary.tolist()]
+            self.fit_vocabulary(texts, f"the vocabulary of '{source.input}'")
+        elif self.mode == "hashed" and self.buckets != getattr(source, "buckets", None):
+            raise DataError(
+                f"input '{self.input}' takes its ids from '{source.input}', which is not hashed "
+                f"into {self.buckets} buckets"
+            )
+        return self._count(frame)
 
     def fit_vocabulary(self, texts: list[str], seen: str = "the train split's lists") -> None:
         """Take the sorted distinct `texts` as the vocabulary, or refuse more than the spec's
