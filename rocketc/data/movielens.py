@@ -37,7 +37,7 @@ from rocketc.data.dense import Dense
 from rocketc.data.encode import group_ordered_split, ordered_split
 from rocketc.data.features import Bucket, Categorical, Floor, Prefix, Strip
 from rocketc.data.hashing import Hashed
-from rocketc.data.lists import CategoricalList
+from rocketc.data.lists import CategoricalList, share_vocabularies
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.errors import DataError, Diagnostic
 
@@ -105,7 +105,7 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
         if isinstance(item, DenseInput):  # genre, as _check_inputs made sure
             features.append(Dense(item.name, (len(GENRES),), field="class", tokens=list(GENRES)))
             continue
-        if isinstance(item, CategoricalListInput):  # history: fitted below, from item's ids
+        if isinstance(item, CategoricalListInput):  # history: lengths; item's ids below
             mode = "hashed" if item.hash_buckets else "vocabulary"
             features.append(
                 CategoricalList(
@@ -115,7 +115,8 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
                     "history",
                     mode=mode,
                     buckets=item.hash_buckets,
-                )
+                    shared_from="item",
+                ).fit(take(raw, parts[0]))
             )
             continue
         column, kind, derive = _FEATURES[item.name]
@@ -137,12 +138,10 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
             features.append(feature.fit(take(raw, parts[0])))
         except DataError as exc:
             problems += exc.diagnostics
-    for feature in features:
-        if isinstance(feature, CategoricalList):
-            item = next(f for f in features if f.input == "item")
-            feature.fit_shared(item, take(raw, parts[0]))
     if problems:
         raise DataError(problems)
+    if data.history:
+        share_vocabularies({f.input: f for f in features}, {"history": "item"})
     raw_row = f"{RAW_ROW}, {HISTORY_ROW}" if data.history else RAW_ROW
     preprocess = Preprocessor(
         "movielens-100k", raw_row, features, label_info(spec, "the user rates the movie 4 or 5")
