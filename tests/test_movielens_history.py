@@ -204,3 +204,19 @@ def test_serve_scores_a_request_carrying_the_users_recent_items(history_run):
     # A history that is not a list of values is a 422 naming the field.
     bad = client.post("/v1/score", json={"common": user, "rows": [{"item_id": 1, "history": {}}]})
     assert bad.status_code == 422 and "history" in bad.text
+
+    # predict takes the same list from a file: text split at "|" in a CSV cell.
+    import pandas as pd
+
+    from rocketc.serve.predict import predict_file
+
+    rows = pd.DataFrame([{**user, "item_id": 10, "history": h} for h in ("3|7|12", "12", "")])
+    rows.to_csv(history_run.parent / "rows.csv", index=False)
+    predict_file(
+        history_run,
+        history_run.parent / "rows.csv",
+        history_run.parent / "scores.csv",
+        console=QUIET,
+    )
+    predicted = pd.read_csv(history_run.parent / "scores.csv")["score"].tolist()
+    assert predicted == pytest.approx(scores[:3], abs=1e-6)
