@@ -254,3 +254,61 @@ def test_the_shipped_table_is_what_its_generator_makes(repo_root):
         if column == "genres":
             b = [list(v) for v in b]
         assert a == b or column == "promo", column
+
+
+# --- --booster: an interaction layer beside the booster's deep tower (issue 23) --------------
+INTERACTION_OP = {"mlp": None, "dcn": "cross", "deepfm": "fm", "autoint": "self_attention"}
+
+
+@pytest.mark.parametrize("booster", list(INTERACTION_OP))
+def test_each_booster_compiles_and_trains_one_epoch(booster, tmp_path, small_categorical_max):
+    path = _write(hostile(300), tmp_path / "clicks.csv")
+    out = tmp_path / "clicks.yaml"
+    runner = CliRunner()
+    argv = ["init", "--data", str(path), "--label", "clicked", "--group", "user_id", "-o", str(out)]
+    result = runner.invoke(app, [*argv, "--booster", booster])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    compiled = compile_file(out)
+    ops = {layer.op: layer for layer in compiled.spec.layers}
+    op = INTERACTION_OP[booster]
+    if op is None:
+        assert "--booster" not in text and "# Booster:" not in text
+        assert not {"cross", "fm", "self_attention", "flatten"} & set(ops)
+    else:
+        assert f"--booster {booster}" in text  # rerunning the header's command gives this spec
+        assert "# Booster: " in text and ops[op].role == "booster"
+        head = next(la for la in compiled.spec.layers if la.id == "booster_logit")
+        assert head.in_ == ["booster_both"]
+    stacked = booster in ("deepfm", "autoint")
+    assert next(la for la in compiled.spec.layers if la.op == "field_embeddings").stack == stacked
+    # The light net is the same whichever booster: the towers read the same features.
+    light = compile_text(init_spec(path, "clicked", group="user_id", out=out).text)
+    assert _light_layers(compiled) == _light_layers(light)
+    runs = tmp_path / "run"
+    trained = runner.invoke(app, ["train", str(out), "-o", str(runs), "--epochs", "1"])
+    assert trained.exit_code == 0, trained.output
+    assert (runs / "light.onnx").is_file()
+
+
+def _light_layers(compiled) -> list[tuple[str, str]]:
+    return [la.model_dump() for la in compiled.spec.layers if la.role == "light"]
+
+
+def test_booster_choices_and_a_table_without_fields(tmp_path):
+    from rocketc.cli.training_commands import Booster
+    from rocketc.init.render import BOOSTERS
+
+    assert [b.value for b in Booster] == list(BOOSTERS)
+    x = np.round(np.random.default_rng(0).normal(size=200), 1)
+    numbers = pd.DataFrame({"x": x, "z": x**2 + 0.5, "y": np.arange(200) % 2})
+    path = tmp_path / "numbers.csv"
+    numbers.to_csv(path, index=False)
+    for booster in ("deepfm", "autoint"):
+        with pytest.raises(DataError, match=f"--booster {booster} works across embedded fields"):
+            init_spec(path, "y", out=tmp_path / "s.yaml", booster=booster)
+    assert "op: cross" in init_spec(path, "y", out=tmp_path / "s.yaml", booster="dcn").text
+    bad = CliRunner().invoke(
+        app, ["init", "--data", str(path), "--label", "y", "--booster", "xgb", "--dry-run"]
+    )
+    assert bad.exit_code == 2

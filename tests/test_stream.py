@@ -560,3 +560,46 @@ def test_workers_are_checked_where_they_are_written(tmp_path):
         with pytest.raises(SpecError, match=f"{why} keeps this one in memory") as refused:
             compile_text(spec_text, "s.yaml")
         assert f"s.yaml:{line}:" in str(refused.value)
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_a_list_with_vocab_from_takes_its_inputs_ids_in_memory_and_streamed(
+    tmp_path, source, monkeypatch
+):
+    """`vocab_from: age` on a list: a value is the id age gives it (one table for both), not an
+    id of the list's own vocabulary; a value age never had in training is left out."""
+    monkeypatch.setattr(streaming, "READ_ROWS", 64)
+    rng = np.random.default_rng(2)
+    frame = table(300)
+    frame["ages"] = [list(map(int, rng.integers(16, 25, rng.integers(0, 3)))) for _ in frame.index]
+    if source == "csv":
+        frame["ages"] = [";".join(map(str, items)) for items in frame["ages"]]
+    path = write(tmp_path, frame, source)
+    edits = {
+        "layers:\n": "  - {name: ages, kind: categorical_list, vocab_from: age, max_len: 2}\n"
+        "layers:\n",
+        "in: [user, city, age]": "in: [user, city, age, ages]",
+        "categorical: [user, city, age]": 'categorical: [user, city, age]\n  list_delimiter: ";"',
+    }
+    specs = []
+    for stream in ("false", "true"):
+        text = SPEC.replace("@SOURCE@", source).replace("@PATH@", str(path))
+        for old, new in edits.items():
+            text = text.replace(old, new)
+        specs.append(compile_text(text.replace("@STREAM@", stream)).spec)
+    memory, streamed = (load_data(spec) for spec in specs)
+    fitted = {f["input"]: f for f in memory.preprocess.to_dict()["inputs"]}
+    assert fitted["age"]["vocabulary"] == list(range(18, 25))  # age's ids: 18 -> 1, ..., 24 -> 7
+    assert fitted["ages"]["vocabulary"] == [str(a) for a in range(18, 25)]
+    assert fitted["ages"]["shared_from"] == "age"
+    assert streamed.preprocess.to_dict()["inputs"][4] == fitted["ages"]
+    for split in (memory.train, memory.test):
+        for values, ids in zip(split.raw["ages"], split.inputs["ages"], strict=True):
+            items = (
+                values.split(";")
+                if isinstance(values, str)
+                else list(values if values is not None else ())
+            )
+            known = [int(v) - 17 for v in items if v != "" and 18 <= int(v) <= 24]
+            assert ids.tolist() == (known + [0, 0])[:2]
+    assert_same_batches(streamed, memory)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,15 @@ from rocketc.cli._app import (
     same_command,
 )
 from rocketc.errors import RocketcError
+
+
+class Booster(str, Enum):
+    """init's --booster: the keys of rocketc.init.render.BOOSTERS (a test keeps them equal)."""
+
+    mlp = "mlp"
+    dcn = "dcn"
+    deepfm = "deepfm"
+    autoint = "autoint"
 
 
 @app.command()
@@ -72,6 +82,13 @@ def init(
             "--bucket", help="Cut number COL into quantile buckets, an embedded id (repeatable)."
         ),
     ] = None,
+    booster: Annotated[
+        Booster,
+        typer.Option(
+            help="What the booster adds beside its deep tower: nothing (mlp), DCN-v2 cross "
+            "layers, DeepFM's factorization machine or AutoInt's self-attention over the fields."
+        ),
+    ] = Booster.mlp,
 ) -> None:
     """Write a first spec for a table: decide each column (printed with its reason), size the
     vocabularies, embed the fields once for both nets, and add a light tower and a booster.
@@ -104,6 +121,7 @@ def init(
             dim=dim,
             delimiter=list_delimiter,
             overrides=overrides,
+            booster=booster.value,
         )
     except RocketcError as exc:
         _fail(exc)

@@ -186,11 +186,28 @@ def id_feature(
     if isinstance(item, CategoricalListInput):
         mode = "hashed" if item.hash_buckets else "vocabulary"
         return CategoricalList(
-            item.name, item.vocab, item.max_len, column, delimiter, mode, item.hash_buckets
+            item.name,
+            item.vocab,
+            item.max_len,
+            column,
+            delimiter,
+            mode,
+            item.hash_buckets,
+            shared_from=item.vocab_from,
         )
     if item.hash_buckets:
         return Hashed(item.name, item.hash_buckets, column, kind)
     return Categorical(item.name, item.vocab, column, kind)
+
+
+def list_vocab_sources(spec: Spec) -> dict[str, str]:
+    """List input -> the categorical input whose ids it takes (`vocab_from`): the loaders give
+    the list that input's fitted vocabulary, so a value is one id in both (and one table row)."""
+    return {
+        i.name: i.vocab_from
+        for i in spec.inputs
+        if isinstance(i, CategoricalListInput) and i.vocab_from is not None
+    }
 
 
 def dense_feature(item: DenseInput, columns: Sequence[DenseColumn]) -> Dense:

@@ -43,6 +43,8 @@ class CategoricalList:
     buckets: int | None = None  # hashed: the spec's hash_buckets
     vocabulary: np.ndarray | None = None  # sorted train values, as text (mode vocabulary)
     stats: dict[str, Any] | None = None  # list lengths (and bucket use) on the train split
+    # vocab_from: the input whose fitted vocabulary this list takes (`share`), not its own
+    shared_from: str | None = None
     _index: dict | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -115,17 +117,40 @@ class CategoricalList:
 
     # --- fit and encode ---------------------------------------------------------------------
     def fit(self, frame: Mapping[str, np.ndarray]) -> CategoricalList:
-        """The vocabulary of the train split's values (unless hashed or ids); list lengths."""
-        if self.mode == "vocabulary":
+        """The vocabulary of the train split's values (unless hashed or ids, or shared: then
+        `share` gives it); list lengths (values in each list, known or not once shared)."""
+        if self.mode == "vocabulary" and self.shared_from is None:
             self.fit_vocabulary(self.texts(frame))
-        rows, _ = self._lists(frame)
         lengths = ListLengths(self.max_len)
-        lengths.add(np.array([len(r) for r in rows], dtype=np.int64))
+        if self.shared_from is None:
+            rows, _ = self._lists(frame)
+            lengths.add(np.array([len(r) for r in rows], dtype=np.int64))
+        else:  # counted as a streamed fit counts, before the vocabulary is known
+            lengths.add(self.lengths(frame))
         self.stats = lengths.stats()
         if self.mode == "hashed":
             texts = self.texts(frame)
             ids = np.array([bucket_of(t, self.buckets) for t in texts], dtype=np.int64)
             self.stats["hashing"] = collision_stats(len(texts), ids, self.buckets)
+        return self
+
+    def share(self, source: Any) -> CategoricalList:
+        """Take the ids of `source`, the fitted feature of the categorical input named in the
+        spec's `vocab_from` (a history of items and the item): a value of a list gets the id the
+        same value gets as that input, so one embedding table serves both."""
+        if self.mode == "vocabulary":
+            if getattr(source, "vocabulary", None) is None:
+                raise DataError(
+                    f"input '{self.input}' takes its ids from '{source.input}', which has no "
+                    "vocabulary of values to share"
+                )
+            texts = [canonical_text(v) for v in source.vocabulary.tolist()]
+            self.fit_vocabulary(texts, f"the vocabulary of '{source.input}'")
+        elif self.mode == "hashed" and self.buckets != getattr(source, "buckets", None):
+            raise DataError(
+                f"input '{self.input}' takes its ids from '{source.input}', which is not hashed "
+                f"into {self.buckets} buckets"
+            )
         return self
 
     def fit_vocabulary(self, texts: list[str], seen: str = "the train split's lists") -> None:
@@ -206,9 +231,17 @@ class CategoricalList:
             "delimiter": self.delimiter,
             "mode": self.mode,
         }
+        if self.shared_from is not None:
+            out["shared_from"] = self.shared_from
         if self.mode == "hashed":
             out["buckets"] = self.buckets
             out["ids"] = "each value hashed as a hashed input's (1..buckets)"
+        elif self.mode == "vocabulary" and self.shared_from is not None:
+            out["vocabulary"] = [] if self.vocabulary is None else self.vocabulary.tolist()
+            out["ids"] = (
+                f"those of input '{self.shared_from}': the k-th value of its vocabulary (as "
+                "text) gets id k + 1"
+            )
         elif self.mode == "vocabulary":
             out["vocabulary"] = [] if self.vocabulary is None else self.vocabulary.tolist()
             out["ids"] = "the k-th value of the vocabulary (as text) gets id k + 1"
@@ -234,7 +267,17 @@ class CategoricalList:
             data.get("buckets"),
             None if vocabulary is None else np.array(vocabulary, dtype=object),
             data.get("train_split"),
+            data.get("shared_from"),
         )
+
+
+def share_vocabularies(features: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Give each list feature named in `sources` the ids of its source input's fitted feature
+    (`sources`: list input -> the input its spec entry names in `vocab_from`)."""
+    for name, source in sources.items():
+        feature = features[name]
+        if isinstance(feature, CategoricalList):
+            feature.share(features[source])
 
 
 @dataclass

@@ -9,6 +9,12 @@ A raw row is one (user, movie) pair as the files describe it (see RAW_ROW): user
 age, gender, occupation, zip_code (text), release_year (a number, null when unknown) and class
 (the movie's genres, space-separated). Preprocessing derives the age band, the zip code's first
 character and the release decade, then looks each field up in its train-split vocabulary.
+
+With `data.history: N` a row also holds `history`, the user's behaviour sequence: the last N
+movies the user rated 4 or 5 strictly before the row's timestamp, newest first (ratings at the
+same second are not "before": no row sees its own label or a simultaneous one). Its ids are the
+`item` input's (`vocab_from: item`), so the item and the history share one table; a served
+request sends the list of the user's recent movies itself.
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rocketc.compiler.spec import CategoricalInput, DenseInput, MovielensData, Spec
+from rocketc.compiler.spec import (
+    CategoricalInput,
+    CategoricalListInput,
+    DenseInput,
+    MovielensData,
+    Spec,
+)
 from rocketc.data.base import Dataset, Split, describe, make_target, with_notes
 from rocketc.data.dense import Dense
 from rocketc.data.encode import group_ordered_split, ordered_split
 from rocketc.data.features import Bucket, Categorical, Floor, Prefix, Strip
 from rocketc.data.hashing import Hashed
+from rocketc.data.lists import CategoricalList, share_vocabularies
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.errors import DataError, Diagnostic
 
@@ -68,12 +81,14 @@ RAW_ROW = (
     "one (user, movie) pair: user_id, item_id, age (years), gender (M/F), occupation, zip_code "
     "(text), release_year (null when unknown), class (the movie's genres, space-separated)"
 )
+HISTORY_ROW = "history (the user's recent movies rated 4 or 5, newest first: a list of item_id)"
 _INSTALL = "pip install --no-deps recbole==1.2.1"
 
 
 def load(spec: Spec, data: MovielensData) -> Dataset:
-    _check_inputs(spec)
+    _check_inputs(spec, data.history)
     rows = read_rows(Path(data.path) if data.path else recbole_directory())
+    labels = (_numbers(rows["rating"], "ml-100k.inter rating") >= 4).astype(np.float32)
     if data.split == "user_time":
         users = _tokens(rows["user_id"].to_numpy())
         parts = group_ordered_split(users, data.val_fraction, data.test_fraction)
@@ -81,11 +96,28 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
         parts = ordered_split(len(rows), data.val_fraction, data.test_fraction)
 
     raw = raw_rows(rows)
+    if data.history:
+        times = rows["timestamp"].to_numpy()
+        raw["history"] = histories(raw["user_id"], raw["item_id"], labels > 0, times, data.history)
     features: list = []
     problems: list[Diagnostic] = []
     for item in spec.inputs:
         if isinstance(item, DenseInput):  # genre, as _check_inputs made sure
             features.append(Dense(item.name, (len(GENRES),), field="class", tokens=list(GENRES)))
+            continue
+        if isinstance(item, CategoricalListInput):  # history: lengths; item's ids below
+            mode = "hashed" if item.hash_buckets else "vocabulary"
+            features.append(
+                CategoricalList(
+                    item.name,
+                    item.vocab,
+                    item.max_len,
+                    "history",
+                    mode=mode,
+                    buckets=item.hash_buckets,
+                    shared_from="item",
+                ).fit(take(raw, parts[0]))
+            )
             continue
         column, kind, derive = _FEATURES[item.name]
         kind = kind or ("int" if raw[column].dtype.kind == "i" else "str")
@@ -108,11 +140,13 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
             problems += exc.diagnostics
     if problems:
         raise DataError(problems)
+    if data.history:
+        share_vocabularies({f.input: f for f in features}, {"history": "item"})
+    raw_row = f"{RAW_ROW}, {HISTORY_ROW}" if data.history else RAW_ROW
     preprocess = Preprocessor(
-        "movielens-100k", RAW_ROW, features, label_info(spec, "the user rates the movie 4 or 5")
+        "movielens-100k", raw_row, features, label_info(spec, "the user rates the movie 4 or 5")
     )
 
-    labels = (_numbers(rows["rating"], "ml-100k.inter rating") >= 4).astype(np.float32)
     group = np.unique(raw["user_id"], return_inverse=True)[1].astype(np.int64)
     splits = []
     for name, p in zip(("train", "val", "test"), parts, strict=True):
@@ -123,15 +157,22 @@ def load(spec: Spec, data: MovielensData) -> Dataset:
     return Dataset(*splits, description, preprocess)
 
 
-def _check_inputs(spec: Spec) -> None:
+def _check_inputs(spec: Spec, history: int | None) -> None:
     """The spec must declare exactly the fields this source gives, with the right kinds."""
     provided = {**{n: "categorical" for n in CATEGORICAL}, "genre": "dense [19]"}
+    if history:
+        provided["history"] = f"categorical_list, vocab_from: item, max_len: {history}"
     declared = {i.name: i for i in spec.inputs}
     offer = ", ".join(f"{n} ({k})" for n, k in provided.items())
     problems = []
     unknown = sorted(set(declared) - set(provided))
     unused = [n for n in provided if n not in declared]
-    if unknown:
+    if unknown == ["history"]:
+        problems.append(
+            "input 'history' is the user's recent movies: set data.history: N (how many), "
+            "and declare the input kind: categorical_list, vocab_from: item, max_len: N"
+        )
+    elif unknown:
         problems.append(
             f"movielens-100k does not provide spec inputs {unknown}; it provides: {offer}"
         )
@@ -147,8 +188,46 @@ def _check_inputs(spec: Spec) -> None:
             )
         elif name in CATEGORICAL and not isinstance(item, CategoricalInput):
             problems.append(f"input '{name}' is a category id: declare it kind: categorical")
+        elif (
+            name == "history"
+            and history
+            and not (
+                isinstance(item, CategoricalListInput)
+                and item.vocab_from == "item"
+                and item.max_len == history
+            )
+        ):
+            problems.append(
+                f"input 'history' is the user's last {history} liked movies, as ids of input "
+                f"'item': declare it kind: categorical_list, vocab_from: item, max_len: {history}"
+            )
     if problems:
         raise DataError([Diagnostic(p) for p in problems])
+
+
+def histories(
+    users: np.ndarray, items: np.ndarray, liked: np.ndarray, times: np.ndarray, n: int
+) -> np.ndarray:
+    """Each row's behaviour sequence: the last `n` items its user liked strictly before the row's
+    time, newest first (a list per row; an object array). Rows at one time see none of the likes
+    at that time, their own included; likes at one time keep the rows' order."""
+    out = np.empty(len(users), dtype=object)
+    order = np.lexsort((times, users))  # stable: by user, then time, then row
+    liked_before: dict = {}  # user -> the items liked so far, oldest first (at most n)
+    start = 0
+    while start < len(order):
+        user, time = users[order[start]], times[order[start]]
+        stop = start
+        while stop < len(order) and users[order[stop]] == user and times[order[stop]] == time:
+            stop += 1
+        past = liked_before.setdefault(user, [])
+        newest_first = past[::-1]
+        for row in order[start:stop]:
+            out[row] = list(newest_first)
+        past.extend(items[row].item() for row in order[start:stop] if liked[row])
+        del past[:-n]
+        start = stop
+    return out
 
 
 def read_rows(directory: Path):

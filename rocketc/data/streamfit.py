@@ -28,11 +28,11 @@ import numpy as np
 
 from rocketc.compiler.spec import DenseInput, Spec, TabularData
 from rocketc.data.dense import Dense
-from rocketc.data.encode import Feed, data_seed, table_feature
+from rocketc.data.encode import Feed, data_seed, list_vocab_sources, table_feature
 from rocketc.data.features import Categorical, RowProblem, rows_error
 from rocketc.data.fields import column_type, raw_columns
 from rocketc.data.hashing import BucketUse, Hashed, canonical_text
-from rocketc.data.lists import CategoricalList, ListLengths
+from rocketc.data.lists import CategoricalList, ListLengths, share_vocabularies
 from rocketc.errors import DataError
 
 SAMPLE_VALUES = 1 << 20  # numbers kept per bucketized column (8 MiB) to fit its quantile edges
@@ -63,7 +63,9 @@ class Fit:
         """The fitted features, in spec input order."""
         if self.parts is None or not self.rows:
             raise DataError(f"{self.data.path}: the train split has no rows")
-        return [part.finish() for part in self.parts.values()]
+        features = {name: part.finish() for name, part in self.parts.items()}
+        share_vocabularies(features, list_vocab_sources(self.spec))
+        return list(features.values())
 
     def _features(self, frame) -> dict[str, Any]:
         data, out = self.data, {}
@@ -184,12 +186,14 @@ class _Lists:
         if self.use is not None:
             self.use.add(self.feature.texts(raw))
             return
+        if self.feature.shared_from is not None:  # its input's vocabulary, given at the end
+            return
         self.texts.update(self.feature.texts(raw))
         if len(self.texts) >= self.feature.vocab:  # refused as the in-memory fit refuses it
             self.feature.fit_vocabulary(sorted(self.texts), f"{seen}' lists")
 
     def finish(self) -> CategoricalList:
-        if self.use is None:
+        if self.use is None and self.feature.shared_from is None:
             self.feature.fit_vocabulary(sorted(self.texts))
         self.feature.stats = self.lengths.stats()
         if self.use is not None:

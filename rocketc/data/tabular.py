@@ -25,8 +25,15 @@ import numpy as np
 from rocketc.compiler.spec import Spec, TabularData
 from rocketc.data.base import Dataset, Split, describe, make_target, with_notes
 from rocketc.data.dense import Dense
-from rocketc.data.encode import data_seed, ordered_split, random_split, table_feature
+from rocketc.data.encode import (
+    data_seed,
+    list_vocab_sources,
+    ordered_split,
+    random_split,
+    table_feature,
+)
 from rocketc.data.fields import column_type, raw_columns
+from rocketc.data.lists import share_vocabularies
 from rocketc.data.preprocess import Preprocessor, label_info, take
 from rocketc.data.tablecheck import (
     bucketized,
@@ -73,6 +80,7 @@ def load(spec: Spec, data: TabularData) -> Dataset:
             problems += exc.diagnostics
     if problems:
         raise DataError(problems)
+    share_vocabularies(features, list_vocab_sources(spec))
     ordered = list(features.values())  # spec input order
     meaning = f"'{data.label}' is 1" if spec.task == "binary" else f"the class in '{data.label}'"
     preprocess = Preprocessor(

@@ -5,8 +5,9 @@ categorical, hashed id, list, dense, or ignored, each with its reason), counts v
 the whole file when the sample does not hold it all, and writes a commented spec: every
 categorical field embedded by one bottom-shared `field_embeddings` layer (the field-group
 shorthand), the numbers beside them, a light tower and a booster in the proportions of the
-paper's Table 5, rocketc's default loss, and a data section that points at the file. The text is
-compiled before it is returned, so what `init` writes always passes `rocketc check`.
+paper's Table 5 (the booster with a feature-interaction layer beside its tower if `booster` says
+so: render.BOOSTERS), rocketc's default loss, and a data section that points at the file. The text
+is compiled before it is returned, so what `init` writes always passes `rocketc check`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rocketc.init.columns import (
     token_text,
     usable_name,
 )
-from rocketc.init.render import render
+from rocketc.init.render import BOOSTERS, STACKED, render
 
 SAMPLE_ROWS = 100_000
 COUNT_CAP = 1 << 21  # distinct values counted per column in the whole-file pass
@@ -59,14 +60,17 @@ def init_spec(
     dim: int = 16,
     delimiter: str = "|",
     overrides: Mapping[str, Sequence[str]] | None = None,
+    booster: str = "mlp",
 ) -> InitResult:
     """Decide every column of `data` and write the spec's text (not the file).
 
     `overrides` maps a role of OVERRIDES to the columns the user forced into it (`--dense
-    price`): those columns skip the automatic decision.
+    price`): those columns skip the automatic decision. `booster`: a key of BOOSTERS.
     """
     import pandas as pd
 
+    if booster not in BOOSTERS:
+        raise ValueError(f"no booster {booster!r}; one of {list(BOOSTERS)}")  # a caller's bug
     path = Path(data)
     source = _source(path)
     frame, total = _sample(path, source, sample_rows)
@@ -103,7 +107,14 @@ def init_spec(
         total = _count_whole_file(path, source, columns, delimiter)
     if not any(c.feature for c in columns):
         raise DataError(f"{path}: no column can feed the model; see the reasons above")
-    text = render(path, source, frame, total, columns, task, classes, named, name, out, dim, said)
+    if booster in STACKED and not any(c.feature and c.role != "dense" for c in columns):
+        raise DataError(
+            f"{path}: --booster {booster} works across embedded fields, and no column is "
+            "categorical, hashed or a list; use --booster mlp or dcn, or --categorical COL"
+        )
+    text = render(
+        path, source, frame, total, columns, task, classes, named, name, out, dim, said, booster
+    )
     try:
         compile_text(text, str(out))
     except RocketcError as exc:  # a bug in init, never the user's table

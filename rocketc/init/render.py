@@ -1,6 +1,12 @@
 """The spec `rocketc init` writes: the decided columns laid out as inputs, one shared field
 group, a light tower and a booster in the proportions of the paper's Table 5, rocketc's default
-loss and a data section, each decision a comment, through templates/init_spec.yaml.jinja2."""
+loss and a data section, each decision a comment, through templates/init_spec.yaml.jinja2.
+
+`--booster` picks what the booster adds beside its deep tower (BOOSTERS): nothing (`mlp`), or a
+feature-interaction layer whose output joins the tower's in the booster's logit: DCN-v2's cross
+layers over the shared features, DeepFM's factorization machine or AutoInt's self-attention over
+the stacked field embeddings (the field group then stacks, and one shared `flatten` gives the
+towers the same concatenation as before). The light tower is the same whichever booster."""
 
 from __future__ import annotations
 
@@ -20,9 +26,19 @@ from rocketc.init.columns import OVERRIDES, Column
 PAPER_WIDTH = 576
 LIGHT_UNITS = (200, 80)
 BOOSTER_UNITS = (720, 360, 240, 180, 90)
+# --booster: the interaction the booster adds beside its deep tower, in the header's words.
+BOOSTERS = {
+    "mlp": None,
+    "dcn": "DCN-v2 (Wang et al., 2021): 3 cross layers over the shared features",
+    "deepfm": "DeepFM (Guo et al., 2017): a factorization machine over the stacked fields",
+    "autoint": "AutoInt (Song et al., 2019): 2 self-attention layers over the stacked fields",
+}
+STACKED = ("deepfm", "autoint")  # boosters that read the fields as (B, fields, dim)
 
 
-def render(path, source, frame, total, columns, task, classes, named, name, out, dim, said):
+def render(
+    path, source, frame, total, columns, task, classes, named, name, out, dim, said, booster="mlp"
+):
     features = [c for c in columns if c.feature]
     ids = [c for c in features if c.role != "dense"]
     dense = [c for c in features if c.role == "dense"]
@@ -58,18 +74,35 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
     out_features = classes or 1
     layers: list[tuple[str, str]] = []
     reads = []
+    fields = None
     if ids:
         fields = layer_id("fields")
         names = _flow([c.name for c in ids], "    in: ")
+        stacked = booster in STACKED
         layers.append(
             (
                 f"shared: each categorical field embedded to {dim} (lists pooled by mean), "
-                f"concatenated: (B, {len(ids) * dim})",
+                + (
+                    f"stacked: (B, {len(ids)}, {dim})"
+                    if stacked
+                    else f"concatenated: (B, {len(ids) * dim})"
+                ),
                 f"id: {fields}\n    op: field_embeddings\n{names}\n    dim: {dim}\n"
-                "    role: shared",
+                + ("    stack: true\n" if stacked else "")
+                + "    role: shared",
             )
         )
-        reads.append(fields)
+        flat = fields
+        if stacked:
+            flat = layer_id("fields_flat")
+            layers.append(
+                (
+                    f"shared: the stacked fields side by side, for the towers: "
+                    f"(B, {len(ids) * dim})",
+                    f"{{id: {flat}, op: flatten, in: {fields}, role: shared}}",
+                )
+            )
+        reads.append(flat)
     if dense:
         reads.append(numbers)
     bottom = reads[0]
@@ -90,10 +123,13 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
                 f"{{id: {tower}, op: mlp, in: {bottom}, units: {list(units)}, role: {role}}}",
             )
         )
+        head = tower
+        if role == "booster" and booster != "mlp":
+            head = _interaction(layers, layer_id, booster, bottom, fields, tower, dim)
         layers.append(
             (
                 f"{role} logit{'s' if out_features > 1 else ''}",
-                f"{{id: {logit}, op: linear, in: {tower}, out_features: {out_features}, "
+                f"{{id: {logit}, op: linear, in: {head}, out_features: {out_features}, "
                 f"role: {role}}}",
             )
         )
@@ -103,7 +139,8 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
     view = {
         "name": name or _identifier(path.stem),
         "file": path.name,
-        "command": _command(path, named, name, out, said),
+        "command": _command(path, named, name, out, said, booster),
+        "booster_note": BOOSTERS[booster],
         "rows_read": f"the first {rows:,} rows" if rows != total else f"all {rows:,} rows",
         "sizing": (
             "vocabularies counted over them"
@@ -135,6 +172,40 @@ def render(path, source, frame, total, columns, task, classes, named, name, out,
         "delimiter": json.dumps(_delimiter(columns)) if _delimiter(columns) else None,
     }
     return environment().get_template("init_spec.yaml.jinja2").render(**view)
+
+
+def _interaction(layers, layer_id, booster, bottom, fields, tower, dim) -> str:
+    """Add the booster's interaction layer beside its deep `tower` and the concatenation of
+    both; return the id the booster's logit reads."""
+    if booster == "dcn":
+        what = layer_id("booster_cross")
+        line = f"{{id: {what}, op: cross, in: {bottom}, layers: 3, role: booster}}"
+        comment = "booster: DCN-v2's cross layers, x_(l+1) = x_0 * (W x_l + b) + x_l"
+    elif booster == "deepfm":
+        what = layer_id("booster_fm")
+        line = f"{{id: {what}, op: fm, in: {fields}, role: booster}}"
+        comment = "booster: the factorization machine's pairwise term over the fields: (B, 1)"
+    else:  # autoint
+        attention = layer_id("booster_attention")
+        layers.append(
+            (
+                "booster: AutoInt's interacting layers, every field attending to every other",
+                f"{{id: {attention}, op: self_attention, in: {fields}, heads: 2, dim: {dim}, "
+                "layers: 2, role: booster}",
+            )
+        )
+        what = layer_id("booster_attention_flat")
+        line = f"{{id: {what}, op: flatten, in: {attention}, role: booster}}"
+        comment = "booster: the attended fields side by side"
+    layers.append((comment, line))
+    both = layer_id("booster_both")
+    layers.append(
+        (
+            "booster: the interaction beside the deep tower, into one logit",
+            f"{{id: {both}, op: concat, in: [{what}, {tower}], role: booster}}",
+        )
+    )
+    return both
 
 
 class _Namer:
@@ -224,7 +295,9 @@ def _delimiter(columns: list[Column]) -> str | None:
     return next((c.delimiter for c in columns if c.role == "list" and c.delimiter), None)
 
 
-def _command(path: Path, named: dict, name: str | None, out, said: dict[str, str]) -> str:
+def _command(
+    path: Path, named: dict, name: str | None, out, said: dict[str, str], booster: str = "mlp"
+) -> str:
     flags = " ".join(f"--{k} {v}" for k, v in {**named, "name": name}.items() if v is not None)
     by_role: dict[str, list[str]] = {}
     for column, role in said.items():
@@ -232,6 +305,8 @@ def _command(path: Path, named: dict, name: str | None, out, said: dict[str, str
     flags += "".join(
         f" --{role} {','.join(by_role[role])}" for role in OVERRIDES if role in by_role
     )
+    if booster != "mlp":
+        flags += f" --booster {booster}"
     words = f"rocketc init --data {path} {flags} -o {out}"
     return " \\\n#     ".join(textwrap.wrap(words, 90, break_on_hyphens=False))
 

@@ -120,6 +120,14 @@ class MovielensData(SpecModel):
         description="time: oldest ratings train, newest test (most test users are then new). "
         "user_time: each user's newest ratings go to val/test (every user is seen in train).",
     )
+    history: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Add the list input `history`: the user's last N movies rated 4 or 5 "
+        "strictly before the rating's timestamp, newest first (declare it {name: history, "
+        "kind: categorical_list, vocab_from: item, max_len: N}).",
+    )
 
 
 class TabularData(_Split):
