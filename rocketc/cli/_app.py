@@ -37,6 +37,27 @@ def _fail(exc: RocketcError | OSError) -> None:
     raise typer.Exit(code=1) from None
 
 
+class Track(str, Enum):
+    none = "none"
+    tensorboard = "tensorboard"
+    mlflow = "mlflow"
+
+
+TrackOption = Annotated[
+    Track | None,
+    typer.Option(
+        "--track",
+        help="Log to tensorboard or mlflow (sets train.track; pip install 'rocketc[track]').",
+        show_default="the spec's train.track (none)",
+    ),
+]
+
+
+def with_track(sets: list[str], track: Track | None) -> list[str]:
+    """`--track X` is `--set train.track=X`."""
+    return sets + ([f"train.track={track.value}"] if track is not None else [])
+
+
 ThreadsOption = Annotated[
     int | None,
     typer.Option(

@@ -11,10 +11,12 @@ from rocketc.cli._app import (
     SetOption,
     SpecArg,
     ThreadsOption,
+    TrackOption,
     _fail,
     _load_with_overrides,
     _use_threads,
     app,
+    with_track,
 )
 from rocketc.errors import RocketcError
 
@@ -89,6 +91,7 @@ def shrink(
     ] = None,
     assignments: SetOption = None,
     threads: ThreadsOption = None,
+    track: TrackOption = None,
 ) -> None:
     """Derive cheaper light nets and train each alone, with KD and with rocket: how much
     cheaper can the served net be at unchanged quality?"""
@@ -103,7 +106,7 @@ def shrink(
         if d < 0:
             raise typer.BadParameter(f"a depth is 0 or more, got {d}", param_hint="--depths")
     try:
-        sets = list(assignments or [])
+        sets = with_track(list(assignments or []), track)
         compiled = _load_with_overrides(spec, sets)
         from rich.console import Console
 

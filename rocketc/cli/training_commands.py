@@ -14,11 +14,13 @@ from rocketc.cli._app import (
     SetOption,
     SpecArg,
     ThreadsOption,
+    TrackOption,
     _fail,
     _load_with_overrides,
     _use_threads,
     app,
     same_command,
+    with_track,
 )
 from rocketc.errors import RocketcError
 
@@ -191,6 +193,7 @@ def train(
         ),
     ] = None,
     threads: ThreadsOption = None,
+    track: TrackOption = None,
 ) -> None:
     """Co-train light and booster on the spec's data, then export the light net alone.
 
@@ -203,7 +206,7 @@ def train(
         raise typer.BadParameter("torchrun started this process already", param_hint="--nproc")
     if master_port is not None and nproc == 1:
         raise typer.BadParameter("goes with --nproc N, N > 1", param_hint="--master-port")
-    sets = list(assignments or [])
+    sets = with_track(list(assignments or []), track)
     device_name = device.value if device is not None else None
     for key, value in (("epochs", epochs), ("seed", seed), ("device", device_name)):
         if value is not None:
@@ -313,13 +316,14 @@ def ablate(
     ] = None,
     assignments: SetOption = None,
     threads: ThreadsOption = None,
+    track: TrackOption = None,
 ) -> None:
     """The paper's ablation on your spec: light/booster alone, KD, rocket and its variants.
 
     Each row prints the spec keys it sets, with a warning where that replaces one of your --set.
     """
     try:
-        compiled = _load_with_overrides(spec, list(assignments or []))
+        compiled = _load_with_overrides(spec, with_track(list(assignments or []), track))
         from rocketc.experiments.ablate import VARIANTS
         from rocketc.experiments.ablate import ablate as run_ablation
 
@@ -399,6 +403,7 @@ def tune(
     ] = 5,
     assignments: SetOption = None,
     threads: ThreadsOption = None,
+    track: TrackOption = None,
 ) -> None:
     """Search the loss recipe (Optuna); judge the best against light-alone on the test split."""
     if verdict_seeds == 1:
@@ -406,6 +411,7 @@ def tune(
             "needs 2 or more paired seeds (or 0)", param_hint="--verdict-seeds"
         )
     sets = list(assignments or []) + ([f"train.epochs={epochs}"] if epochs is not None else [])
+    sets = with_track(sets, track)
     try:
         compiled = _load_with_overrides(spec, sets)
         from rich.console import Console

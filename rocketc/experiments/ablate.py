@@ -37,6 +37,7 @@ from rocketc.files import write_atomic
 from rocketc.train.batches import train_loader
 from rocketc.train.generated import Generated, load_generated
 from rocketc.train.recipe import Part, Recipe, whole
+from rocketc.train.tracking import NONE, Tracker, open_tracker
 
 __all__ = [
     "VARIANTS",
@@ -107,10 +108,25 @@ def student_of(teacher: torch.nn.Module):
 PARTS = {"light": light_only, "booster": booster_only, "both": whole}
 
 
-def train_part(gen: Generated, data: Dataset, seed: int, part, label: str, console) -> Recipe:
-    """One run as `rocketc train` makes it: best validation epoch, scored on test."""
-    recipe = Recipe(gen, data, seed=seed, part=part, console=console, label=label)
-    recipe.result = recipe.run()
+def train_part(
+    gen: Generated,
+    data: Dataset,
+    seed: int,
+    part,
+    label: str,
+    console,
+    tracker: Tracker = NONE,
+) -> Recipe:
+    """One run as `rocketc train` makes it: best validation epoch, scored on test. With a
+    `tracker` (a nested run of the experiment's), its epochs and result are logged there."""
+    child = tracker.child(label, {"seed": seed})
+    recipe = Recipe(gen, data, seed=seed, part=part, console=console, label=label, tracker=child)
+    try:
+        recipe.result = recipe.run()
+    except BaseException:
+        child.close(ok=False)
+        raise
+    child.close()
     return recipe
 
 
@@ -137,6 +153,7 @@ def run_variant(
     data: Dataset,
     seed: int,
     console: Console | None = None,
+    tracker: Tracker = NONE,
 ) -> dict[str, Any]:
     """Train one variant from scratch with `seed`; `gens` holds the compiled code per variant.
 
@@ -150,18 +167,19 @@ def run_variant(
     out: dict[str, Any] = {"seed": seed, "hint_reaches_booster": None}
     if variant.trains == "kd":
         first = train_part(
-            gens["booster_alone"], data, seed, booster_only, f"{label} teacher", console
+            gens["booster_alone"], data, seed, booster_only, f"{label} teacher", console, tracker
         )
         teacher = first.part.module.booster_part
         for p in teacher.parameters():
             p.requires_grad_(False)
-        second = train_part(gen, data, seed, student_of(teacher), f"{label} student", console)
+        student = student_of(teacher)
+        second = train_part(gen, data, seed, student, f"{label} student", console, tracker)
         out["seconds"] = first.result.seconds + second.result.seconds
         out["trained_params"] = counts["booster_net"] + counts["light_net"]
         out["epochs"] = {"booster": selected_epochs(first), "light": selected_epochs(second)}
         out.update(second.result.test)
         return out
-    recipe = train_part(gen, data, seed, PARTS[variant.trains], label, console)
+    recipe = train_part(gen, data, seed, PARTS[variant.trains], label, console, tracker)
     out["seconds"] = recipe.result.seconds
     out["trained_params"] = counts[
         {"light": "light_net", "booster": "booster_net"}.get(variant.trains, "total")
@@ -208,6 +226,7 @@ def ablate(
     if chosen and chosen[0].name != "light_alone" and any(v.trains != "booster" for v in chosen):
         chosen.insert(0, VARIANTS[0])  # the baseline every Δ is measured against
     data = load_data(compiled.spec, compiled.source)
+    tracker = open_tracker(compiled, out_dir, "ablate")
     console.print(
         f"[bold]ablation of {compiled.spec.name}[/]: {data.description}; "
         f"{len(chosen)} variants x {seeds} seeds"
@@ -230,7 +249,7 @@ def ablate(
     for variant in chosen:
         runs = []
         for k in range(seeds):
-            run = run_variant(gens, variant, data, base_seed + k, console)
+            run = run_variant(gens, variant, data, base_seed + k, console, tracker)
             runs.append(run)
             console.print(f"  {variant.name} seed {base_seed + k}: " + _brief(metric, run))
         baseline = rows[0]["runs"] if rows and rows[0]["variant"] == "light_alone" else runs
@@ -249,6 +268,8 @@ def ablate(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "ablation.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     write_atomic(out_dir / "ablation.md", render_markdown(result))
+    tracker.files([out_dir / "ablation.md", out_dir / "ablation.json"])
+    tracker.close()
     console.print(render_table(result))
     return result
 

@@ -34,6 +34,7 @@ from rocketc.train.generated import Generated
 from rocketc.train.history import summary_line
 from rocketc.train.result import RunResult
 from rocketc.train.select import check_scorable, selection_for
+from rocketc.train.tracking import NONE, Tracker
 
 __all__ = ["Diverged", "Part", "Recipe", "whole"]
 
@@ -87,6 +88,7 @@ class Recipe:
         label: str = "",
         verbose: bool = False,
         on_epoch: EpochHook | None = None,
+        tracker: Tracker = NONE,
     ):
         self.gen, self.data = gen, data
         self.compiled = gen.compiled if gen is not None else compiled
@@ -95,6 +97,7 @@ class Recipe:
         self.make_part = part
         self.console = console or Console(stderr=True)
         self.label, self.verbose, self.on_epoch = label, verbose, on_epoch
+        self.tracker = tracker  # where each epoch and the result are logged (tracking.py)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -109,7 +112,16 @@ class Recipe:
         seconds = time.perf_counter() - started
         self.load_selected()
         scores = self.evaluate(self.data.test) if test else {}
-        return RunResult(None, self.history, scores, seconds, {}, self.selection_summary())
+        summary = self.selection_summary()
+        self.log_result(scores, summary)
+        return RunResult(None, self.history, scores, seconds, {}, summary)
+
+    def log_result(self, test: dict[str, dict[str, float]], summary: dict[str, Any]) -> None:
+        """The test metrics of the selected epoch and which epoch it was, to the tracker."""
+        values = {f"test/{net}/{m}": v for net, scores in test.items() for m, v in scores.items()}
+        if summary.get("selected_epoch") is not None:
+            values["shipped_epoch"] = summary["selected_epoch"]
+        self.tracker.metrics(values, step=len(self.history))
 
     # --- setup ---------------------------------------------------------------------------------
     def setup_data(self) -> None:
@@ -207,6 +219,7 @@ class Recipe:
         record = self.epoch_record(epoch, train_losses)
         self.history.append(record)
         self.record_history()
+        self.tracker.epoch(record)
         value = record["val"][self.part.select][self.selection.metric]
         improved = self.selection.update(epoch, value)
         self.after_epoch(epoch, improved)

@@ -30,7 +30,7 @@ from rocketc.data import Dataset, Split, load_data
 from rocketc.data.metrics import evaluate
 from rocketc.errors import TrainError
 from rocketc.files import write_atomic
-from rocketc.train import budget, checkpoint, distributed, rundir, streamload
+from rocketc.train import budget, checkpoint, distributed, rundir, streamload, tracking
 from rocketc.train.batches import (
     batch_loader,
     eval_loader,
@@ -114,12 +114,47 @@ class TrainRecipe(Recipe):
 
     def _run(self, launch: bool) -> RunResult:
         self.plan = rundir.plan(self.out_dir, self.resume_requested, self.overwrite)
+        if self.world.is_main:
+            tracking.check_available(self.spec.train.track)  # before any data is read
         self.setup_data()
         self.setup_run_dir()
+        if self.world.is_main:  # under DDP only rank 0 logs
+            tags = {
+                "rocketc.data_sha256": self.fingerprint["data"][:16],
+                "rocketc.run": self.run_id,
+            }
+            self.tracker = tracking.open_tracker(self.compiled, self.out_dir, self.spec.name, tags)
+        try:
+            result = self._train_and_launch(launch)
+        except BaseException:
+            self.tracker.close(ok=False)
+            raise
+        self._log_files(result)
+        self.tracker.close()
+        return result
+
+    def _log_files(self, result: RunResult) -> None:
+        """The run's files, images and spec to the tracker, after the export wrote them."""
+        out = self.out_dir
+        if self.tracker is not tracking.NONE:
+            with tempfile.TemporaryDirectory() as tmp:
+                from rocketc.backends.viz import render
+                from rocketc.errors import RocketcError
+
+                with contextlib.suppress(RocketcError):  # no graphviz: no diagram, no failure
+                    self.tracker.image("diagram", render(self.compiled, Path(tmp) / "diagram.png"))
+        self.tracker.image("curves", out / "curves.png")
+        self.tracker.text("spec", tracking.spec_text(self.compiled))
+        names = ["report.md", "curves.png", "audit.json", "light.onnx", "preprocess.json"]
+        self.tracker.files([out / name for name in names])
+
+    def _train_and_launch(self, launch: bool) -> RunResult:
         with budget.allocating(self.compiled):
             self.setup_model()
         self.setup_optimizer()
         self.resume()
+        for record in self.history:  # a resumed run's earlier epochs, for this tracker run
+            self.tracker.epoch(record)
         self._started_here = started = time.perf_counter()
         self.console.print(
             f"[bold]{self.spec.name}[/]: {self.data.description}; device {self.device}"
@@ -133,6 +168,7 @@ class TrainRecipe(Recipe):
         self.load_selected()
         selection = self.selection_summary()
         test = self.evaluate(self.data.test)
+        self.log_result(test, selection)
         result = RunResult(self.out_dir, self.history, test, seconds, self.audit, selection)
         result.extensions = self.extensions
         plot(self.out_dir / "curves.png", self.spec.task, self.history, selection["selected_epoch"])

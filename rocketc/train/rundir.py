@@ -72,7 +72,8 @@ ARTEFACTS = (
 # Any of these, without run.json, marks a run made before run.json existed.
 _LEGACY_MARKS = ("checkpoint.pt", "metrics.jsonl", "report.json", "light.onnx", "audit.json")
 # Spec paths that do not change what is computed (see the module docstring).
-_NOT_FINGERPRINTED = ("description", "train.device", "data.path")
+# Where a run is logged is not which run it is: tracking may be switched on for a resume.
+_NOT_FINGERPRINTED = ("description", "train.device", "data.path", "train.track", "train.track_uri")
 _NOT_FINGERPRINTED_SECTIONS = ("export.",)
 
 

@@ -72,3 +72,14 @@ class Train(SpecModel):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     precision: Literal["fp32", "bf16"] = Field(default="fp32", description="bf16: CUDA autocast.")
     select: Select = Select()
+    track: Literal["none", "tensorboard", "mlflow"] = Field(
+        default="none",
+        description="Log every epoch's losses and metrics, the shipped epoch and the run's files "
+        "where teams look: TensorBoard event files in the run directory, or an MLflow store "
+        "(pip install 'rocketc[track]').",
+    )
+    track_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default a local store, mlruns/ in the working "
+        "directory (sqlite:///mlruns/mlflow.db, artifacts in mlruns/artifacts).",
+    )

@@ -31,6 +31,7 @@ from rocketc.experiments.ablate import (
 from rocketc.experiments.variants import VARIANTS, Variant
 from rocketc.train.generated import Generated, load_generated
 from rocketc.train.recipe import whole
+from rocketc.train.tracking import NONE, Tracker
 
 ARMS = ("light_alone", "kd", "rocket")
 _BY_NAME = {v.name: v for v in VARIANTS}
@@ -75,10 +76,11 @@ def booster_arm(full: Size, epochs: int | None, code_dir: Path) -> Arm:
 
 
 def train_booster(
-    arm: Arm, data: Dataset, seed: int, console: Console
+    arm: Arm, data: Dataset, seed: int, console: Console, tracker: Tracker = NONE
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The booster alone with `seed`: its test scores, and its weights (the KD teacher)."""
-    recipe = train_part(arm.gen, data, seed, booster_only, f"booster seed {seed}", console)
+    label = f"booster seed {seed}"
+    recipe = train_part(arm.gen, data, seed, booster_only, label, console, tracker)
     result = _result(recipe, seed)
     teacher = recipe.part.module.booster_part
     return result, {k: v.detach().clone() for k, v in teacher.state_dict().items()}
@@ -91,6 +93,7 @@ def train_arm(
     console: Console,
     teacher: dict[str, torch.Tensor] | None = None,
     booster_gen: Generated | None = None,
+    tracker: Tracker = NONE,
 ) -> dict[str, Any]:
     """One arm of one size with `seed`, from scratch; `kd` needs the seed's teacher weights."""
     label = f"{arm.size} {arm.name} seed {seed}"
@@ -101,10 +104,10 @@ def train_arm(
         net.load_state_dict(teacher)
         for p in net.parameters():
             p.requires_grad_(False)
-        recipe = train_part(arm.gen, data, seed, student_of(net), label, console)
+        recipe = train_part(arm.gen, data, seed, student_of(net), label, console, tracker)
     else:
         part = light_only if arm.name == "light_alone" else whole
-        recipe = train_part(arm.gen, data, seed, part, label, console)
+        recipe = train_part(arm.gen, data, seed, part, label, console, tracker)
     return _result(recipe, seed)
 
 

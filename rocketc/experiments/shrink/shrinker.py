@@ -37,6 +37,7 @@ from rocketc.files import write_atomic
 from rocketc.train.cost import serving_cost
 from rocketc.train.report import macs
 from rocketc.train.rundir import locked
+from rocketc.train.tracking import open_tracker
 
 
 @dataclass
@@ -69,6 +70,7 @@ def _shrink(
     compiled: Compiled, sizes: list[Size], out_dir: Path, options: ShrinkOptions, console
 ) -> dict[str, Any]:
     data = load_data(compiled.spec, compiled.source)
+    tracker = open_tracker(compiled, out_dir, "shrink")
     metric = headline(compiled.spec.task, data.test.group is not None)
     base_seed = compiled.spec.train.seed
     seeds = [base_seed + k for k in range(options.seeds)]
@@ -97,7 +99,7 @@ def _shrink(
         result, teacher = store.get(f"booster.seed{seed}", fp), store.teacher(seed, fp)
         count += 1
         if result is None or teacher is None:
-            result, teacher = train_booster(booster, data, seed, console)
+            result, teacher = train_booster(booster, data, seed, console, tracker)
             store.put_teacher(seed, fp, teacher)
             store.put(f"booster.seed{seed}", fp, result)
             _said(console, count, total, f"booster seed {seed}", result, metric, "booster")
@@ -110,7 +112,7 @@ def _shrink(
                 count += 1
                 result = store.get(key, afp)
                 if result is None:
-                    result = train_arm(arm, data, seed, console, teacher, booster.gen)
+                    result = train_arm(arm, data, seed, console, teacher, booster.gen, tracker)
                     store.put(key, afp, result)
                     _said(console, count, total, key, result, metric, "light")
                 runs[size.name][arm_name].append(result)
@@ -130,6 +132,11 @@ def _shrink(
     write_atomic(out_dir / "shrink.md", render_markdown(result))
     chosen = next(s for s in sizes if s.name == result["chosen"])
     write_atomic(out_dir / "shrunk.yaml", _shrunk_text(compiled, chosen, arms, result, out_dir))
+    tracker.text("answer", "\n".join(result["answer"]))
+    tracker.files(
+        [out_dir / n for n in ("shrink.md", "shrink.json", "frontier.png", "shrunk.yaml")]
+    )
+    tracker.close()
     console.print(render_table(result))
     return result
 

@@ -25,6 +25,7 @@ from rocketc.train.batches import eval_loader
 from rocketc.train.generated import Generated
 from rocketc.train.recipe import Diverged as RecipeDiverged
 from rocketc.train.recipe import Recipe
+from rocketc.train.tracking import NONE, Tracker
 
 # on_epoch(epoch (0-based), value so far): may raise (Optuna's TrialPruned) to stop the run.
 EpochHook = Callable[[int, float], None]
@@ -70,6 +71,7 @@ def train_once(
     keep_best: bool = False,
     console: Console | None = None,
     label: str = "",
+    tracker: Tracker = NONE,
 ) -> RunOutcome:
     """Train from scratch with `seed` as `rocketc train` does (`Recipe`: the epoch
     `train.select` picks on validation is kept); record the light net's validation `metric`
@@ -83,7 +85,9 @@ def train_once(
             on_epoch(len(out.values) - 1, out.best)
 
     console = console or Console(quiet=True)  # tune draws its own bar over the trials
-    recipe = Recipe(gen, data, seed=seed, console=console, label=label, on_epoch=after_epoch)
+    recipe = Recipe(
+        gen, data, seed=seed, console=console, label=label, on_epoch=after_epoch, tracker=tracker
+    )
     try:
         recipe.run(test=False)
     except RecipeDiverged as exc:

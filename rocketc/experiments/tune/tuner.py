@@ -52,6 +52,7 @@ from rocketc.experiments.tune.space import (
 from rocketc.experiments.tune.storage import connect, open_study
 from rocketc.experiments.tune.study import State, TuneResult, brief, recipe_of
 from rocketc.experiments.tune.verdict import Verdict, run_verdict
+from rocketc.train import tracking
 from rocketc.train.generated import Generated, load_generated
 
 
@@ -90,20 +91,42 @@ class Tuner:
     def run(self) -> TuneResult:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.storage = storage = self._connect()  # a bad URL fails before any data is read
+        tracking.check_available(self.spec.train.track)
         self._setup_data()
         self._open_study(storage)
-        with tempfile.TemporaryDirectory(prefix=f"rocketc-tune-{self.spec.name}-") as tmp:
-            self.code_dir = Path(tmp)
-            self._baseline()
-            interrupted = self._search()
-            verdict = None if interrupted else self._verdict()
-        result = self._write(verdict)
+        tags = {"rocketc.study": self.study_name, "rocketc.storage": self.storage_url}
+        self.tracker = tracking.open_tracker(self.compiled, self.out_dir, "tune", tags)
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"rocketc-tune-{self.spec.name}-") as tmp:
+                self.code_dir = Path(tmp)
+                self._baseline()
+                interrupted = self._search()
+                verdict = None if interrupted else self._verdict()
+            result = self._write(verdict)
+        except BaseException:
+            self.tracker.close(ok=False)
+            raise
+        self._log_result(result)
         if interrupted:
             raise TuneError(
                 f"interrupted; {result.out_dir} has the trials so far. Run the same command "
                 "again to continue the study."
             )
         return result
+
+    def _log_result(self, result: TuneResult) -> None:
+        """The study's outcome on its tracker run: the verdict, the baseline, the files."""
+        values = {"light_alone/val": self.baseline["mean"]}
+        if result.best is not None:
+            values["best/val"] = float(result.best.value)
+        verdict = result.verdict
+        if verdict is not None:
+            mean, low, high = verdict.interval
+            values |= {"verdict/mean": mean, "verdict/low": low, "verdict/high": high}
+            self.tracker.text("verdict", verdict.text)
+        self.tracker.metrics(values)
+        self.tracker.files(list(result.files))
+        self.tracker.close()
 
     # --- phases ------------------------------------------------------------------------------
     def _setup_data(self) -> None:
@@ -340,16 +363,30 @@ class Tuner:
             raise _BadRecipe(str(exc)) from None
         gen = self._load(compiled, f"trial_{trial.number}")
         runs: list[RunOutcome] = []
-        for k, seed in enumerate(self.seeds):
-            hook = self._report_hook(trial, k, sum(r.best for r in runs))
-            try:
-                runs.append(train_once(gen, self.data, seed, self.metric, hook))
-            except Diverged as exc:
-                trial.set_user_attr("error", f"seed {seed} diverged in {exc}")
-                raise optuna.TrialPruned() from None
+        params = {k: v for k, v in trial.user_attrs["recipe"].items() if v is not None}
+        tracker = self.tracker.child(f"trial {trial.number}", params)
+        try:
+            for k, seed in enumerate(self.seeds):
+                hook = self._report_hook(trial, k, sum(r.best for r in runs))
+                seeded = tracker.prefixed(f"seed{seed}/")
+                try:
+                    runs.append(train_once(gen, self.data, seed, self.metric, hook, tracker=seeded))
+                except Diverged as exc:
+                    trial.set_user_attr("error", f"seed {seed} diverged in {exc}")
+                    raise optuna.TrialPruned() from None
+            value = statistics.fmean(r.best for r in runs)
+            tracker.metrics({"objective": value})
+        except optuna.TrialPruned:
+            tracker.text("state", "pruned")
+            tracker.close()
+            raise
+        except BaseException:
+            tracker.close(ok=False)
+            raise
+        tracker.close()
         for key, value in describe_runs(runs).items():
             trial.set_user_attr(key, value)
-        return statistics.fmean(r.best for r in runs)
+        return value
 
     def _report_hook(self, trial: optuna.Trial, k: int, finished: float):
         """Per epoch of seed number `k`: report the running mean over seeds, maybe prune."""
