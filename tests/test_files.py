@@ -19,7 +19,7 @@ from rich.console import Console
 
 from rocketc import files
 from rocketc.compiler import compile_file
-from rocketc.errors import RocketcError, TrainError
+from rocketc.errors import RocketcError
 from rocketc.train import checkpoint, rundir
 from rocketc.train.run import train_run
 from tests.helpers.tiny_runs import write_tiny
@@ -42,6 +42,29 @@ def test_write_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_path,
     assert d.file == str(target)
     assert d.message.startswith("no space left on the device (needs about 2.9 MB);")
     assert target.read_text() == '{"old": 1}\n'  # the previous file, whole
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left
+
+
+def test_a_file_written_in_pieces_is_whole_or_not_at_all(tmp_path, monkeypatch):
+    """`open_atomic`/`AtomicFile`, the streaming form (predict's scores): the same promises."""
+    target = tmp_path / "scores.csv"
+    with files.open_atomic(target) as f:
+        f.write(b"row,score\n")
+        f.write(b"1,0.5\n")
+        assert target.exists() is False  # nothing at the target until the block ends
+    assert target.read_bytes() == b"row,score\n1,0.5\n"
+    with pytest.raises(KeyError), files.open_atomic(target) as f:
+        f.write(b"half")
+        raise KeyError("a failure of the caller")
+    monkeypatch.setattr(files, "_write_all", _FullDiskAt(2))
+    with pytest.raises(RocketcError) as caught, files.open_atomic(target) as f:
+        f.write(b"x" * 2_000_000)
+        f.write(b"y" * 1_000_000)  # the disk fills here: 3 MB needed in all
+    assert str(caught.value) == (
+        f"{target}: no space left on the device (needs about 2.9 MB); free some space or "
+        "choose another disk"
+    )
+    assert target.read_bytes() == b"row,score\n1,0.5\n"  # the previous file, whole
     assert list(tmp_path.iterdir()) == [target]  # no temp file left
 
 
@@ -117,15 +140,14 @@ def test_a_second_writer_of_a_run_directory_is_refused_naming_the_first(tmp_path
             try:
                 with rundir.locked(run):
                     pass
-            except TrainError as exc:
+            except RocketcError as exc:
                 errors.append(str(exc))
 
         thread = threading.Thread(target=second)  # flock is per open file: a thread will do
         thread.start()
         thread.join()
     assert (
-        errors
-        and f"another rocketc process (pid {pid}) is writing this run directory" in (errors[0])
+        errors and f"another rocketc process (pid {pid}) is writing this directory" in (errors[0])
     )
     with rundir.locked(run):  # released on exit
         pass
