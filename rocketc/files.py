@@ -4,9 +4,12 @@
 a full disk or any error leaves the previous file whole (or no file) and never a torn one; the
 temp file is removed on failure. `AtomicFile` (and `open_atomic`, its `with` form) is the same
 for a file written piece by piece, such as predict's scores: a file object on the temp file,
-renamed over the target by `commit`. An OSError becomes one line naming the file: for ENOSPC also
-how much it needed (`rocketc: run/checkpoint.pt: no space left on the device (needs about 3 MB);
-free some space or choose another disk`). Objects torch or matplotlib serialise are rendered
+renamed over the target by `commit`. `write_atomic_all` replaces several files together (an
+export): all written first, then all renamed, so a full disk replaces none of them.
+
+An OSError becomes one line naming the file: for ENOSPC also how much it needed (`rocketc:
+run/checkpoint.pt: no space left on the device (needs about 3 MB); free some space or choose
+another disk`). Objects torch or matplotlib serialise are rendered
 into memory first (`figure_bytes` here, `checkpoint.torch_bytes` for torch, whose own writer
 reports a full disk as an unreadable RuntimeError) so that only this module touches the disk.
 
@@ -36,6 +39,23 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, encoding: str = "ut
         f.write(raw)
 
 
+def write_atomic_all(contents: dict[Path, bytes | str], encoding: str = "utf-8") -> None:
+    """Replace several files together: every one is written and synced to a temp file first,
+    then they are renamed in order, so a full disk (or any write error) replaces none of them.
+    (The renames need no space; only a kill between them can leave some renamed.)"""
+    pending: list[AtomicFile] = []
+    try:
+        for path, data in contents.items():
+            pending.append(f := AtomicFile(path))
+            f.write(data.encode(encoding) if isinstance(data, str) else data)
+            f.sync()
+        for f in pending:
+            f.commit()
+    finally:
+        for f in pending:
+            f.discard()
+
+
 @contextlib.contextmanager
 def open_atomic(path: str | os.PathLike) -> Iterator[AtomicFile]:
     """A binary file object that replaces `path` when the block ends, or leaves it as it was
@@ -59,6 +79,7 @@ class AtomicFile(io.RawIOBase):
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.size = 0
         self._file: Any = None
+        self._synced = False
         try:
             # 0o666 less the umask: the file gets the permissions a plain open() would give it.
             fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -80,24 +101,34 @@ class AtomicFile(io.RawIOBase):
         self.size += size
         return size
 
-    def commit(self) -> None:
+    def sync(self) -> None:
+        """Flush the temp file to the disk and close it: `commit` then only renames it."""
+        if self._synced:
+            return
         if self._file is None:
             raise ValueError(f"{self.path}: committed after discard")
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            self._file = None
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self._synced = True
+
+    def commit(self) -> None:
+        self.sync()
+        try:
             os.replace(self.tmp, self.path)
         except OSError as exc:
             raise self._failed(exc) from None
+        self._file, self._synced = None, False
 
     def discard(self) -> None:
         """Remove the temp file (nothing to do after `commit`)."""
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
-            self._file = None
+            self._file, self._synced = None, False
             self.tmp.unlink(missing_ok=True)
 
     def _failed(self, exc: OSError, pending: int = 0) -> RocketcError:

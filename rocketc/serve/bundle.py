@@ -1,6 +1,6 @@
 """The serving bundle of a run: `light.onnx` + `preprocess.json` (+ `report.json`), checked.
 
-`write_bundle` (the export step's last write) writes preprocess.json: the fitted preprocessing of
+`bundle_text` (written last by the export) is preprocess.json: the fitted preprocessing of
 every input, what the label means, the spec/rocketc/onnx versions, and the bundle's manifest: the
 SHA-256 of every other file `predict` and `serve` read (light.onnx, report.json), plus its own
 SHA-256 over the rest of preprocess.json. `load_bundle` checks them all before anything else, so
@@ -60,18 +60,28 @@ def digest_of_document(data: dict[str, Any]) -> str:
 def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Path:
     """Write run_dir/preprocess.json for the run's light.onnx and report.json (already written):
     the manifest covers every file of COVERED that is there."""
+    run_dir = Path(run_dir)
+    covered = {
+        name: (run_dir / name).read_bytes() for name in COVERED if (run_dir / name).is_file()
+    }
+    path = run_dir / BUNDLE
+    write_atomic(path, bundle_text(covered, preprocess, spec))
+    return path
+
+
+def bundle_text(covered: dict[str, bytes], preprocess: Preprocessor, spec: Any) -> str:
+    """preprocess.json's text for the files of COVERED in `covered` (name -> bytes, light.onnx
+    among them), before they are written: the export writes them all together."""
     import onnx
     import onnxruntime
 
-    run_dir = Path(run_dir)
-    model_path = run_dir / MODEL
-    model = onnx.load(str(model_path), load_external_data=False)
+    model = onnx.load_from_string(covered[MODEL])
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     header = {
         "model": MODEL,
         "bundle": MANIFEST_FORMAT,
         "manifest": {
-            name: sha256(run_dir / name) for name in COVERED if (run_dir / name).is_file()
+            name: hashlib.sha256(covered[name]).hexdigest() for name in COVERED if name in covered
         },
         "spec": {"name": spec.name, "version": spec.version, "task": spec.task},
         "versions": {
@@ -81,11 +91,9 @@ def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Pa
             "onnxruntime": onnxruntime.__version__,
         },
     }
-    path = run_dir / BUNDLE
     data = json.loads(preprocess.dumps(header))
     data["sha256"] = digest_of_document(data)
-    write_atomic(path, dumps_json(data) + "\n")
-    return path
+    return dumps_json(data) + "\n"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from rich.console import Console
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
 from rocketc.errors import RocketcError, TrainError
-from rocketc.files import write_atomic
+from rocketc.files import write_atomic, write_atomic_all
 from rocketc.train.checkpoint import torch_bytes
 from rocketc.train.result import RunResult
 
@@ -90,13 +90,16 @@ def _launch(
     # torch.export would specialise the batch dimension instead of keeping it dynamic.
     rows = _batch(sample, max(2, min(len(sample), 256)))
 
-    # Each file serialised in memory, then written whole by the helper (a full disk is one line).
+    # The trained light net first, on its own: an export that fails later names it. Then every
+    # file is serialised in memory and all are written together, the bundle last
+    # (files.write_atomic_all): a full disk replaces none of them, so an earlier export stays
+    # whole and servable.
     write_atomic(out_dir / "light_state_dict.pt", torch_bytes(light.state_dict()))
+    export: dict[str, bytes | str] = {}
     program = export_program(light, rows, names)
-    write_atomic(out_dir / "light.pt2", program_bytes(program))
+    export["light.pt2"] = program_bytes(program)
     _check_no_booster(light, program.state_dict)
-    light_onnx, onnx_diff = onnx_bytes(light, rows, names)
-    write_atomic(out_dir / "light.onnx", light_onnx)
+    export["light.onnx"], onnx_diff = onnx_bytes(light, rows, names)
     console.print(f"exported light.pt2 and light.onnx (onnxruntime max |diff| {onnx_diff:.2e})")
 
     # Only timed, never shipped (nor written): no equality gate on it.
@@ -107,7 +110,7 @@ def _launch(
         },
         "onnxruntime": {
             net: ort_latency(model, sample)
-            for net, model in (("light", light_onnx), ("booster", booster_onnx))
+            for net, model in (("light", export["light.onnx"]), ("booster", booster_onnx))
         },
     }
     counts = compiled.param_counts()
@@ -133,27 +136,31 @@ def _launch(
             "code/model.py",
         ],
     }
-    write_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    write_atomic(out_dir / "report.md", render_markdown(report))
-    # Last: preprocess.json's manifest covers light.onnx and report.json as written above, so an
-    # export cut short leaves no servable bundle rather than one that mixes runs.
-    _write_serving_bundle(compiled, data, out_dir, console)
+    export["report.json"] = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    export["report.md"] = render_markdown(report)
+    # Last: preprocess.json's manifest covers light.onnx and report.json as written here, so an
+    # export cut short (a kill between renames) never leaves a bundle that mixes runs.
+    export["preprocess.json"] = _bundle(compiled, data, export)
+    write_atomic_all({out_dir / name: content for name, content in export.items()})
+    console.print(
+        f"wrote {out_dir / 'preprocess.json'}: with light.onnx and report.json, all "
+        "predict/serve read (their SHA-256 in its manifest)",
+        soft_wrap=True,
+    )
     console.print(f"report: {out_dir / 'report.md'}")
     return report
 
 
-def _write_serving_bundle(compiled: Compiled, data: Dataset, out_dir: Path, console) -> None:
+def _bundle(compiled: Compiled, data: Dataset, export: dict[str, bytes | str]) -> str:
     """preprocess.json beside light.onnx: with it, `rocketc predict`/`serve` need nothing else."""
     from rocketc.data.preprocess import identity
-    from rocketc.serve.bundle import write_bundle
+    from rocketc.serve.bundle import COVERED, bundle_text
 
     preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
-    path = write_bundle(out_dir, preprocess, compiled.spec)
-    console.print(
-        f"wrote {path}: with light.onnx and report.json, all predict/serve read (their SHA-256 "
-        "in its manifest)",
-        soft_wrap=True,
-    )
+    covered = {
+        n: export[n] if isinstance(export[n], bytes) else export[n].encode() for n in COVERED
+    }
+    return bundle_text(covered, preprocess, compiled.spec)
 
 
 def _rows(split: Split, n: int) -> tuple[torch.Tensor, ...]:
