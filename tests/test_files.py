@@ -10,7 +10,6 @@ pass their checksum), and the run resumes to the end once the disk has room agai
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 import threading
 
@@ -20,8 +19,9 @@ from rich.console import Console
 from rocketc import files
 from rocketc.compiler import compile_file
 from rocketc.errors import RocketcError
-from rocketc.train import checkpoint, rundir
+from rocketc.train import rundir
 from rocketc.train.run import train_run
+from tests.helpers.faults import FullDiskAt, all_files_read
 from tests.helpers.tiny_runs import write_tiny
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
@@ -56,7 +56,7 @@ def test_a_file_written_in_pieces_is_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(KeyError), files.open_atomic(target) as f:
         f.write(b"half")
         raise KeyError("a failure of the caller")
-    monkeypatch.setattr(files, "_write_all", _FullDiskAt(2))
+    monkeypatch.setattr(files, "_write_all", FullDiskAt(2))
     with pytest.raises(RocketcError) as caught, files.open_atomic(target) as f:
         f.write(b"x" * 2_000_000)
         f.write(b"y" * 1_000_000)  # the disk fills here: 3 MB needed in all
@@ -78,20 +78,6 @@ def finished(tmp_path_factory):
     return spec, run
 
 
-class _FullDiskAt:
-    """Replaces `files._write_all`: the k-th write (1-based) raises ENOSPC; counts writes."""
-
-    def __init__(self, k: int | None):
-        self.k, self.calls = k, 0
-        self.real = files._write_all
-
-    def __call__(self, f, raw):
-        self.calls += 1
-        if self.calls == self.k:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.real(f, raw)
-
-
 def _extend(spec, run, fault, monkeypatch):
     monkeypatch.setattr(files, "_write_all", fault)
     try:
@@ -102,31 +88,21 @@ def _extend(spec, run, fault, monkeypatch):
         monkeypatch.setattr(files, "_write_all", fault.real)
 
 
-def _all_files_read(run):
-    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")], "a temp file was left"
-    json.loads((run / "run.json").read_text())
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        json.loads(line)
-    for name in ("checkpoint.pt", "best.pt"):
-        if (run / name).exists():
-            checkpoint.load(run / name, "")
-
-
 def test_a_full_disk_at_any_write_is_one_line_and_tears_nothing(finished, tmp_path, monkeypatch):
     spec, done = finished
-    counter = _FullDiskAt(None)
+    counter = FullDiskAt(None)
     _extend(spec, shutil.copytree(done, tmp_path / "count"), counter, monkeypatch)
     writes = counter.calls
     assert writes >= 5  # run.json, audit.json, metrics x2, checkpoint, best...
     for k in range(1, writes + 1):
         run = shutil.copytree(done, tmp_path / f"k{k}")
         with pytest.raises(RocketcError) as caught:
-            _extend(spec, run, _FullDiskAt(k), monkeypatch)
+            _extend(spec, run, FullDiskAt(k), monkeypatch)
         (d,) = caught.value.diagnostics
         assert d.file is not None and d.file.startswith(str(run)), (k, d)
         assert "no space left on the device (needs about" in d.message, (k, d)
-        _all_files_read(run)
-        result = _extend(spec, run, _FullDiskAt(None), monkeypatch)  # room again: it finishes
+        all_files_read(run)
+        result = _extend(spec, run, FullDiskAt(None), monkeypatch)  # room again: it finishes
         assert [r["epoch"] for r in result.history] == [1, 2, 3], k
 
 
