@@ -129,11 +129,15 @@ class AtomicFile(io.RawIOBase):
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file, self._synced = None, False
+            self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        with contextlib.suppress(OSError):  # e.g. never made: a part of the path is a file
             self.tmp.unlink(missing_ok=True)
 
     def _failed(self, exc: OSError, pending: int = 0) -> RocketcError:
         self.discard()
-        self.tmp.unlink(missing_ok=True)
+        self._remove_tmp()
         return write_error(self.path, exc, self.size + pending)
 
 
