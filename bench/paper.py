@@ -299,6 +299,8 @@ def _case_table(case: dict[str, Any]) -> list[str]:
         "",
         f"{case['data']} ({case['note']}). Metric: test {case['metric']}.",
         "",
+        headroom(case),
+        "",
         f"| variant | what | light {case['metric']} | Δ vs light alone [95% CI] | verdict "
         f"| booster {case['metric']} | train s (median) | trained params |",
         "|---|---|---:|---:|---|---:|---:|---:|",
@@ -318,6 +320,32 @@ def _case_table(case: dict[str, Any]) -> list[str]:
             f"`bench/recipes/{case['spec']}.yaml` to add one.",
         ]
     return [*lines, ""]
+
+
+def headroom(case: dict[str, Any]) -> str:
+    """Does the booster alone lead the light net alone at this budget (paired by seed)? Without
+    a lead there is nothing to pass on, and the table cannot test the method (issue 22)."""
+    metric = case["metric"]
+    by = {(r["variant"], r["seed"]): r for r in case["runs"]}
+    seeds = sorted(s for v, s in by if v == "booster_alone" and (BASELINE, s) in by)
+    if not seeds:
+        return "Headroom: not measured (no booster_alone row)."
+    interval = paired_interval(
+        [by["booster_alone", s]["booster"][metric] for s in seeds],
+        [by[BASELINE, s]["light"][metric] for s in seeds],
+    )
+    cell = f"{_points(interval['mean'])} [{_points(interval['low'])}, {_points(interval['high'])}]"
+    if verdict(interval) == "better":
+        return (
+            f"Headroom: the booster alone leads the light net alone by {cell} points "
+            f"({len(seeds)} paired seeds): there is something to pass on."
+        )
+    return (
+        f"**Booster has no headroom here**: booster alone minus light alone is {cell} points "
+        f"({len(seeds)} paired seeds): at this budget it does not lead beyond its interval, so "
+        "this table cannot show the method passing a lead on. The Shrink part runs at budgets "
+        "chosen for the booster's lead and states its headroom the same way."
+    )
 
 
 def _orientation(results: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import _harness, compiler, paper
+from bench import _harness, compiler, paper, serving
 from bench._stats import paired_interval, spread, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +152,30 @@ def test_a_skipped_part_writes_nothing(tmp_path):
     part = _fake_part("gpu", {"skipped": "no GPU"})
     assert _harness.run_part(part, quick=False, device="cpu", results_dir=tmp_path) is None
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_serving_int8_rows_give_the_latency_ratio_and_the_metric_delta():
+    """bench serving's INT8 rows on a small case: quickstart, 2 epochs, one round."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        row = serving.measure_int8("quickstart", serving.QUICK, quick=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert row["method"].startswith("dynamic") and row["default"] in ("int8", "fp32")
+    for key in ("batch_1", "batch_100"):
+        want = row["latency_ms"]["int8"][key]["median"] / row["latency_ms"]["fp32"][key]["median"]
+        assert row["ratio"][key] == pytest.approx(want)
+    assert row["test"]["difference"] == pytest.approx(row["test"]["int8"] - row["test"]["fp32"])
+    ctr = {**row, "spec": "ctr_movielens", "ratio": {"batch_1": 1.0, "batch_100": 0.5}}
+    ctr["test"] = {**row["test"], "drop": 0.002}
+    results = {"matmul": {"best_flops": 1e10}, "specs": [], "int8": [row, ctr]}
+    text = "\n".join(serving._int8_lines(results["int8"]))
+    assert "`quickstart` (train.epochs=2) | dynamic |" in text
+    (target,) = serving.targets(results)  # quickstart has no INT8 target; ctr_movielens does
+    assert target["measured"].startswith("0.50×") and target["met"] is False  # the drop
 
 
 # --- the smoke -----------------------------------------------------------------------------

@@ -341,7 +341,10 @@ def test_predict_names_missing_columns(ctr_run, tmp_path):
 
 def test_predict_quickstart_example_file(quickstart_run, repo_root, tmp_path):
     out = tmp_path / "scores.parquet"
-    predict_file(quickstart_run, repo_root / "examples/digits.csv", out, keep=["label"])
+    # FP32 (the run's default is INT8, tests/test_int8.py): equal to PyTorch at 1e-6.
+    predict_file(
+        quickstart_run, repo_root / "examples/digits.csv", out, keep=["label"], model="fp32"
+    )
     scores = pd.read_parquet(out)
     pixels = pd.read_csv(repo_root / "examples/digits.csv").drop(columns="label").to_numpy()
     with torch.inference_mode():
@@ -360,8 +363,13 @@ def test_predict_reads_a_vector_from_columns_or_a_parquet_list_column(quickstart
         tmp_path / "l.parquet"
     )
     frame.to_parquet(tmp_path / "c.parquet")
-    predict_file(quickstart_run, tmp_path / "l.parquet", tmp_path / "a.parquet", chunk_rows=6)
-    predict_file(quickstart_run, tmp_path / "c.parquet", tmp_path / "b.parquet")
+    # FP32: the default INT8 net quantizes activations per call, so a row's score depends a
+    # little on the rows scored with it (chunks of 6 here, one chunk there).
+    fp32 = {"model": "fp32"}
+    predict_file(
+        quickstart_run, tmp_path / "l.parquet", tmp_path / "a.parquet", chunk_rows=6, **fp32
+    )
+    predict_file(quickstart_run, tmp_path / "c.parquet", tmp_path / "b.parquet", **fp32)
     a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
     pd.testing.assert_frame_equal(a, b)
 
@@ -402,7 +410,7 @@ def test_score_rows_columns_and_common_agree_with_light_net(ctr_run, client):
 
 
 def test_score_multiclass_quickstart(quickstart_run, repo_root):
-    client = TestClient(create_app(load_bundle(quickstart_run)))
+    client = TestClient(create_app(load_bundle(quickstart_run, model="fp32")))
     body = json.loads((repo_root / "examples/digits_request.json").read_text())
     response = client.post("/v1/score", json=body)
     assert response.status_code == 200, response.text

@@ -14,6 +14,9 @@ from rocketc.cli import compiler_commands  # noqa: F401
 from rocketc.cli import training_commands  # noqa: F401
 
 # isort: split
+from rocketc.cli import shrink_command  # noqa: F401
+
+# isort: split
 from rocketc.cli import serving_commands  # noqa: F401
 
 # isort: split

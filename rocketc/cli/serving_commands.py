@@ -29,6 +29,25 @@ ThreadsOption = Annotated[
 ]
 
 
+class ServedModel(str, Enum):
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+ModelOption = Annotated[
+    ServedModel | None,
+    typer.Option(
+        "--model",
+        help="Which light net to run: int8 (light.int8.onnx) or fp32 (light.onnx).",
+        show_default="int8 when it passed the export's bar, else fp32",
+    ),
+]
+
+
+def _model(value: ServedModel | None) -> str | None:
+    return value.value if value is not None else None
+
+
 class OnError(str, Enum):
     fail = "fail"
     skip = "skip"
@@ -78,6 +97,7 @@ def predict(
             help="Text encoding of a CSV file (e.g. latin-1, cp1252); Parquet text is UTF-8.",
         ),
     ] = "utf-8",
+    model: ModelOption = None,
 ) -> None:
     """Score a file with the run's light.onnx and preprocessing, in chunks (never imports torch)."""
     from rocketc.serve.predict import RowsError, plural, predict_file
@@ -92,6 +112,7 @@ def predict(
             chunk_rows=chunk_rows,
             threads=threads,
             encoding=encoding,
+            model=_model(model),
         )
     except RowsError as exc:  # its last line counts the problems: no "N errors" after it
         for diagnostic in [*exc.diagnostics, exc.summary]:
@@ -99,7 +120,10 @@ def predict(
         raise typer.Exit(code=1) from None
     except RocketcError as exc:
         _fail(exc)
-    typer.echo(f"wrote {result.out}: {result.scored:,} of {plural(result.rows, 'row')} scored")
+    typer.echo(
+        f"wrote {result.out}: {result.scored:,} of {plural(result.rows, 'row')} scored "
+        f"by {result.model}"
+    )
     if result.rejects is not None:
         typer.echo(
             f"rejected {plural(result.rejected, 'row')} "
@@ -120,6 +144,7 @@ def serve(
         float | None,
         typer.Option(min=0.1, help="Shut down gracefully after this many seconds."),
     ] = None,
+    model: ModelOption = None,
 ) -> None:
     """Serve the run's light net over HTTP: POST /v1/score, GET /healthz, GET /v1/metadata."""
     from rocketc.serve.requests import Limits
@@ -127,7 +152,9 @@ def serve(
     from rocketc.serve.server import serve as run_server
 
     limits = Limits(max_rows=max_rows, max_body_bytes=int(max_body_mb * (1 << 20)))
-    options = ServeOptions(str(run_dir), host, port, workers, threads, limits, stop_after)
+    options = ServeOptions(
+        str(run_dir), host, port, workers, threads, limits, stop_after, model=_model(model)
+    )
     try:
         run_server(options)
     except AddressError as exc:  # a usage error, like any other bad option value (exit 2)

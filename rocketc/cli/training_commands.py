@@ -1,4 +1,4 @@
-"""Commands that train: init (a first spec from a table), train, ablate, tune."""
+"""Commands that train: init (a first spec from a table), train, export, ablate, tune."""
 
 from __future__ import annotations
 
@@ -219,6 +219,54 @@ def train(
         _fail(exc)
     if world.is_main:
         typer.echo(f"run directory: {result.out_dir}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="Run directory of `rocketc train`."),
+    ],
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Quantize light.onnx to light.int8.onnx again; rewrite the report's INT8 "
+            "section and preprocess.json.",
+        ),
+    ] = False,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The spec the run was trained with (its data gives the calibration and test "
+            "rows).",
+            show_default="the embedded quickstart",
+        ),
+    ] = None,
+    assignments: SetOption = None,
+) -> None:
+    """Export an existing run again without training: --int8 quantizes its light net."""
+    if not int8:
+        raise typer.BadParameter(
+            "say what to export: --int8 (the FP32 light net is exported again by "
+            "`rocketc train SPEC -o RUN_DIR --resume`)",
+            param_hint="--int8",
+        )
+    try:
+        compiled = _load_with_overrides(spec, list(assignments or []))
+        from rich.console import Console
+
+        from rocketc.train.requantize import requantize
+
+        section = requantize(compiled, run_dir, Console(stderr=True, soft_wrap=True))
+    except (RocketcError, OSError) as exc:
+        _fail(exc)
+    served = "light.int8.onnx" if section["default"] == "int8" else "light.onnx"
+    typer.echo(f"{run_dir}: INT8 {section['status']}; served by default: {served}")
 
 
 @app.command()

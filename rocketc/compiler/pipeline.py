@@ -55,6 +55,19 @@ class Compiled:
             "total": sum(by_role.values()) + adapter,
         }
 
+    def macs(self) -> dict[str, int | None]:
+        """Multiply-accumulates per example of each net (`light_net`: what is served), summed
+        over its layers' `macs`; None where an op does not estimate its own."""
+        nodes = self.graph.nodes
+        out: dict[str, int | None] = {}
+        for net, roles in (
+            ("light_net", ("shared", "light")),
+            ("booster_net", ("shared", "booster")),
+        ):
+            costs = [nodes[n].get("macs") for n in self.layers() if nodes[n]["role"] in roles]
+            out[net] = None if any(c is None for c in costs) else sum(costs)
+        return out
+
 
 def compile_source(source: Source) -> Compiled:
     try:

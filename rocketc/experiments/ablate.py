@@ -38,7 +38,20 @@ from rocketc.train.batches import train_loader
 from rocketc.train.generated import Generated, load_generated
 from rocketc.train.recipe import Part, Recipe, whole
 
-__all__ = ["VARIANTS", "Variant", "ablate", "run_variant", "variant_compiled"]
+__all__ = [
+    "VARIANTS",
+    "Variant",
+    "ablate",
+    "booster_only",
+    "light_only",
+    "run_variant",
+    "selected_epochs",
+    "serving_cost",
+    "student_of",
+    "train_part",
+    "variant_compiled",
+    "warm_up",
+]
 
 
 class _Pair(torch.nn.Module):
@@ -70,17 +83,17 @@ class _Pair(torch.nn.Module):
         )
 
 
-def _light_only(model: torch.nn.Module) -> Part:
+def light_only(model: torch.nn.Module) -> Part:
     light = model.light_net()
     return Part(_Pair(light, None), {"light": light})
 
 
-def _booster_only(model: torch.nn.Module) -> Part:
+def booster_only(model: torch.nn.Module) -> Part:
     booster = model.booster_net()
     return Part(_Pair(None, booster), {"booster": booster}, select="booster")
 
 
-def _student_of(teacher: torch.nn.Module):
+def student_of(teacher: torch.nn.Module):
     """A fresh light net beside `teacher`, frozen: the `kd` row's second phase."""
 
     def part(model: torch.nn.Module) -> Part:
@@ -91,10 +104,10 @@ def _student_of(teacher: torch.nn.Module):
     return part
 
 
-PARTS = {"light": _light_only, "booster": _booster_only, "both": whole}
+PARTS = {"light": light_only, "booster": booster_only, "both": whole}
 
 
-def _run(gen: Generated, data: Dataset, seed: int, part, label: str, console) -> Recipe:
+def train_part(gen: Generated, data: Dataset, seed: int, part, label: str, console) -> Recipe:
     """One run as `rocketc train` makes it: best validation epoch, scored on test."""
     recipe = Recipe(gen, data, seed=seed, part=part, console=console, label=label)
     recipe.result = recipe.run()
@@ -136,35 +149,37 @@ def run_variant(
     label = f"{variant.name} seed {seed}"
     out: dict[str, Any] = {"seed": seed, "hint_reaches_booster": None}
     if variant.trains == "kd":
-        first = _run(gens["booster_alone"], data, seed, _booster_only, f"{label} teacher", console)
+        first = train_part(
+            gens["booster_alone"], data, seed, booster_only, f"{label} teacher", console
+        )
         teacher = first.part.module.booster_part
         for p in teacher.parameters():
             p.requires_grad_(False)
-        second = _run(gen, data, seed, _student_of(teacher), f"{label} student", console)
+        second = train_part(gen, data, seed, student_of(teacher), f"{label} student", console)
         out["seconds"] = first.result.seconds + second.result.seconds
         out["trained_params"] = counts["booster_net"] + counts["light_net"]
-        out["epochs"] = {"booster": _selected(first), "light": _selected(second)}
+        out["epochs"] = {"booster": selected_epochs(first), "light": selected_epochs(second)}
         out.update(second.result.test)
         return out
-    recipe = _run(gen, data, seed, PARTS[variant.trains], label, console)
+    recipe = train_part(gen, data, seed, PARTS[variant.trains], label, console)
     out["seconds"] = recipe.result.seconds
     out["trained_params"] = counts[
         {"light": "light_net", "booster": "booster_net"}.get(variant.trains, "total")
     ]
-    out["epochs"] = {recipe.part.select: _selected(recipe)}
+    out["epochs"] = {recipe.part.select: selected_epochs(recipe)}
     if variant.trains == "both":
         out["hint_reaches_booster"] = hint_reaches_booster(gen)
     out.update(recipe.result.test)
     return out
 
 
-def _selected(recipe: Recipe) -> dict[str, int]:
+def selected_epochs(recipe: Recipe) -> dict[str, int]:
     """Which epoch was scored, of how many trained."""
     summary = recipe.result.selection
     return {"selected": summary["selected_epoch"], "trained": summary["epochs_trained"]}
 
 
-def _serving_cost(gen: Generated, data: Dataset) -> dict[str, int]:
+def serving_cost(gen: Generated, data: Dataset) -> dict[str, int]:
     """What the served light net costs: parameters and multiply-accumulates per example."""
     from rocketc.train.report import macs
 
@@ -209,7 +224,7 @@ def ablate(
         v.name: load_generated(variant_compiled(compiled, v, epochs), out_dir / "code" / v.name)
         for v in needed
     }
-    _warm_up(gens[chosen[0].name], data)
+    warm_up(gens[chosen[0].name], data)
     metric = headline(compiled.spec.task, data.test.group is not None)
     rows: list[dict[str, Any]] = []
     for variant in chosen:
@@ -221,7 +236,7 @@ def ablate(
         baseline = rows[0]["runs"] if rows and rows[0]["variant"] == "light_alone" else runs
         row = {**_summarise(metric, variant, runs, baseline), **changes[variant.name]}
         if "light" in runs[0]:
-            row["serving"] = _serving_cost(gens[variant.name], data)
+            row["serving"] = serving_cost(gens[variant.name], data)
         rows.append(row)
     result = {
         "spec": compiled.spec.name,
@@ -278,7 +293,7 @@ def _print_changes(console: Console, name: str, change: dict[str, Any]) -> None:
 _QUIET = Console(quiet=True)
 
 
-def _warm_up(gen: Generated, data: Dataset) -> None:
+def warm_up(gen: Generated, data: Dataset) -> None:
     """One untimed step, so the first variant does not pay torch's one-off start-up costs."""
     model = gen.model.RocketNet()
     batch = next(iter(train_loader(data.train, gen.compiled.spec.train.batch_size)))

@@ -4,7 +4,8 @@
   with one probability per row (binary) or class probabilities and the argmax (multiclass),
   and a `Server-Timing` header splitting the server's time into parse / preprocess / model (ms).
 - `GET /healthz`: 200 once the bundle is loaded.
-- `GET /v1/metadata`: the raw fields a row needs, inputs, label meaning, versions, test metrics.
+- `GET /v1/metadata`: the raw fields a row needs, inputs, label meaning, versions, test metrics,
+  and which model is served (`served`: int8 or fp32, its file, the bundle's default).
 
 Errors are JSON `{"error": ..., "problems": [...]}` with 400 (not JSON: invalid UTF-8, nesting
 too deep for the parser, a lone surrogate escape such as "\\ud800", which is no character),
@@ -203,9 +204,18 @@ def _metadata(bundle: Bundle, limits: Limits) -> dict[str, Any]:
         "inputs": inputs,
         "label": pre.label,
         "test": _no_nan(report.get("test")),  # a metric undefined on the test split: null
+        "int8": _no_nan(_int8_summary(report.get("int8"))),
+        "served": bundle.served,
         "limits": {"max_rows": limits.max_rows, "max_body_bytes": limits.max_body_bytes},
         "onnxruntime_threads": bundle.threads,
     }
+
+
+def _int8_summary(int8: Any) -> Any:
+    """report.json's INT8 verdict without its timings: the metric bill and the default."""
+    if not isinstance(int8, dict):
+        return None
+    return {k: int8[k] for k in ("status", "default", "why", "test") if k in int8}
 
 
 def _no_nan(value: Any) -> Any:

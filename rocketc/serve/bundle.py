@@ -1,12 +1,14 @@
 """The serving bundle of a run: `light.onnx` + `preprocess.json` (+ `report.json`), checked.
 
 `bundle_text` (written last by the export) is preprocess.json: the fitted preprocessing of
-every input, what the label means, the spec/rocketc/onnx versions, and the bundle's manifest: the
-SHA-256 of every other file `predict` and `serve` read (light.onnx, report.json), plus its own
-SHA-256 over the rest of preprocess.json. `load_bundle` checks them all before anything else, so
-an edited vocabulary, mean or model, a torn or foreign file is refused with one line naming the
-file; then it holds the preprocessing against the model (consistency.py). Written last, the
-manifest makes an interrupted export a run without a servable bundle, never a half-new one.
+every input, what the label means, the spec/rocketc/onnx versions, the models it holds (FP32
+`light.onnx`, and `light.int8.onnx` when quantized) and which one is served by default, and the
+bundle's manifest: the SHA-256 of every other file `predict` and `serve` read (both models,
+report.json), plus its own SHA-256 over the rest of preprocess.json. `load_bundle` checks them
+all before anything else, whichever model is served, so an edited vocabulary, mean or model, a
+torn or foreign file is refused with one line naming the file; then it holds the preprocessing
+against the served model (consistency.py). Written last, the manifest makes an interrupted
+export a run without a servable bundle, never a half-new one.
 
 These are checksums, not signatures: whoever can write the run directory can write matching
 digests. They catch damage and edits made without rocketc, not an attacker with write access.
@@ -30,9 +32,11 @@ from rocketc.serve.consistency import check_consistency
 
 BUNDLE = "preprocess.json"
 MODEL = "light.onnx"
+INT8_MODEL = "light.int8.onnx"
+MODELS = {"fp32": MODEL, "int8": INT8_MODEL}  # `--model` -> its file
 REPORT = "report.json"
 MANIFEST_FORMAT = 2  # preprocess.json's "bundle": 1 (no manifest, rocketc before it), 2
-COVERED = (MODEL, REPORT)  # what the manifest may list: never a path taken from the file
+COVERED = (MODEL, INT8_MODEL, REPORT)  # what the manifest may list: never a path from the file
 SCORE_ROWS = 4096  # rows per onnxruntime call (see Bundle.predict)
 _DTYPES = {
     "dense": "tensor(float)",
@@ -57,19 +61,25 @@ def digest_of_document(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def write_bundle(run_dir: str | Path, preprocess: Preprocessor, spec: Any) -> Path:
-    """Write run_dir/preprocess.json for the run's light.onnx and report.json (already written):
-    the manifest covers every file of COVERED that is there."""
+def write_bundle(
+    run_dir: str | Path, preprocess: Preprocessor, spec: Any, default_model: str = "fp32"
+) -> Path:
+    """Write run_dir/preprocess.json for the run's light.onnx, light.int8.onnx (when
+    `default_model` is "int8" or the INT8 export kept it) and report.json, already written: the
+    manifest covers every file of COVERED that is there. `default_model`: what `predict` and
+    `serve` load without `--model`."""
     run_dir = Path(run_dir)
     covered = {
         name: (run_dir / name).read_bytes() for name in COVERED if (run_dir / name).is_file()
     }
     path = run_dir / BUNDLE
-    write_atomic(path, bundle_text(covered, preprocess, spec))
+    write_atomic(path, bundle_text(covered, preprocess, spec, default_model))
     return path
 
 
-def bundle_text(covered: dict[str, bytes], preprocess: Preprocessor, spec: Any) -> str:
+def bundle_text(
+    covered: dict[str, bytes], preprocess: Preprocessor, spec: Any, default_model: str = "fp32"
+) -> str:
     """preprocess.json's text for the files of COVERED in `covered` (name -> bytes, light.onnx
     among them), before they are written: the export writes them all together."""
     import onnx
@@ -77,12 +87,18 @@ def bundle_text(covered: dict[str, bytes], preprocess: Preprocessor, spec: Any) 
 
     model = onnx.load_from_string(covered[MODEL])
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    manifest = {
+        name: hashlib.sha256(covered[name]).hexdigest() for name in COVERED if name in covered
+    }
+    models = {kind: name for kind, name in MODELS.items() if name in manifest}
+    if default_model not in models:
+        raise ValueError(f"default model {default_model!r}: no {MODELS.get(default_model)}")
     header = {
         "model": MODEL,
         "bundle": MANIFEST_FORMAT,
-        "manifest": {
-            name: hashlib.sha256(covered[name]).hexdigest() for name in COVERED if name in covered
-        },
+        "manifest": manifest,
+        "models": models,
+        "default_model": default_model,
         "spec": {"name": spec.name, "version": spec.version, "task": spec.task},
         "versions": {
             "rocketc": __version__,
@@ -112,6 +128,8 @@ class Bundle:
     session: Any  # onnxruntime.InferenceSession
     threads: int
     report: dict[str, Any] | None  # report.json when present (test metrics for /v1/metadata)
+    # Which model `session` runs: {"model": "int8" | "fp32", "file", "default", "chosen_by"}.
+    served: dict[str, Any] | None = None
 
     @property
     def task(self) -> str:
@@ -138,14 +156,18 @@ class Bundle:
             return Output(shifted / shifted.sum(axis=1, keepdims=True), logits.argmax(axis=1))
 
 
-def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:
-    """Load and check run_dir's bundle; BundleError says what is wrong and what to do."""
+def load_bundle(run_dir: str | Path, threads: int = 1, model: str | None = None) -> Bundle:
+    """Load and check run_dir's bundle; BundleError says what is wrong and what to do.
+
+    `model`: "int8" or "fp32"; None serves the bundle's default (INT8 when it passed the
+    export's bar, else FP32; FP32 in a bundle from before INT8). Every file the manifest lists
+    is checked, whichever is served."""
     import onnx
     import onnxruntime as ort
 
     run_dir = Path(run_dir)
-    path, model_path = run_dir / BUNDLE, run_dir / MODEL
-    for needed in (path, model_path):
+    path = run_dir / BUNDLE
+    for needed in (path, run_dir / MODEL):
         if not needed.is_file():
             raise BundleError(
                 f"{needed}: missing; a run directory written by `rocketc train` holds "
@@ -153,6 +175,8 @@ def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:
             )
     data = _read_json(path)
     _check_manifest(run_dir, path, data)
+    served = _served(run_dir, path, data, model)
+    model_path = run_dir / served["file"]
     try:
         preprocess = Preprocessor.from_dict(data)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -178,7 +202,33 @@ def load_bundle(run_dir: str | Path, threads: int = 1) -> Bundle:
     if REPORT in data["manifest"]:
         report = _read_json(run_dir / REPORT)
     header = {k: data[k] for k in ("model", "manifest", "spec", "versions") if k in data}
-    return Bundle(run_dir, preprocess, header, session, threads, report)
+    header["model"] = served["file"]
+    return Bundle(run_dir, preprocess, header, session, threads, report, served)
+
+
+def _served(run_dir: Path, path: Path, data: dict[str, Any], asked: str | None) -> dict[str, Any]:
+    """Which model to load: `asked`, else the bundle's default (FP32 in a bundle from before
+    INT8); a model the bundle does not hold is refused, naming how to make it."""
+    models = data.get("models", {"fp32": MODEL})
+    default = data.get("default_model", "fp32")
+    if (
+        not isinstance(models, dict)
+        or not isinstance(default, str)
+        or any(MODELS.get(k) != v or v not in data["manifest"] for k, v in models.items())
+        or default not in models
+    ):
+        raise BundleError(
+            f"{path}: its models {models!r} (default {default!r}) do not match its manifest"
+        )
+    kind = asked or default
+    if kind not in models:
+        raise BundleError(
+            f"{run_dir / MODELS.get(kind, kind)}: this bundle holds no {kind.upper()} model "
+            f"(it holds {', '.join(sorted(models))}); quantize it with `rocketc export "
+            f"{run_dir} --int8 --spec SPEC`, or use --model {default}"
+        )
+    chosen_by = "--model" if asked else "the bundle's default"
+    return {"model": kind, "file": models[kind], "default": default, "chosen_by": chosen_by}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -192,8 +242,22 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_manifest(run_dir: Path, path: Path, data: dict[str, Any]) -> None:
-    """preprocess.json's own digest, then every file its manifest lists."""
+def check_files(run_dir: str | Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """preprocess.json, its own digest checked, and the files of `names` its manifest lists:
+    what a re-export builds on (it must not bless a file changed since the export)."""
+    run_dir = Path(run_dir)
+    path = run_dir / BUNDLE
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; export the run first (rocketc train SPEC --resume)")
+    data = _read_json(path)
+    _check_manifest(run_dir, path, data, names)
+    return data
+
+
+def _check_manifest(
+    run_dir: Path, path: Path, data: dict[str, Any], only: tuple[str, ...] = COVERED
+) -> None:
+    """preprocess.json's own digest, then every file its manifest lists (of `only`)."""
     if data.get("format") != 1:
         raise BundleError(f"{path}: bundle format {data.get('format')!r}; this rocketc reads 1")
     if "manifest" not in data:
@@ -213,6 +277,8 @@ def _check_manifest(run_dir: Path, path: Path, data: dict[str, Any]) -> None:
     if not isinstance(manifest, dict) or MODEL not in manifest or set(manifest) - set(COVERED):
         raise BundleError(f"{path}: its manifest must list {MODEL} (and only {COVERED})")
     for name, want in manifest.items():
+        if name not in only:
+            continue
         file = run_dir / name
         if not file.is_file():
             raise BundleError(f"{file}: missing; {BUNDLE}'s manifest lists it")

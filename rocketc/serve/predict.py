@@ -75,6 +75,7 @@ class PredictResult:
     rejected: int  # rows left out (on_error="skip")
     problems: int
     rejects: Path | None  # the rejects file, when rows were rejected
+    model: str = "light.onnx"  # the model file that scored them
 
 
 def predict_file(
@@ -89,12 +90,14 @@ def predict_file(
     encoding: str = "utf-8",
     console: Console | None = None,
     bundle: Bundle | None = None,
+    model: str | None = None,
 ) -> PredictResult:
     """Score every row of `data` into `out` (.parquet or .csv); see the module docstring.
-    `bundle`: run_dir's, loaded already (tests)."""
+    `bundle`: run_dir's, loaded already (tests); `model`: "int8" | "fp32", None for the
+    bundle's default."""
     console = console or Console(stderr=True)
     data, out = Path(data), Path(out)
-    bundle = bundle or load_bundle(run_dir, threads)
+    bundle = bundle or load_bundle(run_dir, threads, model)
     fields = list(bundle.preprocess.fields().values())
     chunk_rows = chunk_rows or chunk_rows_for(fields, keep)
     reader = Reader(data, fields, list(keep), chunk_rows, encoding)
@@ -163,7 +166,9 @@ def predict_file(
         rejects.discard()
     if not rejected:
         rejects_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
-    return PredictResult(out, rows, scored, rejected, count, rejects_path if rejected else None)
+    rejects = rejects_path if rejected else None
+    served = (bundle.served or {}).get("file", "light.onnx")
+    return PredictResult(out, rows, scored, rejected, count, rejects, served)
 
 
 def _add_problems(encoded, found: list[RowProblem]) -> None:

@@ -40,6 +40,7 @@ class ServeOptions:
     limits: Limits = field(default_factory=Limits)
     stop_after: float | None = None  # seconds; then shut down as on SIGTERM (tests, benchmarks)
     log_level: str = "info"
+    model: str | None = None  # "int8" | "fp32"; None: the bundle's default
 
 
 class AddressError(RocketcError):
@@ -87,7 +88,8 @@ def app_from_env():
     """The ASGI app of one worker, from the options `serve` put in the environment."""
     raw = json.loads(os.environ[ENV])
     options = ServeOptions(**{**raw, "limits": Limits(**raw["limits"])})
-    return create_app(load_bundle(options.run_dir, options.threads), options.limits)
+    bundle = load_bundle(options.run_dir, options.threads, options.model)
+    return create_app(bundle, options.limits)
 
 
 def serve(options: ServeOptions) -> None:
@@ -95,12 +97,15 @@ def serve(options: ServeOptions) -> None:
     AddressError (a taken port, an unknown host) before starting."""
     import uvicorn
 
-    bundle = load_bundle(options.run_dir, options.threads)
+    bundle = load_bundle(options.run_dir, options.threads, options.model)
     check_address(options.host, options.port)
     os.environ[ENV] = json.dumps(asdict(options))
     spec = bundle.header.get("spec", {}).get("name", "?")
+    served = bundle.served or {}
     print(
-        f"serving {spec} from {Path(options.run_dir)} on http://{options.host}:{options.port} "
+        f"serving {spec} ({served.get('file')}, {served.get('model', '?').upper()}: "
+        f"{served.get('chosen_by')}) from {Path(options.run_dir)} on "
+        f"http://{options.host}:{options.port} "
         f"({options.workers} worker(s), {options.threads} onnxruntime thread(s) each): "
         "POST /v1/score, GET /v1/metadata, GET /healthz",
         file=sys.stderr,

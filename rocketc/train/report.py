@@ -2,7 +2,8 @@
 
 The model it is given carries the weights of the epoch `train.select` chose. Writes `light.pt2`
 (a torch.export program; torch names these .pt2), `light.onnx` (checked against PyTorch on real
-validation rows with onnxruntime), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
+validation rows with onnxruntime), `light.int8.onnx` (its INT8 quantization, `int8.py`, unless
+`export.int8.enabled` is false), `light_state_dict.pt` (for `LightNet().load_state_dict`), and
 report.json / report.md with parameter counts, multiply-accumulates per example, latencies, the
 test metrics, and which epoch was shipped and why.
 """
@@ -14,6 +15,7 @@ import io
 import json
 import logging
 import statistics
+import tempfile
 import time
 import traceback
 import warnings
@@ -29,6 +31,7 @@ from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
 from rocketc.errors import RocketcError, TrainError
 from rocketc.files import write_atomic, write_atomic_all
+from rocketc.train import int8
 from rocketc.train.checkpoint import torch_bytes
 from rocketc.train.result import RunResult
 
@@ -91,9 +94,9 @@ def _launch(
     rows = _batch(sample, max(2, min(len(sample), 256)))
 
     # The trained light net first, on its own: an export that fails later names it. Then every
-    # file is serialised in memory and all are written together, the bundle last
-    # (files.write_atomic_all): a full disk replaces none of them, so an earlier export stays
-    # whole and servable.
+    # file is made in memory (INT8 in a staging directory: onnxruntime quantizes files) and all
+    # are written together, the bundle last (files.write_atomic_all): a full disk replaces none
+    # of them, so an earlier export stays whole and servable.
     write_atomic(out_dir / "light_state_dict.pt", torch_bytes(light.state_dict()))
     export: dict[str, bytes | str] = {}
     program = export_program(light, rows, names)
@@ -113,6 +116,11 @@ def _launch(
             for net, model in (("light", export["light.onnx"]), ("booster", booster_onnx))
         },
     }
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
+        write_atomic(Path(staging) / "light.onnx", export["light.onnx"])
+        quantized = int8.int8_export(compiled.spec, Path(staging), data, console)
+        if "file" in quantized:
+            export[int8.INT8_MODEL] = (Path(staging) / int8.INT8_MODEL).read_bytes()
     counts = compiled.param_counts()
     report = {
         "spec": compiled.spec.name,
@@ -128,9 +136,11 @@ def _launch(
         "test": result.test,
         "onnx_max_abs_diff": onnx_diff,
         "gradient_audit": result.audit,
+        "int8": quantized,
         "files": [
             "light.pt2",
             "light.onnx",
+            *([int8.INT8_MODEL] if "file" in quantized else []),
             "preprocess.json",
             "light_state_dict.pt",
             "code/model.py",
@@ -138,29 +148,57 @@ def _launch(
     }
     export["report.json"] = json.dumps(report, indent=2, sort_keys=True) + "\n"
     export["report.md"] = render_markdown(report)
-    # Last: preprocess.json's manifest covers light.onnx and report.json as written here, so an
+    # Last: preprocess.json's manifest covers the models and report.json as written here, so an
     # export cut short (a kill between renames) never leaves a bundle that mixes runs.
-    export["preprocess.json"] = _bundle(compiled, data, export)
+    export["preprocess.json"] = _bundle(compiled, data, export, quantized["default"])
     write_atomic_all({out_dir / name: content for name, content in export.items()})
-    console.print(
-        f"wrote {out_dir / 'preprocess.json'}: with light.onnx and report.json, all "
-        "predict/serve read (their SHA-256 in its manifest)",
-        soft_wrap=True,
-    )
+    if int8.INT8_MODEL not in export:  # an earlier run's, listed by no manifest now
+        (out_dir / int8.INT8_MODEL).unlink(missing_ok=True)
+    _said_bundle(out_dir / "preprocess.json", quantized["default"], console)
     console.print(f"report: {out_dir / 'report.md'}")
     return report
 
 
-def _bundle(compiled: Compiled, data: Dataset, export: dict[str, bytes | str]) -> str:
-    """preprocess.json beside light.onnx: with it, `rocketc predict`/`serve` need nothing else."""
+def _bundle(
+    compiled: Compiled, data: Dataset, export: dict[str, bytes | str], default_model: str
+) -> str:
+    """preprocess.json for the files in `export`, before they are written."""
     from rocketc.data.preprocess import identity
     from rocketc.serve.bundle import COVERED, bundle_text
 
     preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
     covered = {
-        n: export[n] if isinstance(export[n], bytes) else export[n].encode() for n in COVERED
+        name: content.encode() if isinstance(content, str) else content
+        for name, content in export.items()
+        if name in COVERED
     }
-    return bundle_text(covered, preprocess, compiled.spec)
+    return bundle_text(covered, preprocess, compiled.spec, default_model)
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> None:
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / "report.md", render_markdown(report))
+
+
+def write_serving_bundle(
+    compiled: Compiled, data: Dataset, out_dir: Path, console, default_model: str = "fp32"
+) -> None:
+    """preprocess.json beside light.onnx: with it, `rocketc predict`/`serve` need nothing else."""
+    from rocketc.data.preprocess import identity
+    from rocketc.serve.bundle import write_bundle
+
+    preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
+    path = write_bundle(out_dir, preprocess, compiled.spec, default_model)
+    _said_bundle(path, default_model, console)
+
+
+def _said_bundle(path: Path, default_model: str, console) -> None:
+    served = "light.int8.onnx" if default_model == "int8" else "light.onnx"
+    console.print(
+        f"wrote {path}: with the models and report.json, all predict/serve read (their SHA-256 "
+        f"in its manifest); served by default: {served}",
+        soft_wrap=True,
+    )
 
 
 def _rows(split: Split, n: int) -> tuple[torch.Tensor, ...]:
@@ -403,6 +441,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{r['onnx_max_abs_diff']:.2e}.",
         "",
         _audit_line(r.get("gradient_audit") or {}),
+        *int8.markdown_lines(r.get("int8")),
         "",
     ]
     return "\n".join(lines)

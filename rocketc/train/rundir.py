@@ -7,7 +7,9 @@ overrides, flattened to dotted paths (the seed is `train.seed`), a SHA-256 of th
 validation and test arrays (so another file, another split seed or another preprocessing
 shows), and the rocketc version. Three spec paths are left out because they change nothing
 that is computed: `description`, `train.device` (a run may resume on other hardware) and
-`data.path` (the data's content is in the fingerprint; its location is not).
+`data.path` (the data's content is in the fingerprint; its location is not); so is the
+`export:` section (what is shipped beside the trained net: `rocketc export RUN --int8` may
+quantize again under other settings, and runs made before the section resume as before).
 
 The rules, checked before anything is written:
 - a new run goes into a missing or empty directory, or one that holds no run (e.g. only
@@ -51,6 +53,7 @@ RUN_JSON = "run.json"
 ARTEFACTS = (
     "preprocess.json",
     "light.onnx",
+    "light.int8.onnx",
     "report.json",
     "report.md",
     "light.pt2",
@@ -70,12 +73,14 @@ ARTEFACTS = (
 _LEGACY_MARKS = ("checkpoint.pt", "metrics.jsonl", "report.json", "light.onnx", "audit.json")
 # Spec paths that do not change what is computed (see the module docstring).
 _NOT_FINGERPRINTED = ("description", "train.device", "data.path")
+_NOT_FINGERPRINTED_SECTIONS = ("export.",)
 
 
 def fingerprint(compiled: Compiled, data: Dataset) -> dict[str, Any]:
     spec = _flatten(compiled.spec.model_dump(mode="json", by_alias=True))
     for path in _NOT_FINGERPRINTED:
         spec.pop(path, None)
+    spec = {k: v for k, v in spec.items() if not k.startswith(_NOT_FINGERPRINTED_SECTIONS)}
     return {"spec": spec, "data": data_sha256(data), "rocketc": rocketc.__version__}
 
 
@@ -169,6 +174,18 @@ def plan(path: Path, resume: bool, overwrite: bool) -> Plan:
 def check_resume(p: Plan, fp: dict[str, Any]) -> None:
     """Refuse to resume unless the run was made with the same fingerprint; name what changed."""
     old = p.manifest["fingerprint"] if p.manifest else {}
+    changes = differences(old, fp)
+    if changes:
+        raise _error(
+            p.path,
+            f"cannot resume: the run was made with other settings: {shown(changes)}. Resume "
+            "with the run's own settings, or train again with --overwrite",
+        )
+
+
+def differences(old: dict[str, Any], fp: dict[str, Any]) -> list[str]:
+    """What differs between a run's fingerprint `old` and `fp`, one phrase each (the epoch
+    budget aside: a run may be extended)."""
     changes = [
         f"{key} {_show(old_value)} -> {_show(new_value)}"
         for key, (old_value, new_value) in _changed(old.get("spec", {}), fp["spec"]).items()
@@ -178,15 +195,13 @@ def check_resume(p: Plan, fp: dict[str, Any]) -> None:
         changes.append("the data (another file, split seed or preprocessing: its SHA-256 differs)")
     if old.get("rocketc") != fp["rocketc"]:
         changes.append(f"rocketc {old.get('rocketc')} -> {fp['rocketc']}")
-    if changes:
-        shown = "; ".join(changes[:6]) + (
-            f"; and {len(changes) - 6} more" if len(changes) > 6 else ""
-        )
-        raise _error(
-            p.path,
-            f"cannot resume: the run was made with other settings: {shown}. Resume with the "
-            "run's own settings, or train again with --overwrite",
-        )
+    return changes
+
+
+def shown(changes: list[str]) -> str:
+    """The first six differences, and how many more."""
+    more = f"; and {len(changes) - 6} more" if len(changes) > 6 else ""
+    return "; ".join(changes[:6]) + more
 
 
 def planned_epochs(p: Plan) -> int | None:

@@ -1,8 +1,10 @@
 """Run directories for the serving tests, trained once per pytest session and shared by modules.
 
 `ctr` is a binary CTR spec on a CSV with int, text and dense columns (so vocabularies, unseen
-values and standardisation are all exercised); `quickstart` is the shipped digits spec. Each
-trains for 2 epochs: the tests compare numbers between code paths, not model quality.
+values and standardisation are all exercised), exported in FP32 alone (`export.int8.enabled:
+false`: its tests compare scores with PyTorch at 1e-6); `quickstart` is the shipped digits spec,
+with its INT8 light net (tests/test_int8.py). Each trains for 2 epochs: the tests compare numbers
+between code paths, not model quality.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ layers:
   - {id: booster_logit, op: linear, in: booster_tower, out_features: 1, role: booster}
 heads: {light: light_logit, booster: booster_logit}
 train: {epochs: 2, batch_size: 128, optimizer: {name: adam, lr: 0.01}}
+export: {int8: {enabled: false}}
 data:
   source: csv
   path: PATH

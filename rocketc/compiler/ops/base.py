@@ -239,6 +239,14 @@ class LayerBase(BaseModel):
         """
         return None
 
+    def widths(self) -> dict[str, int | list[int]]:
+        """The fields that set how wide the op's output is (`units`, `out_channels`), by name.
+
+        `rocketc shrink` scales them to derive cheaper light nets; an op without them (an
+        activation, a pooling, a lookup) keeps its settings.
+        """
+        return {}
+
     def tables(self, ins: list[Port]) -> dict[str, Table]:
         """The embedding tables this layer looks ids up in, by id space (`TensorType.space`).
 

@@ -75,6 +75,9 @@ class Linear(LayerBase):
     def tie_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"bias": self.bias}
 
+    def widths(self) -> dict[str, int | list[int]]:
+        return {"out_features": self.out_features}
+
     def label(self, ins: list[Port]) -> str:
         return f"linear → {self.out_features}"
 
@@ -112,6 +115,9 @@ class Mlp(LayerBase):
     def macs(self, ins: list[Port]) -> int:
         widths = [ins[0].type.shape[-1], *self.units]
         return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    def widths(self) -> dict[str, int | list[int]]:
+        return {"units": list(self.units)}
 
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         widths = [ins[0].type.shape[-1], *self.units]

@@ -74,6 +74,14 @@ class Conv2d(LayerBase):
     def tie_args(self, ins: list[Port]) -> dict[str, Any]:
         return {"bias": self.bias}
 
+    def macs(self, ins: list[Port]) -> int:
+        c = ins[0].type.shape[0]
+        _, oh, ow = self.infer(ins).shape
+        return c * self.out_channels * self.kernel**2 * oh * ow
+
+    def widths(self) -> dict[str, int | list[int]]:
+        return {"out_channels": self.out_channels}
+
     def label(self, ins: list[Port]) -> str:
         k = self.kernel
         return f"conv2d {k}×{k} → {self.out_channels}{stride_text(self.stride)}"
@@ -103,6 +111,9 @@ class Batchnorm(LayerBase):
     def init_args(self, ins: list[Port]) -> dict[str, Any]:
         shape = ins[0].type.shape
         return {"kind": "2d" if len(shape) == 3 else "1d", "features": shape[0]}
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0  # element-wise
 
 
 @register_op
@@ -146,6 +157,9 @@ class Pool(LayerBase):
         if self.padding:
             extra.append(f"padding={self.padding}")
         return {"kind": self.kind, "kernel": self.kernel, "extra": extra}
+
+    def macs(self, ins: list[Port]) -> int:
+        return 0  # no matrix product
 
     def label(self, ins: list[Port]) -> str:
         if self.kind == "global_avg":
@@ -219,6 +233,15 @@ class WrnGroup(LayerBase):
         for i in range(1, self.blocks):
             tied += [(f"[{i}].conv1.weight", w * w * 9), (f"[{i}].conv2.weight", w * w * 9)]
         return tied
+
+    def macs(self, ins: list[Port]) -> int:
+        c_in, w = ins[0].type.shape[0], self.width
+        _, oh, ow = self.infer(ins).shape
+        first = c_in * w * 9 + w * w * 9 + (c_in * w if self.stride != 1 or c_in != w else 0)
+        return (first + (self.blocks - 1) * 2 * w * w * 9) * oh * ow
+
+    def widths(self) -> dict[str, int | list[int]]:
+        return {"width": self.width}
 
     def label(self, ins: list[Port]) -> str:
         return f"wrn_group {self.blocks} blocks × width {self.width}{stride_text(self.stride)}"

@@ -29,6 +29,7 @@ def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
         try:
             nodes[n]["type"] = layer.infer(ports)
             nodes[n]["params"] = layer.num_params(ports)
+            nodes[n]["macs"] = layer.macs(ports)
         except OpError as exc:
             errors.add(str(exc), nodes[n]["pos"])
 

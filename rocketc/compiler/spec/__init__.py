@@ -3,7 +3,7 @@
 `parse_spec` turns loaded YAML into a `Spec`, or raises one SpecError listing every problem with
 its YAML position. Graph-level rules (references, roles, shapes) are checked later by the passes.
 The sections of a spec live in their own modules: `inputs`, `loss` (heads and loss terms'
-settings), `train`, `data`; this one holds the spec itself and its error messages.
+settings), `train`, `export`, `data`; this one holds the spec itself and its error messages.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rocketc.compiler.spec.data import (
     NpzData,
     TabularData,
 )
+from rocketc.compiler.spec.export import Export, Int8
 from rocketc.compiler.spec.inputs import CategoricalInput, CategoricalListInput, DenseInput, Input
 from rocketc.compiler.spec.loss import KD, FeatureHint, Heads, Hint, Loss
 from rocketc.compiler.spec.train import (
@@ -51,11 +52,13 @@ __all__ = [
     "DenseColumn",
     "DenseInput",
     "DigitsData",
+    "Export",
     "FeatureHint",
     "Heads",
     "Hint",
     "IdxData",
     "Input",
+    "Int8",
     "Loss",
     "MovielensData",
     "NpzData",
@@ -84,6 +87,7 @@ class Spec(SpecModel):
     heads: Heads
     loss: Loss = Loss()
     train: Train = Train()
+    export: Export = Export()
     data: Data | None = None
 
     @model_validator(mode="before")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -32,6 +33,7 @@ from rocketc.errors import RocketcError, TuneError
 from rocketc.experiments.tune import report
 from rocketc.experiments.tune.book import book_params
 from rocketc.experiments.tune.budget import Budget
+from rocketc.experiments.tune.claim import Claim, claim, wait_for
 from rocketc.experiments.tune.runs import (
     Diverged,
     RunOutcome,
@@ -94,7 +96,7 @@ class Tuner:
 
     def run(self) -> TuneResult:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        storage = self._connect()  # a bad URL fails before any data is read
+        self.storage = storage = self._connect()  # a bad URL fails before any data is read
         # One worker per output directory; workers share a study through --storage instead.
         with files.locked(self.out_dir, _ONE_WORKER):
             return self._run(storage)
@@ -252,20 +254,46 @@ class Tuner:
         best = self._best()
         if best is None or not self.verdict_seeds:
             return None
+
+        def stored(attrs: dict) -> Verdict | None:
+            cached = attrs.get("verdict")
+            found = None if cached is None else Verdict.from_json(cached)
+            same = found is not None and (found.trial, found.seeds, found.metric) == (
+                best.number,
+                self.verdict_seeds,
+                self.metric,
+            )
+            return found if same else None
+
+        if (done := stored(self.study.user_attrs)) is not None:
+            return done
+        # Workers sharing the study: one runs the verdict, the others wait and read it.
+        storage = self.storage
+        who = f"pid {os.getpid()} on {socket.gethostname()}"
+        ticket = claim(storage, self.study_name, who)
+        if not ticket.won:
+            say = lambda text: self.console.print(text)  # noqa: E731
+            if (done := wait_for(self.study, storage, stored, say)) is not None:
+                return done
+            ticket = claim(storage, self.study_name, who)  # its worker died or gave up
+        try:
+            return self._run_verdict(best, ticket)
+        finally:
+            ticket.release()
+
+    def _run_verdict(self, best, ticket: Claim) -> Verdict:
         cached = self.study.user_attrs.get("verdict")
         earlier = None if cached is None else Verdict.from_json(cached)
-        if (
-            earlier is not None
-            and earlier.trial == best.number
-            and earlier.seeds == self.verdict_seeds
-            and earlier.metric == self.metric
-        ):
-            return earlier
         self.console.print(
             f"verdict: trial {best.number} against light alone on the test split, paired seeds "
             f"{self.verdict_seeds}"
         )
         gen = self._load(self._compile(recipe_of(best)), "verdict_best")
+
+        def progress(text: str) -> None:
+            ticket.beat()
+            self.console.print(f"  {text}")
+
         verdict = run_verdict(
             best.number,
             gen,
@@ -273,7 +301,7 @@ class Tuner:
             self.data,
             self.verdict_seeds,
             self.metric,
-            progress=lambda text: self.console.print(f"  {text}"),
+            progress=progress,
             earlier=earlier,  # more verdict seeds asked for: the seeds already run are kept
         )
         self.study.set_user_attr("verdict", verdict.to_json())
