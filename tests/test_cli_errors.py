@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from rocketc.cli import app
 from rocketc.compiler import compile_file
+from rocketc.train import rundir
 from rocketc.train.run import train_run
 from tests.helpers.tiny_runs import write_tiny
 
@@ -121,9 +122,35 @@ def test_absurd_layer_sizes_are_refused_before_allocating(tmp_path):
     fails(["audit", spec], f"{spec}:10:5:", "more than this machine's")
 
 
+def test_a_validation_split_its_metric_cannot_score_is_refused_before_training(tmp_path):
+    """One validation row has one class: its AUC is NaN every epoch, and the shipped epoch was
+    chosen on NaN without a word (issue 21). Now one line before the first step."""
+    spec = write_tiny(tmp_path, val_fraction=0.005)  # 120 rows: one validation row
+    text = spec.read_text(encoding="utf-8").replace(
+        "task: multiclass\nnum_classes: 3", "task: binary"
+    )
+    spec.write_text(text.replace("out_features: 3", "out_features: 1"), encoding="utf-8")
+    np.savez(tmp_path / "tiny.npz", feat=np.ones((120, 4), np.float32), label=np.arange(120) % 2)
+    line = fails(["train", spec, "-o", tmp_path / "r"], "the validation split has 1 row(s) and no")
+    assert "its auc is undefined" in line and "data.val_fraction" in line
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()  # refused before training
+
+
 # --- run directories and checkpoints ---------------------------------------------------------
 def test_a_second_train_into_a_run(tiny, run):
     fails(["train", tiny, "-o", run], f"{run}: already holds a run", "--overwrite")
+
+
+def test_a_resume_or_overwrite_while_another_writes_the_run_is_refused(tiny, run):
+    """`--resume` and `--overwrite` started together on one directory both exited 0, leaving
+    the other's run (issue 21): the run lock refuses the second, naming the first."""
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    with rundir.locked(run):
+        pid = (run / rundir.LOCK).read_text().strip()
+        for flag in ("--resume", "--overwrite"):
+            fails(["train", tiny, "-o", run, flag], f"{run}: another rocketc process (pid {pid})")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    assert after == before  # the run being written is untouched
 
 
 def test_resume_and_overwrite_together_is_a_usage_error(tiny, run):

@@ -10,8 +10,8 @@ pass their checksum), and the run resumes to the end once the disk has room agai
 from __future__ import annotations
 
 import errno
-import json
 import shutil
+import tempfile
 import threading
 
 import pytest
@@ -19,9 +19,10 @@ from rich.console import Console
 
 from rocketc import files
 from rocketc.compiler import compile_file
-from rocketc.errors import RocketcError, TrainError
-from rocketc.train import checkpoint, rundir
+from rocketc.errors import RocketcError
+from rocketc.train import rundir
 from rocketc.train.run import train_run
+from tests.helpers.faults import FullDiskAt, all_files_read
 from tests.helpers.tiny_runs import write_tiny
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
@@ -45,6 +46,29 @@ def test_write_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_path,
     assert list(tmp_path.iterdir()) == [target]  # no temp file left
 
 
+def test_a_file_written_in_pieces_is_whole_or_not_at_all(tmp_path, monkeypatch):
+    """`open_atomic`/`AtomicFile`, the streaming form (predict's scores): the same promises."""
+    target = tmp_path / "scores.csv"
+    with files.open_atomic(target) as f:
+        f.write(b"row,score\n")
+        f.write(b"1,0.5\n")
+        assert target.exists() is False  # nothing at the target until the block ends
+    assert target.read_bytes() == b"row,score\n1,0.5\n"
+    with pytest.raises(KeyError), files.open_atomic(target) as f:
+        f.write(b"half")
+        raise KeyError("a failure of the caller")
+    monkeypatch.setattr(files, "_write_all", FullDiskAt(2))
+    with pytest.raises(RocketcError) as caught, files.open_atomic(target) as f:
+        f.write(b"x" * 2_000_000)
+        f.write(b"y" * 1_000_000)  # the disk fills here: 3 MB needed in all
+    assert str(caught.value) == (
+        f"{target}: no space left on the device (needs about 2.9 MB); free some space or "
+        "choose another disk"
+    )
+    assert target.read_bytes() == b"row,score\n1,0.5\n"  # the previous file, whole
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A tiny 2-epoch run, complete."""
@@ -53,20 +77,6 @@ def finished(tmp_path_factory):
     run = base / "run"
     train_run(compile_file(spec, ["train.epochs=2"]), run, console=QUIET, launch=False)
     return spec, run
-
-
-class _FullDiskAt:
-    """Replaces `files._write_all`: the k-th write (1-based) raises ENOSPC; counts writes."""
-
-    def __init__(self, k: int | None):
-        self.k, self.calls = k, 0
-        self.real = files._write_all
-
-    def __call__(self, f, raw):
-        self.calls += 1
-        if self.calls == self.k:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.real(f, raw)
 
 
 def _extend(spec, run, fault, monkeypatch):
@@ -79,31 +89,22 @@ def _extend(spec, run, fault, monkeypatch):
         monkeypatch.setattr(files, "_write_all", fault.real)
 
 
-def _all_files_read(run):
-    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")], "a temp file was left"
-    json.loads((run / "run.json").read_text())
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        json.loads(line)
-    for name in ("checkpoint.pt", "best.pt"):
-        if (run / name).exists():
-            checkpoint.load(run / name, "")
-
-
 def test_a_full_disk_at_any_write_is_one_line_and_tears_nothing(finished, tmp_path, monkeypatch):
     spec, done = finished
-    counter = _FullDiskAt(None)
+    counter = FullDiskAt(None)
     _extend(spec, shutil.copytree(done, tmp_path / "count"), counter, monkeypatch)
     writes = counter.calls
     assert writes >= 5  # run.json, audit.json, metrics x2, checkpoint, best...
     for k in range(1, writes + 1):
         run = shutil.copytree(done, tmp_path / f"k{k}")
         with pytest.raises(RocketcError) as caught:
-            _extend(spec, run, _FullDiskAt(k), monkeypatch)
+            _extend(spec, run, FullDiskAt(k), monkeypatch)
         (d,) = caught.value.diagnostics
-        assert d.file is not None and d.file.startswith(str(run)), (k, d)
+        # The file: the run's, or one in a temp directory of rocketc's (the audit's code).
+        assert d.file is not None and d.file.startswith((str(run), tempfile.gettempdir())), (k, d)
         assert "no space left on the device (needs about" in d.message, (k, d)
-        _all_files_read(run)
-        result = _extend(spec, run, _FullDiskAt(None), monkeypatch)  # room again: it finishes
+        all_files_read(run)
+        result = _extend(spec, run, FullDiskAt(None), monkeypatch)  # room again: it finishes
         assert [r["epoch"] for r in result.history] == [1, 2, 3], k
 
 
@@ -117,15 +118,14 @@ def test_a_second_writer_of_a_run_directory_is_refused_naming_the_first(tmp_path
             try:
                 with rundir.locked(run):
                     pass
-            except TrainError as exc:
+            except RocketcError as exc:
                 errors.append(str(exc))
 
         thread = threading.Thread(target=second)  # flock is per open file: a thread will do
         thread.start()
         thread.join()
     assert (
-        errors
-        and f"another rocketc process (pid {pid}) is writing this run directory" in (errors[0])
+        errors and f"another rocketc process (pid {pid}) is writing this directory" in (errors[0])
     )
     with rundir.locked(run):  # released on exit
         pass

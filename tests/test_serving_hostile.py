@@ -199,6 +199,29 @@ def test_a_json_answer_never_holds_nan(ctr_run, tmp_path):
     assert pd.read_csv(result.rejects)["row"].tolist() == [2]
 
 
+def test_every_nan_row_in_every_chunk_is_counted_after_the_first_bad_one(ctr_run, tmp_path):
+    """Once a chunk held a bad row, later chunks were still read but no longer scored, so the
+    rows the model scores NaN there went uncounted ("1 problem in 1 row" for 3)."""
+    user = {u: k + 1 for k, u in enumerate(sorted(clicks().iloc[:1600]["user"].unique()))}
+    first = int(next(u for u, k in user.items() if k == 1))  # scored NaN by nan_bundle
+    nan_row = dict(good_row(), user=first)
+    rows = [dict(good_row(), user="abc"), good_row(), nan_row, good_row(), good_row(), nan_row]
+    pd.DataFrame(rows).to_csv(tmp_path / "rows.csv", index=False)
+    with pytest.raises(predict.RowsError) as caught:
+        predict.predict_file(
+            ctr_run, tmp_path / "rows.csv", tmp_path / "s.csv", chunk_rows=2,
+            bundle=nan_bundle(ctr_run),
+        )  # fmt: skip
+    assert "3 problems in 3 rows" in str(caught.value.summary)
+    assert [d.pos.line for d in caught.value.diagnostics] == [2, 4, 7]
+    result = predict.predict_file(
+        ctr_run, tmp_path / "rows.csv", tmp_path / "s.csv", chunk_rows=2, on_error="skip",
+        bundle=nan_bundle(ctr_run),
+    )  # fmt: skip
+    assert (result.scored, result.rejected) == (3, 3)
+    assert pd.read_csv(result.rejects)["row"].tolist() == [1, 3, 6]
+
+
 # --- text that is not UTF-8 -----------------------------------------------------------------
 def latin1_file(tmp_path):
     rows = pd.DataFrame([good_row(), dict(good_row(), city="Orléans"), good_row()])

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from typer.testing import CliRunner
 
+from rocketc import files
 from rocketc.cli import app
 from rocketc.compiler import compile_file, embedded_spec
 from rocketc.errors import TuneError
@@ -46,6 +47,18 @@ def test_in_memory_storage_is_refused_in_one_line(url, tmp_path):
     assert not list(tmp_path.iterdir())  # refused before any data is read or file written
 
 
+def test_a_second_worker_on_one_output_directory_is_refused_naming_the_first(tmp_path):
+    """Two workers in one -o wrote the same report files; the study is what they share."""
+    spec = str(ROOT / "specs" / "quickstart.yaml")
+    with files.locked(tmp_path, "the first worker's"):
+        pid = (tmp_path / files.LOCK).read_text().strip()
+        result = CliRunner().invoke(app, ["tune", spec, "--epochs", "1", "-o", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"{tmp_path}: another rocketc process (pid {pid}) is writing this")
+    assert "give this worker its own -o (workers share a study through --storage" in line
+
+
 @pytest.fixture
 def short_heartbeat(monkeypatch):
     """A 1-second heartbeat and grace period (tune's are 10 s and 25 s)."""
@@ -53,14 +66,18 @@ def short_heartbeat(monkeypatch):
     monkeypatch.setattr(storage_module, "GRACE", 1)
 
 
-def killed_trial(study: optuna.Study, storage, params: dict | None = None) -> int:
-    """A trial whose process died mid-way: RUNNING, its last heartbeat left to go stale."""
+def killed_trial(
+    study: optuna.Study, storage, params: dict | None = None, beat: bool = True
+) -> int:
+    """A trial whose process died mid-way: RUNNING, its last heartbeat left to go stale (or,
+    `beat=False`, killed before its first heartbeat)."""
     if params is not None:
         study.enqueue_trial(params, user_attrs={"origin": "spec"})
     trial = study.ask()
     if params is None:
         trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-    storage.record_heartbeat(trial._trial_id)  # as optimize's heartbeat thread does
+    if beat:
+        storage.record_heartbeat(trial._trial_id)  # as optimize's heartbeat thread does
     return trial.number
 
 
@@ -83,6 +100,24 @@ def test_a_killed_trial_is_failed_and_its_recipe_queued_again(tmp_path, short_he
     assert waiting[1].system_attrs["fixed_params"] == {"lr": 0.01}
     assert waiting[1].user_attrs["origin"] == "spec"
     # Nothing is left RUNNING, so a third start has nothing to recover.
+    assert open_study(connect(url), url, "s", pruner()).recovered == []
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_queued_again(
+    tmp_path, short_heartbeat
+):
+    """Optuna fails only trials that have beaten: one killed before its first heartbeat stayed
+    RUNNING forever and its recipe was never tried again."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = connect(url)
+    study = open_study(storage, url, "s", pruner()).study
+    killed_trial(study, storage, {"lr": 0.02}, beat=False)
+    said = []
+    again = open_study(connect(url), url, "s", pruner(), said.append)  # too young: waited for
+    assert again.recovered == [0] and "waiting 1 s" in said[0]
+    trials = again.study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["fixed_params"] == {"lr": 0.02}
     assert open_study(connect(url), url, "s", pruner()).recovered == []
 
 

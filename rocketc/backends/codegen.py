@@ -23,6 +23,7 @@ from rocketc.compiler.losses import graph_terms, loss_node
 from rocketc.compiler.ops import LayerBase, TensorType
 from rocketc.compiler.spec import CosineSchedule, StepSchedule
 from rocketc.errors import CodegenError
+from rocketc.files import write_atomic
 
 BRANCH_DOCS = {
     "shared": "Bottom layers both nets run; RocketNet computes them once per step.",
@@ -118,7 +119,7 @@ def write(compiled: Compiled, out_dir: str | Path) -> list[Path]:
     written = []
     for name, text in files.items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         written.append(path)
     return written
 

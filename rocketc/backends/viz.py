@@ -29,6 +29,7 @@ from rocketc.backends.viz_fold import Fold, find_folds, fold_label
 from rocketc.compiler import Compiled
 from rocketc.compiler.graph import head_ids, input_ports
 from rocketc.errors import Diagnostic, VizError
+from rocketc.files import write_atomic
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = (
@@ -159,7 +160,7 @@ def render(compiled: Compiled, out: str | Path) -> Path:
     text = to_dot(compiled)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
-        out.write_text(text, encoding="utf-8")
+        write_atomic(out, text)
         return out
     if shutil.which("dot") is None:
         _missing_dot(text, out, fmt)
@@ -170,13 +171,13 @@ def render(compiled: Compiled, out: str | Path) -> Path:
     except graphviz.CalledProcessError as exc:
         stderr = (exc.stderr or b"").decode(errors="replace").strip()
         raise VizError([Diagnostic(f"Graphviz's `dot` failed: {stderr}", str(out))]) from None
-    out.write_bytes(data)
+    write_atomic(out, data)
     return out
 
 
 def _missing_dot(text: str, out: Path, fmt: str) -> None:
     dot_path = out.with_suffix(".dot")
-    dot_path.write_text(text, encoding="utf-8")
+    write_atomic(dot_path, text)
     raise VizError(
         [
             Diagnostic(

@@ -18,6 +18,7 @@ from rocketc.cli._app import (
     app,
 )
 from rocketc.errors import RocketcError
+from rocketc.files import write_atomic
 
 
 @app.command()
@@ -94,8 +95,8 @@ def schema(
         typer.echo(text, nl=False)
     else:
         try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
+            write_atomic(out, text)
+        except RocketcError as exc:
             _fail(exc)
         typer.echo(f"wrote {out}")
 

@@ -23,6 +23,7 @@ from rocketc.cli._app import (
     with_track,
 )
 from rocketc.errors import RocketcError
+from rocketc.files import write_atomic
 
 
 class Booster(str, Enum):
@@ -134,8 +135,11 @@ def init(
     if dry_run:
         typer.echo(result.text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, result.text)
+    except (RocketcError, OSError) as exc:
+        _fail(exc)
     typer.echo(
         f"wrote {out}: check it with `rocketc check {out}`, train with `rocketc train {out}`"
     )

@@ -1,6 +1,6 @@
 """The serving bundle of a run: `light.onnx` + `preprocess.json` (+ `report.json`), checked.
 
-`write_bundle` (the export step's last write) writes preprocess.json: the fitted preprocessing of
+`bundle_text` (written last by the export) is preprocess.json: the fitted preprocessing of
 every input, what the label means, the spec/rocketc/onnx versions, the models it holds (FP32
 `light.onnx`, and `light.int8.onnx` when quantized) and which one is served by default, and the
 bundle's manifest: the SHA-256 of every other file `predict` and `serve` read (both models,
@@ -68,14 +68,28 @@ def write_bundle(
     `default_model` is "int8" or the INT8 export kept it) and report.json, already written: the
     manifest covers every file of COVERED that is there. `default_model`: what `predict` and
     `serve` load without `--model`."""
+    run_dir = Path(run_dir)
+    covered = {
+        name: (run_dir / name).read_bytes() for name in COVERED if (run_dir / name).is_file()
+    }
+    path = run_dir / BUNDLE
+    write_atomic(path, bundle_text(covered, preprocess, spec, default_model))
+    return path
+
+
+def bundle_text(
+    covered: dict[str, bytes], preprocess: Preprocessor, spec: Any, default_model: str = "fp32"
+) -> str:
+    """preprocess.json's text for the files of COVERED in `covered` (name -> bytes, light.onnx
+    among them), before they are written: the export writes them all together."""
     import onnx
     import onnxruntime
 
-    run_dir = Path(run_dir)
-    model_path = run_dir / MODEL
-    model = onnx.load(str(model_path), load_external_data=False)
+    model = onnx.load_from_string(covered[MODEL])
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    manifest = {name: sha256(run_dir / name) for name in COVERED if (run_dir / name).is_file()}
+    manifest = {
+        name: hashlib.sha256(covered[name]).hexdigest() for name in COVERED if name in covered
+    }
     models = {kind: name for kind, name in MODELS.items() if name in manifest}
     if default_model not in models:
         raise ValueError(f"default model {default_model!r}: no {MODELS.get(default_model)}")
@@ -93,11 +107,9 @@ def write_bundle(
             "onnxruntime": onnxruntime.__version__,
         },
     }
-    path = run_dir / BUNDLE
     data = json.loads(preprocess.dumps(header))
     data["sha256"] = digest_of_document(data)
-    write_atomic(path, dumps_json(data) + "\n")
-    return path
+    return dumps_json(data) + "\n"
 
 
 @dataclass

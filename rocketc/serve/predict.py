@@ -5,7 +5,8 @@ MEMORY_BUDGET by `chunk_rows_for`'s estimate of a row's cost. Each chunk is read
 pyarrow for Parquet),
 turned into raw fields by the same `raw_columns` the tabular loader trains with, encoded by the
 run's preprocessing, scored by light.onnx and appended to the output, which is written under a
-temporary name and renamed at the end, so a failed run never leaves a partial file behind.
+temporary name and renamed at the end (`rocketc.files.AtomicFile`, as every file rocketc writes),
+so a failed run, a full disk included, never leaves a partial file or a temp file behind.
 
 Rows are numbered from 1, the header not counted; the output's `row` column says which input
 row each score belongs to. A bad row (a missing column value, a mistyped one, text that is not
@@ -18,7 +19,7 @@ gives row:column; the first SHOW_PROBLEMS, then one line counting them all), or 
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rocketc.data.features import RowProblem
 from rocketc.data.fields import Field, raw_columns
 from rocketc.errors import DataError, Diagnostic
+from rocketc.files import AtomicFile
 from rocketc.serve.bundle import Bundle, Output, load_bundle
 from rocketc.serve.reader import Reader
 
@@ -125,7 +127,7 @@ def predict_file(
                 encoded = bundle.preprocess.encode(raw_columns(chunk, fields), len(chunk))
                 _add_problems(encoded, undecodable)
                 output = None
-                if not problems and (~encoded.bad).any():  # once failing, only look for more
+                if (~encoded.bad).any():  # once failing, still scored: NaN rows are problems
                     output = bundle.predict({k: v[~encoded.bad] for k, v in encoded.inputs.items()})
                     output = _drop_nonfinite(encoded, output)
                 count += len(encoded.problems)
@@ -232,33 +234,33 @@ def _rejects(found, offset: int):
 
 
 class _Writer:
-    """Appends frames to a .parquet or .csv file under a temporary name; `commit` renames it."""
+    """Appends frames to a .parquet or .csv file through `files.AtomicFile` (a temp file, made
+    at the first frame); `commit` renames it over the path, `discard` removes it."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
         self.parquet = path.suffix.lower() in (".parquet", ".pq")
-        self._writer: Any = None
+        self._file: AtomicFile | None = None
+        self._parquet: Any = None
         self._schema: Any = None
-        self._started = False
 
     def write(self, frame) -> None:
+        header = self._file is None
+        if header:
+            self._file = AtomicFile(self.path)
         if self.parquet:
             self._write_parquet(frame)
-        else:
-            frame.to_csv(
-                self.tmp, mode="a" if self._started else "w", header=not self._started, index=False
-            )
-        self._started = True
+        else:  # rendered here, written by the helper: a full disk is its one line
+            self._file.write(frame.to_csv(header=header, index=False).encode("utf-8"))
 
     def _write_parquet(self, frame) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
+        if self._parquet is None:
             self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.tmp, self._schema)
+            self._parquet = pq.ParquetWriter(self._file, self._schema)
         try:
             table = table.cast(self._schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -266,17 +268,21 @@ class _Writer:
                 f"{self.path}: a kept column changes type between chunks ({exc}); "
                 "write CSV (-o scores.csv) or raise --chunk-rows"
             ) from None
-        self._writer.write_table(table)
+        self._parquet.write_table(table)
 
     def commit(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._started:
-            os.replace(self.tmp, self.path)
+        if self._parquet is not None:
+            self._parquet.close()  # writes the footer through the helper
+            self._parquet = None
+        if self._file is not None:
+            self._file.commit()
+            self._file = None
 
     def discard(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.tmp.unlink(missing_ok=True)
+        if self._parquet is not None:
+            with contextlib.suppress(Exception):  # the error that brought us here is told
+                self._parquet.close()
+            self._parquet = None
+        if self._file is not None:
+            self._file.discard()
+            self._file = None

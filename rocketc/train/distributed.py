@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 
 from rocketc.errors import Diagnostic, RocketcError, TrainError
+from rocketc.files import write_atomic
 
 __all__ = [
     "SINGLE",
@@ -331,7 +332,7 @@ def write_summary(out_dir: Path, world: World, batch_size: int, extra: dict[str,
         **extra,
     }
     text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    (out_dir / SUMMARY).write_text(text, encoding="utf-8")
+    write_atomic(out_dir / SUMMARY, text)
 
 
 def quiet_console():

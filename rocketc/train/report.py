@@ -11,6 +11,7 @@ test metrics, and which epoch was shipped and why.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import statistics
@@ -28,9 +29,10 @@ from rich.console import Console
 
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset, Split
-from rocketc.errors import Diagnostic, RocketcError, TrainError
-from rocketc.files import write_atomic
+from rocketc.errors import RocketcError, TrainError
+from rocketc.files import write_atomic, write_atomic_all
 from rocketc.train import int8
+from rocketc.train.checkpoint import torch_bytes
 from rocketc.train.result import RunResult
 
 ONNX_TOLERANCE = 1e-5
@@ -60,12 +62,12 @@ def launch_light_net(
 def _export_failed(exc: Exception, out_dir: Path, kept: Sequence[str]) -> TrainError:
     log = out_dir / "export_error.log"
     try:
-        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        write_atomic(log, "".join(traceback.format_exception(exc)))
         details = f"; details in {log}"
-    except OSError:
+    except RocketcError:  # the disk is full: the one line below says so
         details = ""
     if isinstance(exc, RocketcError):
-        cause = "; ".join(d.message for d in exc.diagnostics)
+        cause = "; ".join(str(d) if d.file else d.message for d in exc.diagnostics)
     else:
         lines = str(exc).strip().splitlines()
         cause = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
@@ -91,27 +93,34 @@ def _launch(
     # torch.export would specialise the batch dimension instead of keeping it dynamic.
     rows = _batch(sample, max(2, min(len(sample), 256)))
 
-    torch.save(light.state_dict(), out_dir / "light_state_dict.pt")
+    # The trained light net first, on its own: an export that fails later names it. Then every
+    # file is made in memory (INT8 in a staging directory: onnxruntime quantizes files) and all
+    # are written together, the bundle last (files.write_atomic_all): a full disk replaces none
+    # of them, so an earlier export stays whole and servable.
+    write_atomic(out_dir / "light_state_dict.pt", torch_bytes(light.state_dict()))
+    export: dict[str, bytes | str] = {}
     program = export_program(light, rows, names)
-    torch.export.save(program, out_dir / "light.pt2")
+    export["light.pt2"] = program_bytes(program)
     _check_no_booster(light, program.state_dict)
-    onnx_diff = export_onnx(light, rows, names, out_dir / "light.onnx")
+    export["light.onnx"], onnx_diff = onnx_bytes(light, rows, names)
     console.print(f"exported light.pt2 and light.onnx (onnxruntime max |diff| {onnx_diff:.2e})")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        booster_onnx = Path(tmp) / "booster.onnx"
-        # Only timed, never shipped: no equality gate on it.
-        export_onnx(booster, rows, names, booster_onnx, output="booster_logits", verify=False)
-        latency = {
-            "pytorch": {
-                net: torch_latency(m, sample) for net, m in (("light", light), ("booster", booster))
-            },
-            "onnxruntime": {
-                net: ort_latency(path, sample)
-                for net, path in (("light", out_dir / "light.onnx"), ("booster", booster_onnx))
-            },
-        }
-    quantized = int8.int8_export(compiled.spec, out_dir, data, console)
+    # Only timed, never shipped (nor written): no equality gate on it.
+    booster_onnx, _ = onnx_bytes(booster, rows, names, output="booster_logits", verify=False)
+    latency = {
+        "pytorch": {
+            net: torch_latency(m, sample) for net, m in (("light", light), ("booster", booster))
+        },
+        "onnxruntime": {
+            net: ort_latency(model, sample)
+            for net, model in (("light", export["light.onnx"]), ("booster", booster_onnx))
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
+        write_atomic(Path(staging) / "light.onnx", export["light.onnx"])
+        quantized = int8.int8_export(compiled.spec, Path(staging), data, console)
+        if "file" in quantized:
+            export[int8.INT8_MODEL] = (Path(staging) / int8.INT8_MODEL).read_bytes()
     counts = compiled.param_counts()
     report = {
         "spec": compiled.spec.name,
@@ -137,13 +146,33 @@ def _launch(
             "code/model.py",
         ],
     }
-    write_report(out_dir, report)
-    # Last: preprocess.json's manifest covers light.onnx, light.int8.onnx and report.json as
-    # written above, so an export cut short leaves no servable bundle rather than one that
-    # mixes runs.
-    write_serving_bundle(compiled, data, out_dir, console, quantized["default"])
+    export["report.json"] = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    export["report.md"] = render_markdown(report)
+    # Last: preprocess.json's manifest covers the models and report.json as written here, so an
+    # export cut short (a kill between renames) never leaves a bundle that mixes runs.
+    export["preprocess.json"] = _bundle(compiled, data, export, quantized["default"])
+    write_atomic_all({out_dir / name: content for name, content in export.items()})
+    if int8.INT8_MODEL not in export:  # an earlier run's, listed by no manifest now
+        (out_dir / int8.INT8_MODEL).unlink(missing_ok=True)
+    _said_bundle(out_dir / "preprocess.json", quantized["default"], console)
     console.print(f"report: {out_dir / 'report.md'}")
     return report
+
+
+def _bundle(
+    compiled: Compiled, data: Dataset, export: dict[str, bytes | str], default_model: str
+) -> str:
+    """preprocess.json for the files in `export`, before they are written."""
+    from rocketc.data.preprocess import identity
+    from rocketc.serve.bundle import COVERED, bundle_text
+
+    preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
+    covered = {
+        name: content.encode() if isinstance(content, str) else content
+        for name, content in export.items()
+        if name in COVERED
+    }
+    return bundle_text(covered, preprocess, compiled.spec, default_model)
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
@@ -160,6 +189,10 @@ def write_serving_bundle(
 
     preprocess = data.preprocess or identity(compiled.spec)  # hand-made data: inputs as given
     path = write_bundle(out_dir, preprocess, compiled.spec, default_model)
+    _said_bundle(path, default_model, console)
+
+
+def _said_bundle(path: Path, default_model: str, console) -> None:
     served = "light.int8.onnx" if default_model == "int8" else "light.onnx"
     console.print(
         f"wrote {path}: with the models and report.json, all predict/serve read (their SHA-256 "
@@ -187,6 +220,13 @@ def export_program(net: torch.nn.Module, rows: tuple[torch.Tensor, ...], names: 
     return torch.export.export(net, rows, dynamic_shapes=shapes)
 
 
+def program_bytes(program) -> bytes:
+    """`torch.export.save(program)` into memory (the .pt2 archive)."""
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
 def export_onnx(
     net: torch.nn.Module,
     rows: tuple[torch.Tensor, ...],
@@ -195,7 +235,21 @@ def export_onnx(
     output: str = "light_logits",
     verify: bool = True,
 ) -> float:
-    """Export to ONNX with a dynamic batch; return onnxruntime's max |diff| from PyTorch.
+    """`onnx_bytes`, written to `path` whole (`write_atomic`); return the max |diff|."""
+    model, diff = onnx_bytes(net, rows, names, output, verify)
+    write_atomic(path, model)
+    return diff
+
+
+def onnx_bytes(
+    net: torch.nn.Module,
+    rows: tuple[torch.Tensor, ...],
+    names: list[str],
+    output: str = "light_logits",
+    verify: bool = True,
+) -> tuple[bytes, float]:
+    """Export to ONNX with a dynamic batch, in memory; return the model's bytes and
+    onnxruntime's max |diff| from PyTorch.
 
     With `verify`, every output must be within ONNX_TOLERANCE absolute plus ONNX_TOLERANCE
     relative (numpy's allclose): float32 kernels differ by a few ulps, and logits near 20
@@ -205,10 +259,10 @@ def export_onnx(
 
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     with _quiet_exporter():
-        torch.onnx.export(
+        program = torch.onnx.export(
             net,
             rows,
-            str(path),
+            None,
             input_names=names,
             output_names=[output],
             dynamic_shapes={name: {0: batch} for name in names},
@@ -216,7 +270,8 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = program.model_proto.SerializeToString()  # what ONNXProgram.save writes, < 2 GB
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     got = session.run(None, {n: r.numpy() for n, r in zip(names, rows, strict=True)})[0]
     with torch.inference_mode():
         want = net(*rows).numpy()
@@ -224,15 +279,11 @@ def export_onnx(
     close = np.allclose(got, want, rtol=ONNX_TOLERANCE, atol=ONNX_TOLERANCE)
     if verify and not close:
         raise TrainError(
-            [
-                Diagnostic(
-                    f"onnxruntime differs from PyTorch by up to {diff:.2e} on real validation rows "
-                    f"(tolerance {ONNX_TOLERANCE} absolute + {ONNX_TOLERANCE} relative)",
-                    str(path),
-                )
-            ]
+            f"the ONNX export of {output}: onnxruntime differs from PyTorch by up to {diff:.2e} "
+            f"on real validation rows (tolerance {ONNX_TOLERANCE} absolute + {ONNX_TOLERANCE} "
+            "relative)"
         )
-    return diff
+    return model, diff
 
 
 @contextlib.contextmanager
@@ -293,13 +344,15 @@ def torch_latency(net: torch.nn.Module, split: Split, repeats: int = 50) -> dict
         torch.set_num_threads(threads)
 
 
-def ort_latency(path: Path, split: Split, repeats: int = 50) -> dict[str, float]:
+def ort_latency(model: bytes | Path, split: Split, repeats: int = 50) -> dict[str, float]:
+    """Median latencies of an ONNX model (its bytes, or its file) in onnxruntime."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     out = {}
     for b in LATENCY_BATCHES:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 import rocketc
+from rocketc import files
 from rocketc.compiler import Compiled
 from rocketc.data import Dataset
 from rocketc.errors import Diagnostic, TrainError, os_advice
@@ -211,37 +211,17 @@ def planned_epochs(p: Plan) -> int | None:
     return spec.get(EXTENDABLE)
 
 
-LOCK = "run.lock"
+LOCK = files.LOCK
 
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold the run directory's advisory lock (`run.lock`, flock) for the block: a second
-    writer (another `train`, `--resume` or `--overwrite` of the same directory) is refused at
-    once, naming the process that holds it. The OS releases it when the holder exits, however
-    it exits; the file itself stays (it holds the last holder's pid)."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no advisory locks
-        yield
-        return
+    """Hold the run directory's advisory lock (`files.locked`) for the block: a second writer
+    (another `train`, `--resume` or `--overwrite` of the same directory) is refused at once,
+    naming the process that holds it."""
     make_dir(path)
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise _error(
-                path,
-                f"another rocketc process (pid {holder}) is writing this run directory; wait for "
-                "it to finish, or choose another --out",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with files.locked(path, "wait for it to finish, or choose another --out"):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def begin(p: Plan, fp: dict[str, Any]) -> None:

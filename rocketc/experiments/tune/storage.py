@@ -16,9 +16,12 @@
   only finished trials. At start, `tune` fails the dead ones; if a RUNNING trial is not silent
   long enough to tell (killed seconds ago, or alive in another worker: several `tune` processes
   may share a study), it waits GRACE seconds once and looks again. Before, a restart within 3
-  minutes of a kill left the trial RUNNING forever and its recipe untried. (A trial whose
-  process died before its first heartbeat, within milliseconds of starting, stays RUNNING: its
-  recipe is not known to be lost, and it is not counted.)
+  minutes of a kill left the trial RUNNING forever and its recipe untried.
+- **So is one killed before its first heartbeat.** Optuna's heartbeat thread beats the moment a
+  trial starts, so a RUNNING trial with no heartbeat at all, started more than GRACE seconds
+  ago, died within milliseconds of starting (Optuna itself never fails it: it only looks at
+  trials that have beaten). It is failed and queued again the same way; one started less than
+  GRACE seconds ago is waited for like a live one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import optuna
 import sqlalchemy.exc
@@ -102,12 +106,12 @@ def open_study(
             return optuna.load_study(study_name=name, storage=storage, pruner=pruner), False
 
     study, created = _retried(url, f"cannot open study '{name}'", create_or_load)
-    return Opened(study, created, _recover_killed(study, say))
+    return Opened(study, created, _recover_killed(study, storage, say))
 
 
-def _recover_killed(study: optuna.Study, say) -> list[int]:
-    """Fail the RUNNING trials whose heartbeat is stale (Optuna's retry callback queues each
-    again); the numbers of those failed."""
+def _recover_killed(study: optuna.Study, storage: optuna.storages.RDBStorage, say) -> list[int]:
+    """Fail the RUNNING trials whose heartbeat is stale, or that never beat (module docstring;
+    Optuna's retry callback queues each again); the numbers of those failed."""
 
     def running() -> set[int]:
         return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -115,7 +119,7 @@ def _recover_killed(study: optuna.Study, say) -> list[int]:
     before = running()
     if not before:
         return []
-    optuna.storages.fail_stale_trials(study)
+    _fail_dead(study, storage)
     if running():
         left = ", ".join(str(n) for n in sorted(running()))
         say(
@@ -123,8 +127,41 @@ def _recover_killed(study: optuna.Study, say) -> list[int]:
             "one (no heartbeat) from one running in another process"
         )
         time.sleep(GRACE + 1)
-        optuna.storages.fail_stale_trials(study)
+        _fail_dead(study, storage)
     return sorted(before - running())
+
+
+def _fail_dead(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
+    """What `fail_stale_trials` does, and the same for the trials that never beat."""
+    optuna.storages.fail_stale_trials(study)
+    queue_again = storage.get_heartbeat_stale_trial_callback()
+    for trial in _never_beat(study, storage):
+        try:
+            if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process finished or failed it meanwhile
+        if queue_again is not None:
+            queue_again(study, study._storage.get_trial(trial._trial_id))
+
+
+def _never_beat(
+    study: optuna.Study, storage: optuna.storages.RDBStorage
+) -> list[optuna.trial.FrozenTrial]:
+    """RUNNING trials with no heartbeat, started more than GRACE seconds ago (datetime_start is
+    the starting process's local time, so it is compared with this one's)."""
+    with storage.engine.connect() as db:  # Optuna's schema: one row per trial that beat
+        beat = {
+            row[0] for row in db.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))
+        }
+    started_before = datetime.now() - timedelta(seconds=GRACE)
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t._trial_id not in beat
+        and t.datetime_start is not None
+        and t.datetime_start < started_before
+    ]
 
 
 def _retried(url: str, what: str, step):

@@ -24,6 +24,7 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rocketc import files
 from rocketc.compiler import Compiled, compile_source
 from rocketc.compiler.load import Source
 from rocketc.data import load_data
@@ -68,6 +69,12 @@ class TuneOptions:
     overrides: list[str] = field(default_factory=list)  # the --set values, for the record
 
 
+_ONE_WORKER = (
+    "wait for it to finish, or give this worker its own -o (workers share a study through "
+    "--storage and --study)"
+)
+
+
 class _BadRecipe(Exception):
     """The spec rejects this trial's recipe (recorded on the trial, which then fails)."""
 
@@ -92,6 +99,11 @@ class Tuner:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.storage = storage = self._connect()  # a bad URL fails before any data is read
         tracking.check_available(self.spec.train.track)
+        # One worker per output directory; workers share a study through --storage instead.
+        with files.locked(self.out_dir, _ONE_WORKER):
+            return self._run(storage)
+
+    def _run(self, storage: optuna.storages.RDBStorage) -> TuneResult:
         self._setup_data()
         self._open_study(storage)
         tags = {"rocketc.study": self.study_name, "rocketc.storage": self.storage_url}
