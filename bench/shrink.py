@@ -5,7 +5,8 @@ light net, each trained alone, with KD (the booster trained once per seed, froze
 rocket (the spec's own loss section), on the same paired seeds, each net scored on test at its
 best validation epoch. "Unchanged quality": the paired 95% interval against the full-size light
 net trained alone lies above -0.1 point. The trainings are kept under
-`bench/results/shrink_<case>/trainings/`, so a killed run continues where it stopped.
+`bench/results/shrink_<case>/trainings/`, so a killed run continues where it stopped;
+ROCKETC_BENCH_SHRINK_CASES=movielens runs a subset of the cases (by key).
 
 Cases: MovieLens-100k (`ctr_movielens`, `split: user_time`, its shipped tuned recipe, 5 epochs)
 at 5 factors; Fashion-MNIST (`fashion_mnist_small`, 20 epochs, where light alone has flattened:
@@ -15,6 +16,7 @@ BENCHMARKS.md tune part) at the factors its shared stem leaves reachable plus th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -67,6 +69,9 @@ QUICK = (Case("digits", "quickstart", (), 2, (1.0, 0.7), (0,), seeds=2, note="qu
 
 def run(quick: bool) -> dict[str, Any]:
     cases = QUICK if quick else FULL
+    only = os.environ.get("ROCKETC_BENCH_SHRINK_CASES")  # e.g. "movielens": a subset, by key
+    if only:
+        cases = tuple(c for c in cases if c.key in only.split(","))
     out = []
     for case in cases:
         if quick:
