@@ -47,7 +47,7 @@ TrackOption = Annotated[
     Track | None,
     typer.Option(
         "--track",
-        help="Log to tensorboard or mlflow (sets train.track; pip install 'rocketc[track]').",
+        help="Log to tensorboard or mlflow (sets train.track; needs the track extra of rocketc).",
         show_default="the spec's train.track (none)",
     ),
 ]
