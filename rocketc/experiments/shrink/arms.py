@@ -46,6 +46,7 @@ class Arm:
     size: str
     compiled: Compiled
     gen: Generated
+    code: str = ""  # the generated model.py: part of what a stored training was
 
     @property
     def key(self) -> str:
@@ -64,15 +65,17 @@ def arms_of(
     out = {}
     for name, variant in variants.items():
         compiled = variant_compiled(size.compiled, variant, epochs)
-        gen = load_generated(compiled, code_dir / size.name / name)
-        out[name] = Arm(name, size.name, compiled, gen)
+        where = code_dir / size.name / name
+        gen = load_generated(compiled, where)
+        out[name] = Arm(name, size.name, compiled, gen, (where / "model.py").read_text())
     return out
 
 
 def booster_arm(full: Size, epochs: int | None, code_dir: Path) -> Arm:
     compiled = variant_compiled(full.compiled, _BY_NAME["booster_alone"], epochs)
-    gen = load_generated(compiled, code_dir / "booster_alone")
-    return Arm("booster_alone", "booster", compiled, gen)
+    where = code_dir / "booster_alone"
+    gen = load_generated(compiled, where)
+    return Arm("booster_alone", "booster", compiled, gen, (where / "model.py").read_text())
 
 
 def train_booster(

@@ -95,7 +95,7 @@ def _shrink(
     boosters: list[dict[str, Any]] = []
     count = 0
     for seed in seeds:
-        fp = fingerprint(booster.compiled, seed)
+        fp = fingerprint(booster.compiled, seed, booster.code)
         result, teacher = store.get(f"booster.seed{seed}", fp), store.teacher(seed, fp)
         count += 1
         if result is None or teacher is None:
@@ -108,7 +108,7 @@ def _shrink(
             for arm_name in ARMS:
                 arm = arms[size.name][arm_name]
                 key = f"{arm.key}.seed{seed}"
-                afp = fingerprint(arm.compiled, seed) + fp  # KD also depends on its teacher
+                afp = fingerprint(arm.compiled, seed, arm.code) + fp  # KD: also its teacher
                 count += 1
                 result = store.get(key, afp)
                 if result is None:
@@ -153,7 +153,7 @@ def _said(console, count: int, total: int, what: str, result, metric: str, net: 
 def _costs(sizes, arms, data, out_dir: Path, console) -> list[dict[str, Any]]:
     """Each size's serving cost, measured once (kept in costs.json for a resumed shrink)."""
     path = out_dir / "costs.json"
-    keys = {s.name: fingerprint(s.compiled, 0) for s in sizes}
+    keys = {s.name: fingerprint(s.compiled, 0, arms[s.name]["rocket"].code) for s in sizes}
     try:
         kept = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):

@@ -3,9 +3,9 @@ continues where it stopped (as `tune` keeps its trials in its study).
 
 `<out>/trainings/<size>.<arm>.seed<k>.json` holds one training's test scores, keyed by a
 fingerprint of what it trained (the arm's spec after every change, the seed, the rocketc
-version): a record whose spec or seed no longer matches is trained again, never reused. The KD
-rows' teacher of each seed is `teacher.seed<k>.pt`, a checksummed checkpoint (its weights), so a
-resumed shrink does not train it twice.
+version, the generated model code): a record whose spec, seed or code no longer matches is
+trained again, never reused. The KD rows' teacher of each seed is `teacher.seed<k>.pt`, a
+checksummed checkpoint (its weights), so a resumed shrink does not train it twice.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from rocketc.files import write_atomic
 from rocketc.train import checkpoint
 
 
-def fingerprint(compiled: Compiled, seed: int) -> str:
-    """What a training depends on: its spec (as compiled), the seed, rocketc's version."""
+def fingerprint(compiled: Compiled, seed: int, code: str = "") -> str:
+    """What a training depends on: its spec (as compiled), the seed, rocketc's version and the
+    code generated for it (a new default, an embedding's initial draw, is a new training)."""
     text = json.dumps(
-        {"spec": compiled.source.data, "seed": seed, "rocketc": __version__},
+        {"spec": compiled.source.data, "seed": seed, "rocketc": __version__, "code": code},
         sort_keys=True,
         default=str,
     )
