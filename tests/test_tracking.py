@@ -74,7 +74,8 @@ def test_train_logs_an_mlflow_run_with_params_metrics_tags_and_files(tmp_path, m
     assert {"report.md", "curves.png", "audit.json", "light.onnx", "preprocess.json"} <= files
 
 
-def test_tune_logs_each_trial_as_a_nested_run_and_the_verdict_on_the_parent(tmp_path):
+def test_tune_logs_each_trial_as_a_nested_run_and_the_verdict_on_the_parent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow puts a given store's artifacts in ./mlruns
     spec = write_tiny(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["tune", str(spec), "--trials", "3", "--seeds", "1", "--epochs", "2"]
