@@ -11,6 +11,11 @@ them beside the same deep tower), as `rocketc init --booster deepfm` writes one.
 size, deep tower, cross layers, optimizer (Adam, the spec's lr), batch size, epochs and torch
 threads on both sides; DeepCTR's L2 terms are set to 0. Both sides score test at their best
 validation-GAUC epoch, selected the same way, with `rocketc.data.metrics` on both sides.
+A third, diagnostic row per model (never a target) trains rocketc's model with only its
+embedding tables drawn as DeepCTR draws them, N(0, init_std), to size what that one
+difference does.
+
+Full run: 5 seeds per row, the spec's 5 epochs, about 5 minutes on 2 cores at one torch thread.
 
 The peer stays out of rocketc's dependencies: `pip install --no-deps -r
 bench/requirements-peers.txt`; without it the part says so and skips.
@@ -33,7 +38,7 @@ from bench._stats import mean_interval, spread, welch_interval
 
 TITLE = "Peers: rocketc's CTR boosters next to DeepCTR-Torch"
 ORDER = 18
-EXPECTED = "about 15 min on 2 quiet cores (needs bench/requirements-peers.txt)"
+EXPECTED = "about 5 min on 2 cores (needs bench/requirements-peers.txt)"
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "ctr_movielens_dcn.yaml"
 PEER, PEER_MODULE, PEER_VERSION = "DeepCTR-Torch", "deepctr_torch", "0.3.0"
@@ -41,6 +46,10 @@ INSTALL = "pip install --no-deps -r bench/requirements-peers.txt"
 SEEDS = {"full": 5, "quick": 1}
 QUICK_ROWS = 5000  # train rows of the smoke run; val and test are whole
 MODELS = (("dcn_v2", "DCN-v2"), ("deepfm", "DeepFM"))
+# A diagnostic row, never a target: rocketc's model with its embedding tables drawn as the
+# peer draws them, the one difference that moves the metric (see `render`).
+PEER_INIT = "rocketc, peer's embedding init"
+LIBRARIES = ("rocketc", PEER, PEER_INIT)
 
 # What could not be made alike, said in BENCHMARKS.md beside the numbers.
 DIFFERENCES = (
@@ -49,7 +58,9 @@ DIFFERENCES = (
     "its towers read 131 features where rocketc's read 128.",
     "Initialisation: each library's own. rocketc: PyTorch's defaults (embeddings N(0, 1), "
     "linear layers Kaiming-uniform, cross layers as `nn.Linear`); DeepCTR: embeddings and deep "
-    "weights N(0, 1e-4) (`init_std`), cross kernels Xavier-normal with zero biases.",
+    "weights N(0, 1e-4) (`init_std`), cross kernels Xavier-normal with zero biases. The "
+    "diagnostic row of each table redraws rocketc's embedding tables as DeepCTR does and "
+    "changes nothing else: it measures how much of a gap the embeddings' scale accounts for.",
     "Loss: rocketc averages the binary cross-entropy over a batch, DeepCTR sums it; Adam's "
     "steps do not depend on that scale (up to its epsilon).",
     "Output layer: rocketc's booster logit is one linear layer over [interaction, tower] with a "
@@ -274,15 +285,45 @@ def _setup(compiled) -> dict[str, Any]:
     }
 
 
-def train_rocketc(gen, data, seed: int, console) -> dict[str, Any]:
-    """One rocketc training: `ablate`'s booster-alone run, scored at its selected epoch."""
+def _peer_embedding_std() -> float:
+    """DeepCTR's default `init_std`: the std of its embedding tables' normal init."""
+    import inspect
+
+    _import_peer()
+    from deepctr_torch.models import DCN
+
+    return float(inspect.signature(DCN).parameters["init_std"].default)
+
+
+def _with_embeddings_drawn(std: float):
+    """`booster_only`, after every embedding table of the freshly seeded model is redrawn
+    from N(0, std) (from the run's own seeded generator, so the run stays reproducible)."""
+    import torch
+
+    from rocketc.experiments.ablate import booster_only
+
+    def part(model):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+        return booster_only(model)
+
+    return part
+
+
+def train_rocketc(
+    gen, data, seed: int, console, embedding_std: float | None = None
+) -> dict[str, Any]:
+    """One rocketc training: `ablate`'s booster-alone run, scored at its selected epoch.
+    `embedding_std`: the diagnostic row, embeddings drawn from N(0, std) as the peer does."""
     from rocketc.experiments.ablate import booster_only, selected_epochs, train_part
 
-    recipe = train_part(gen, data, seed, booster_only, f"booster_alone seed {seed}", console)
+    part = booster_only if embedding_std is None else _with_embeddings_drawn(embedding_std)
+    recipe = train_part(gen, data, seed, part, f"booster_alone seed {seed}", console)
     seconds = [r["seconds"] for r in recipe.history]  # each epoch's loop, before validation
     test = recipe.result.test["booster"]
     return {
-        "library": "rocketc",
+        "library": "rocketc" if embedding_std is None else PEER_INIT,
         "seed": seed,
         **{m: test[m] for m in ("auc", "gauc", "logloss")},
         "epoch_seconds": seconds,
@@ -307,6 +348,7 @@ def run(quick: bool) -> dict[str, Any]:
     from rocketc.train.generated import load_generated
 
     peer = _import_peer()
+    embedding_std = _peer_embedding_std()
     epochs = 1 if quick else None
     base, compiled = _compiled(epochs)
     setup = _setup(base)
@@ -330,11 +372,13 @@ def run(quick: bool) -> dict[str, Any]:
             for key, model in models.items():
                 # Alternate which library goes first, so a drift in machine load splits evenly.
                 sides = ("rocketc", PEER) if k % 2 == 0 else (PEER, "rocketc")
-                for side in sides:
+                for side in (*sides, PEER_INIT):
                     if side == "rocketc":
                         row = train_rocketc(gens[key], data, seed, console)
-                    else:
+                    elif side == PEER:
                         row = train_peer(key, setup, data, seed, epochs)
+                    else:
+                        row = train_rocketc(gens[key], data, seed, console, embedding_std)
                     model["runs"].append(row)
                     print(
                         f"[bench]   {model['label']} {side} seed {seed}: test AUC "
@@ -351,6 +395,7 @@ def run(quick: bool) -> dict[str, Any]:
         "seeds": seeds,
         "threads": torch.get_num_threads(),
         "setup": setup,
+        "peer_embedding_std": embedding_std,
         "peer_models": {
             "dcn_v2": f"DCN(cross_num={setup['cross_layers']}, cross_parameterization='matrix')",
             "deepfm": "DeepFM(use_fm=True)",
@@ -373,7 +418,7 @@ def _warm_up_peer(key: str, setup: dict[str, Any], data) -> None:
 def summarise(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per library: mean and 95% t-interval of test AUC and GAUC over seeds, median rows/s."""
     out = {}
-    for library in ("rocketc", PEER):
+    for library in LIBRARIES:
         runs = [r for r in model["runs"] if r["library"] == library]
         if not runs:
             continue
@@ -384,12 +429,14 @@ def summarise(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "selected_epochs": [r["selected_epoch"] for r in runs],
             "trained_params": runs[0]["trained_params"],
         }
-    if len(out) == 2:
-        mine = [r for r in model["runs"] if r["library"] == "rocketc"]
-        theirs = [r for r in model["runs"] if r["library"] == PEER]
-        out["difference"] = {
-            m: welch_interval([r[m] for r in mine], [r[m] for r in theirs]) for m in ("auc", "gauc")
-        }
+    theirs = [r for r in model["runs"] if r["library"] == PEER]
+    for library, name in (("rocketc", "difference"), (PEER_INIT, "diagnostic_difference")):
+        mine = [r for r in model["runs"] if r["library"] == library]
+        if mine and theirs:
+            out[name] = {
+                m: welch_interval([r[m] for r in mine], [r[m] for r in theirs])
+                for m in ("auc", "gauc")
+            }
     return out
 
 
@@ -452,12 +499,16 @@ def render(results: dict[str, Any]) -> str:
             "selected epochs | trained params |",
             "|---|---:|---:|---:|---|---:|",
         ]
-        for library in ("rocketc", PEER):
+        for library in LIBRARIES:
             row = summary.get(library)
             if row is None:
                 continue
+            name = library
+            if library == PEER_INIT:
+                std = results["peer_embedding_std"]
+                name = f"*diagnostic: rocketc, embeddings drawn N(0, {std:g}) as {PEER} does*"
             lines.append(
-                f"| {library} | {_interval(row['auc'])} | {_interval(row['gauc'])} | "
+                f"| {name} | {_interval(row['auc'])} | {_interval(row['gauc'])} | "
                 f"{row['rows_per_s']['median']:,.0f} | "
                 f"{', '.join(str(e) for e in row['selected_epochs'])} | "
                 f"{row['trained_params']:,} |"
@@ -471,6 +522,14 @@ def render(results: dict[str, Any]) -> str:
                 f"GAUC {_points(d['gauc'])}. rocketc's mean test AUC lies **{p['auc_where']}** "
                 f"the peer's seed interval; its training rows/s are **{p['speed']:.2f}×** the "
                 f"peer's ({'at least' if p['speed_met'] else 'fewer than'} the peer's).",
+            ]
+        if "diagnostic_difference" in summary:
+            d = summary["diagnostic_difference"]
+            lines += [
+                "",
+                f"Diagnostic (not a target row): the same rocketc model with only its "
+                f"embedding tables drawn as {PEER} draws them, minus {PEER}: AUC "
+                f"{_points(d['auc'])}, GAUC {_points(d['gauc'])} points.",
             ]
         lines.append("")
     lines += ["What could not be made alike:", ""]

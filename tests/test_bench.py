@@ -383,9 +383,11 @@ def test_peers_targets_place_rocketc_against_the_peer_seed_interval():
     peer = [_peer_run(peers.PEER, s, a, 1000.0) for s, a in enumerate([0.78, 0.79, 0.80])]
     within = [_peer_run("rocketc", s, a, 1200.0) for s, a in enumerate([0.785, 0.79, 0.795])]
     below = [_peer_run("rocketc", s, a, 900.0) for s, a in enumerate([0.70, 0.71, 0.72])]
+    # The diagnostic row (peer's embedding init) is reported, never a target.
+    diagnostic = [_peer_run(peers.PEER_INIT, s, 0.5, 1.0) for s in range(3)]
     results = {
         "models": [
-            {"key": "dcn_v2", "label": "DCN-v2", "runs": within + peer},
+            {"key": "dcn_v2", "label": "DCN-v2", "runs": within + peer + diagnostic},
             {"key": "deepfm", "label": "DeepFM", "runs": below + peer},
         ]
     }
@@ -395,6 +397,8 @@ def test_peers_targets_place_rocketc_against_the_peer_seed_interval():
     summary = peers.summarise(results["models"][0])
     assert summary["difference"]["auc"]["mean"] == pytest.approx(0.0)
     assert summary["rocketc"]["rows_per_s"]["median"] == 1200.0
+    assert summary["diagnostic_difference"]["auc"]["mean"] == pytest.approx(-0.29)
+    assert "diagnostic_difference" not in peers.summarise(results["models"][1])
 
 
 def test_peers_deepfm_spec_swaps_only_the_booster_interaction():
