@@ -53,6 +53,44 @@ def paired_interval(
     return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
 
 
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """Mean of independent runs (one arm's seeds) and its two-sided t-interval.
+
+    For arms that share no seeds (two libraries), where pairing means nothing. With one value
+    the interval is infinite.
+    """
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"mean": mean, "low": -math.inf, "high": math.inf, "sd": math.nan, "n": n}
+    sd = statistics.stdev(values)
+    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
+
+
+def welch_interval(
+    treated: Sequence[float], baseline: Sequence[float], confidence: float = 0.95
+) -> dict[str, float]:
+    """Difference of the means `treated - baseline` of two unpaired arms, Welch's t-interval
+    (unequal variances, Welch-Satterthwaite degrees of freedom). Infinite below 2 runs an arm."""
+    a, b = [float(v) for v in treated], [float(v) for v in baseline]
+    if not a or not b:
+        raise ValueError("an arm has no values")
+    mean = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return {"mean": mean, "low": -math.inf, "high": math.inf, "df": math.nan}
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"mean": mean, "low": mean, "high": mean, "df": math.inf}
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return {"mean": mean, "low": mean - half, "high": mean + half, "df": df}
+
+
 def verdict(interval: dict[str, float], higher_is_better: bool = True) -> str:
     """'better' / 'worse' when the interval excludes zero, else 'no clear difference'."""
     low, high = interval["low"], interval["high"]

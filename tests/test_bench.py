@@ -6,6 +6,7 @@ each part on tiny data into a temporary directory and checks what it writes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -17,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import _harness, compiler, paper, serving
-from bench._stats import paired_interval, spread, verdict
+from bench import _harness, compiler, paper, peers, serving
+from bench._stats import mean_interval, paired_interval, spread, verdict, welch_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,18 @@ def test_interval_contains_its_mean_and_flips_with_the_pairs(pairs):
 def test_spread_quartiles():
     s = spread([5, 1, 4, 2, 3])
     assert (s["min"], s["q1"], s["median"], s["q3"], s["max"], s["n"]) == (1, 2, 3, 4, 5, 5)
+
+
+def test_mean_interval_and_welch_match_the_t_table():
+    # 1, 2, 3: mean 2, sd 1, t(0.975, df=2) = 4.3027 -> half-width 2.4841.
+    got = mean_interval([1.0, 2.0, 3.0])
+    assert (got["low"], got["high"]) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-4)
+    assert math.isinf(mean_interval([5.0])["high"])
+    # Equal variances and sizes: Welch's df is 2(n - 1) = 4, t(0.975, 4) = 2.7764,
+    # se = sqrt(1/3 + 1/3) -> half-width 2.2669.
+    diff = welch_interval([11.0, 12.0, 13.0], [1.0, 2.0, 3.0])
+    assert diff["mean"] == pytest.approx(10.0) and diff["df"] == pytest.approx(4.0)
+    assert diff["high"] - diff["mean"] == pytest.approx(2.2669, abs=1e-4)
 
 
 # --- paper: pairing by seed ----------------------------------------------------------------
@@ -193,8 +206,13 @@ def quick_run(tmp_path_factory) -> Path:
     return out
 
 
+def _skipping() -> set[str]:
+    """Parts that skip themselves here: peers without its peer library installed."""
+    return set() if importlib.util.find_spec("deepctr_torch") else {"peers"}
+
+
 def test_quick_smoke_runs_every_part_into_its_own_directory(quick_run):
-    parts = _harness.discover()
+    parts = {n: p for n, p in _harness.discover().items() if n not in _skipping()}
     written = {p.stem for p in (quick_run / "results").glob("*.json")}
     assert written == set(parts)
     doc = (quick_run / "BENCHMARKS.md").read_text()
@@ -339,3 +357,78 @@ def test_screen_power_target_says_when_one_point_lies_above_the_interval():
     large = results([0.012, 0.011, 0.013, 0.012, 0.014, 0.011])
     power = next(t for t in targets(large) if "many seeds" in t["target"])
     assert power["met"] is True and "lies above" not in power["measured"]
+
+
+# --- peers: rocketc next to DeepCTR-Torch ----------------------------------------------------
+def _peer_run(library: str, seed: int, auc: float, rows_per_s: float) -> dict:
+    return {
+        "library": library,
+        "seed": seed,
+        "auc": auc,
+        "gauc": auc - 0.05,
+        "logloss": 0.6,
+        "rows_per_s": rows_per_s,
+        "selected_epoch": 2,
+        "trained_params": 100,
+    }
+
+
+def test_peers_skips_naming_the_install_command_without_the_peer(monkeypatch):
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    assert peers.INSTALL in peers.run(quick=True)["skipped"]
+    assert "deepctr-torch==0.3.0" in (ROOT / "bench" / "requirements-peers.txt").read_text()
+
+
+def test_peers_targets_place_rocketc_against_the_peer_seed_interval():
+    peer = [_peer_run(peers.PEER, s, a, 1000.0) for s, a in enumerate([0.78, 0.79, 0.80])]
+    within = [_peer_run("rocketc", s, a, 1200.0) for s, a in enumerate([0.785, 0.79, 0.795])]
+    below = [_peer_run("rocketc", s, a, 900.0) for s, a in enumerate([0.70, 0.71, 0.72])]
+    # The diagnostic row (peer's embedding init) is reported, never a target.
+    diagnostic = [_peer_run(peers.PEER_INIT, s, 0.5, 1.0) for s in range(3)]
+    results = {
+        "models": [
+            {"key": "dcn_v2", "label": "DCN-v2", "runs": within + peer + diagnostic},
+            {"key": "deepfm", "label": "DeepFM", "runs": below + peer},
+        ]
+    }
+    auc, speed = peers.targets(results)
+    assert auc["measured"] == "DCN-v2 within; DeepFM below" and auc["met"] is False
+    assert speed["measured"] == "DCN-v2 1.20×; DeepFM 0.90×" and speed["met"] is False
+    summary = peers.summarise(results["models"][0])
+    assert summary["difference"]["auc"]["mean"] == pytest.approx(0.0)
+    assert summary["rocketc"]["rows_per_s"]["median"] == 1200.0
+    assert summary["diagnostic_difference"]["auc"]["mean"] == pytest.approx(-0.29)
+    assert "diagnostic_difference" not in peers.summarise(results["models"][1])
+
+
+def test_peers_deepfm_spec_swaps_only_the_booster_interaction():
+    base, compiled = peers._compiled(epochs=1)
+    layers = {layer["id"]: layer for layer in compiled["deepfm"].source.data["layers"]}
+    assert layers["fields"]["stack"] is True and layers["booster_fm"]["op"] == "fm"
+    assert layers["features"]["in"] == ["fields_flat", "genre_proj"]
+    counts = {k: c.param_counts() for k, c in compiled.items()}
+    assert counts["deepfm"]["light_net"] == counts["dcn_v2"]["light_net"]
+    cross = 3 * (128 * 128 + 128)  # the DCN's cross layers; DeepFM's FM term has no weights
+    # the logit reads the 128 crossed features where DeepFM gives it one FM value
+    assert counts["dcn_v2"]["booster_net"] - counts["deepfm"]["booster_net"] == cross + 127
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepctr_torch") is None,
+    reason="DeepCTR-Torch not installed (pip install --no-deps -r bench/requirements-peers.txt)",
+)
+def test_peers_deepctr_models_differ_from_rocketc_only_where_the_section_says():
+    """Parameter counts: the peer's towers read the 19 genre flags raw (131 features, not 128
+    after rocketc's 19x16 projection); its logit has no bias of its own beside the prediction
+    layer's; rocketc weighs the FM term. Nothing else differs in structure."""
+    base, compiled = peers._compiled(epochs=1)
+    setup = peers._setup(base)
+    ours = {k: c.param_counts()["booster_net"] for k, c in compiled.items()}
+    theirs = {
+        k: sum(p.numel() for p in peers._peer_model(k, setup, seed=0).parameters())
+        for k in compiled
+    }
+    genre_proj, first_layer = 19 * 16 + 16, 3 * 256  # rocketc's projection; 3 more inputs
+    cross = 3 * ((131 * 131 + 131) - (128 * 128 + 128))
+    assert theirs["dcn_v2"] - ours["dcn_v2"] == cross + first_layer + 3 - genre_proj
+    assert theirs["deepfm"] - ours["deepfm"] == first_layer - 1 - genre_proj
