@@ -79,7 +79,7 @@ def test_int8_scores_within_tolerance_of_fp32_on_real_rows(run, tmp_path):
     assert section["size_bytes"]["int8"] < section["size_bytes"]["fp32"]
     for model in ("fp32", "int8"):
         assert set(section["latency_ms"][model]) == {"batch_1", "batch_100"}
-    assert section["method"].startswith("dynamic: MatMul, Gemm")
+    assert section["method"].startswith("static QDQ: MatMul, Gemm")
     markdown = (run / "report.md").read_text()
     assert "## INT8: `light.int8.onnx`" in markdown and "Served by default: **INT8**" in markdown
 

@@ -1,12 +1,12 @@
 """The INT8 light net: `light.int8.onnx`, quantized from light.onnx by onnxruntime, with its bill.
 
-A net without convolutions is quantized dynamically: MatMul/Gemm weights stored as int8,
-activations quantized on the fly from their range in each call (no calibration; so a row's
-score depends a little on the rows scored with it). A net with convolutions is quantized
-statically in QDQ form (Conv, MatMul, Gemm and the pools, activations and reshapes between
-them, STATIC_OPS; weights int8 per channel, activations uint8 with ranges calibrated (min/max)
-on CALIBRATION_ROWS validation rows, preprocessed as the bundle preprocesses them). Embedding
-tables (Gather) stay float: they are lookups, not arithmetic.
+Every net is quantized statically in QDQ form: MatMul/Gemm (DENSE_OPS) for MLP towers; for a
+net with convolutions also Conv and the pools, activations and reshapes between them
+(STATIC_OPS); weights int8 per channel, activations uint8 with ranges calibrated (min/max) on
+CALIBRATION_ROWS validation rows, preprocessed as the bundle preprocesses them. Static, not
+dynamic, so that a row's score never depends on the rows scored with it (dynamic quantization
+takes each call's activation range). Embedding tables (Gather) stay float: lookups, not
+arithmetic.
 
 The bill, beside FP32 and measured the same way in one go: size on disk; latency at 1 and 100
 candidates (single thread; FP32 and INT8 interleaved round by round, the median of each); the
@@ -67,7 +67,7 @@ STATIC_OPS = (
     "Resize",
     "Split",
 )
-DYNAMIC_OPS = ("MatMul", "Gemm")
+DENSE_OPS = ("MatMul", "Gemm")  # a net without convolutions
 
 
 def int8_export(
@@ -130,33 +130,27 @@ def quantize(fp32: Path, out: Path, calibration: Any) -> str:
     names = [i.name for i in model.graph.input]
     with tempfile.TemporaryDirectory(prefix="rocketc-int8-") as tmp, _quiet():
         staged = Path(tmp) / INT8_MODEL
-        if convolutional:
-            rows = calibration.head(CALIBRATION_ROWS)
-            q.quantize_static(
-                str(fp32),
-                str(staged),
-                _Calibration(rows.inputs, names),
-                quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=list(STATIC_OPS),
-                per_channel=True,
-                activation_type=q.QuantType.QUInt8,
-                weight_type=q.QuantType.QInt8,
-                calibrate_method=q.CalibrationMethod.MinMax,
-            )
-            method = (
-                f"static QDQ: Conv, MatMul, Gemm and the ops between them; int8 weights per "
-                f"channel, uint8 activations calibrated on {len(rows)} validation rows"
-            )
-        else:
-            q.quantize_dynamic(
-                str(fp32),
-                str(staged),
-                op_types_to_quantize=list(DYNAMIC_OPS),
-                weight_type=q.QuantType.QInt8,
-            )
-            method = (
-                f"dynamic: {', '.join(DYNAMIC_OPS)}; int8 weights, activations quantized per call"
-            )
+        # Static for every net: activation ranges calibrated once, so a row's score never
+        # depends on the rows scored with it. Dynamic quantization (ranges taken per call) made
+        # `predict`'s chunked scores differ from one call over the same rows by up to 2e-4:
+        # a served score must not depend on its batch-mates.
+        rows = calibration.head(CALIBRATION_ROWS)
+        q.quantize_static(
+            str(fp32),
+            str(staged),
+            _Calibration(rows.inputs, names),
+            quant_format=q.QuantFormat.QDQ,
+            op_types_to_quantize=list(STATIC_OPS if convolutional else DENSE_OPS),
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=q.CalibrationMethod.MinMax,
+        )
+        what = "Conv, MatMul, Gemm and the ops between them" if convolutional else "MatMul, Gemm"
+        method = (
+            f"static QDQ: {what}; int8 weights per channel, uint8 activations calibrated on "
+            f"{len(rows)} validation rows"
+        )
         write_atomic(out, staged.read_bytes())
     return method
 
