@@ -396,8 +396,8 @@ class Tuner:
             tracker.close(ok=False)
             raise
         tracker.close()
-        for key, value in describe_runs(runs).items():
-            trial.set_user_attr(key, value)
+        for key, recorded in describe_runs(runs).items():
+            trial.set_user_attr(key, recorded)
         return value
 
     def _report_hook(self, trial: optuna.Trial, k: int, finished: float):
