@@ -177,7 +177,7 @@ def test_serving_int8_rows_give_the_latency_ratio_and_the_metric_delta():
         row = serving.measure_int8("quickstart", serving.QUICK, quick=True)
     finally:
         torch.set_num_threads(threads)
-    assert row["method"].startswith("dynamic") and row["default"] in ("int8", "fp32")
+    assert row["method"].startswith("static QDQ") and row["default"] in ("int8", "fp32")
     for key in ("batch_1", "batch_100"):
         want = row["latency_ms"]["int8"][key]["median"] / row["latency_ms"]["fp32"][key]["median"]
         assert row["ratio"][key] == pytest.approx(want)
@@ -186,7 +186,7 @@ def test_serving_int8_rows_give_the_latency_ratio_and_the_metric_delta():
     ctr["test"] = {**row["test"], "drop": 0.002}
     results = {"matmul": {"best_flops": 1e10}, "specs": [], "int8": [row, ctr]}
     text = "\n".join(serving._int8_lines(results["int8"]))
-    assert "`quickstart` (train.epochs=2) | dynamic |" in text
+    assert "`quickstart` (train.epochs=2) | static QDQ |" in text
     (target,) = serving.targets(results)  # quickstart has no INT8 target; ctr_movielens does
     assert target["measured"].startswith("0.50×") and target["met"] is False  # the drop
 
