@@ -98,7 +98,11 @@ class Spec(SpecModel):
         inputs = data.get("inputs") if isinstance(data, dict) else None
         if not isinstance(inputs, list):
             return data
-        named = {i.get("name"): i for i in inputs if isinstance(i, dict)}
+        # Only well-formed names: a name that is a list or a mapping is refused by the field
+        # validators below, at its position; here it must not crash the lookup.
+        named = {
+            i["name"]: i for i in inputs if isinstance(i, dict) and isinstance(i.get("name"), str)
+        }
         filled = []
         for item in inputs:
             source = item.get("vocab_from") if isinstance(item, dict) else None
