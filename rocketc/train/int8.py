@@ -24,7 +24,6 @@ import logging
 import math
 import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 from rocketc.data.metrics import evaluate, headline
 from rocketc.errors import RocketcError
 from rocketc.files import write_atomic
+from rocketc.train.timing import median_ms
 
 INT8_MODEL = "light.int8.onnx"  # rocketc.serve.bundle.INT8_MODEL
 CALIBRATION_ROWS = 256
@@ -228,22 +228,11 @@ def _latency(sessions: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[st
         for _ in range(ROUNDS):
             for kind, session in sessions.items():
                 fn = lambda s=session, f=feed: s.run(None, f)  # noqa: E731
-                rounds[kind].setdefault(f"batch_{b}", []).append(_median_ms(fn, REPEATS))
+                rounds[kind].setdefault(f"batch_{b}", []).append(median_ms(fn, REPEATS))
     return {
         kind: {key: round(statistics.median(v), 4) for key, v in by_batch.items()}
         for kind, by_batch in rounds.items()
     }
-
-
-def _median_ms(fn, repeats: int) -> float:
-    for _ in range(max(3, repeats // 10)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def _paired_test(spec: Any, sessions: dict[str, Any], test: Any) -> dict[str, Any]:

@@ -14,9 +14,7 @@ import contextlib
 import io
 import json
 import logging
-import statistics
 import tempfile
-import time
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ from rocketc.files import write_atomic, write_atomic_all
 from rocketc.train import int8
 from rocketc.train.checkpoint import torch_bytes
 from rocketc.train.result import RunResult
+from rocketc.train.timing import median_ms
 
 ONNX_TOLERANCE = 1e-5
 LATENCY_BATCHES = (1, 100)
@@ -319,17 +318,6 @@ def macs(net: torch.nn.Module, split: Split) -> int:
     return counter.get_total_flops() // 2
 
 
-def _median_ms(fn, repeats: int) -> float:
-    for _ in range(max(3, repeats // 10)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1e3, 4)
-
-
 def torch_latency(net: torch.nn.Module, split: Split, repeats: int = 50) -> dict[str, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -338,7 +326,7 @@ def torch_latency(net: torch.nn.Module, split: Split, repeats: int = 50) -> dict
         for b in LATENCY_BATCHES:
             rows = _batch(split, b)
             with torch.inference_mode():
-                out[f"batch_{b}"] = _median_ms(lambda rows=rows: net(*rows), repeats)
+                out[f"batch_{b}"] = round(median_ms(lambda rows=rows: net(*rows), repeats), 4)
         return out
     finally:
         torch.set_num_threads(threads)
@@ -357,7 +345,7 @@ def ort_latency(model: bytes | Path, split: Split, repeats: int = 50) -> dict[st
     out = {}
     for b in LATENCY_BATCHES:
         feed = {n: r.numpy() for n, r in zip(names, _batch(split, b), strict=True)}
-        out[f"batch_{b}"] = _median_ms(lambda feed=feed: session.run(None, feed), repeats)
+        out[f"batch_{b}"] = round(median_ms(lambda feed=feed: session.run(None, feed), repeats), 4)
     return out
 
 
