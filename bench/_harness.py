@@ -121,9 +121,39 @@ def results_stem(part: Part, device: str) -> str:
     return part.name if device == "cpu" or not part.accepts("device") else f"{part.name}.{device}"
 
 
-def run_part(part: Part, quick: bool, device: str, results_dir: Path) -> Path | None:
-    """Run one part and write its results file; None when the part skipped itself."""
-    options = {"device": device} if part.accepts("device") else {}
+def cases_field(part: Part) -> str | None:
+    """The list in a part's results whose entries (each with a `key`) can be rerun alone."""
+    return getattr(part.module, "CASES", None)
+
+
+def stamp_line(case: dict[str, Any]) -> list[str]:
+    """Under a case's heading: when and at which commit it was measured, where it says so."""
+    m = case.get("measured")
+    if not m:
+        return []
+    busy = f", load {m['load']:.2f} before" if m.get("load") is not None else ""
+    return [f"_This case: measured {m['date']} at commit `{m['commit']}`{busy}._", ""]
+
+
+def _merge(
+    field: str, new: list[dict[str, Any]], previous: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The previous run's cases with the rerun ones replaced in place (new ones appended)."""
+    if previous is None or not isinstance(previous.get("results", {}).get(field), list):
+        return new
+    by_key = {c["key"]: c for c in new}
+    kept = [by_key.pop(c["key"], c) for c in previous["results"][field]]
+    return kept + list(by_key.values())
+
+
+def run_part(
+    part: Part, quick: bool, device: str, results_dir: Path, only: list[str] | None = None
+) -> Path | None:
+    """Run one part (or only some of its cases) and write its results file; None when the
+    part skipped itself. A subset keeps the other cases of the previous results file."""
+    options: dict[str, Any] = {"device": device} if part.accepts("device") else {}
+    if only:
+        options["only"] = tuple(only)
     load_before = _load()
     started = time.perf_counter()
     raw = part.module.run(quick, **options)
@@ -131,6 +161,20 @@ def run_part(part: Part, quick: bool, device: str, results_dir: Path) -> Path | 
     if raw.get("skipped"):
         print(f"[bench] {part.name}: skipped: {raw['skipped']}", file=sys.stderr)
         return None
+    path = results_dir / f"{results_stem(part, device)}.json"
+    field = cases_field(part)
+    if field is not None:
+        m = machine()
+        stamp = {"date": m["date"], "commit": m["git_commit"][:12], "load": load_before}
+        for case in raw[field]:
+            case["measured"] = stamp
+        if only:
+            previous = json.loads(path.read_text()) if path.is_file() else None
+            raw = {
+                **(previous or {}).get("results", {}),
+                **raw,
+                field: _merge(field, raw[field], previous),
+            }
     record = {
         "part": part.name,
         "quick": quick,
@@ -139,8 +183,9 @@ def run_part(part: Part, quick: bool, device: str, results_dir: Path) -> Path | 
         "wall_seconds": round(seconds, 2),
         "results": raw,
     }
+    if only:
+        record["only"] = list(only)
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{results_stem(part, device)}.json"
     path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=True) + "\n")
     print(f"[bench] {part.name}: {seconds:.1f} s -> {path}", file=sys.stderr)
     return path
@@ -162,6 +207,11 @@ def _machine_line(record: dict[str, Any]) -> str:
         f"{load['before']:.2f} before, {load['after']:.2f} after; the part took "
         f"{record['wall_seconds']:.0f} s."
     )
+    if record.get("only"):
+        line += (
+            f" That run measured only {', '.join(record['only'])}; every other case keeps the "
+            "date and commit under its heading."
+        )
     if load["before"] > 0.5 * cores:
         line += (
             f" **The machine was busy before this part started (load {load['before']:.2f} on "
@@ -224,6 +274,8 @@ def write_doc(results_dir: Path, doc: Path, parts: dict[str, Part]) -> Path:
         "```bash",
         ".venv/bin/python -m bench                 # every part; or name some: "
         "python -m bench paper cotrain",
+        ".venv/bin/python -m bench tune:movielens  # only some cases of a part; the others "
+        "keep theirs",
         ".venv/bin/python -m bench --render-only   # rebuild this file from bench/results/",
         ".venv/bin/python -m bench --quick         # smoke run into a temporary directory",
         ".venv/bin/python -m bench paper --device cuda   # CIFAR-10 at full size (GPU + "
@@ -260,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Run rocketc's benchmarks and regenerate BENCHMARKS.md.",
     )
     parser.add_argument(
-        "parts", nargs="*", metavar="PART", help=f"default: all ({', '.join(parts)})"
+        "parts",
+        nargs="*",
+        metavar="PART",
+        help=f"default: all ({', '.join(parts)}); PART:KEY,KEY reruns only those cases of a "
+        "part (the others keep their numbers), e.g. tune:movielens",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny smoke run into a temporary directory"
@@ -279,9 +335,18 @@ def main(argv: list[str] | None = None) -> int:
         "--render-only", action="store_true", help="only rebuild BENCHMARKS.md from the results"
     )
     args = parser.parse_args(argv)
+    only: dict[str, list[str]] = {}
+    for i, given in enumerate(args.parts):
+        name, _, keys = given.partition(":")
+        args.parts[i] = name
+        if keys:
+            only[name] = keys.split(",")
     unknown = [p for p in args.parts if p not in parts]
     if unknown:
         parser.error(f"unknown part(s) {unknown}; choose from {list(parts)}")
+    for name in only:
+        if cases_field(parts[name]) is None or not parts[name].accepts("only"):
+            parser.error(f"part {name} has no cases to pick from; run it whole")
     if args.out is not None:
         results_dir, doc = args.out / "results", args.out / "BENCHMARKS.md"
     elif args.quick:
@@ -297,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         for name in args.parts or list(parts):
             try:
-                run_part(parts[name], args.quick, args.device, results_dir)
+                run_part(parts[name], args.quick, args.device, results_dir, only.get(name))
             except Exception:
                 traceback.print_exc()
                 print(f"[bench] {name}: FAILED; its previous results file is kept", file=sys.stderr)

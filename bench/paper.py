@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._harness import stamp_line
 from bench._stats import paired_interval, verdict
 
 TITLE = "Paper: does the booster lift the light net?"
+CASES = "datasets"  # `python -m bench paper:KEY,KEY` reruns only those
 ORDER = 10
 EXPECTED = "about 15-22 min on 2 quiet cores"
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +103,7 @@ SEEDS = {"full": 5, "quick": 2}
 QUICK_VARIANTS = ("light_alone", "booster_alone", "kd", "rocket")
 
 
-def run(quick: bool, device: str = "cpu") -> dict[str, Any]:
+def run(quick: bool, device: str = "cpu", only: tuple[str, ...] = ()) -> dict[str, Any]:
     seeds = SEEDS["quick" if quick else "full"]
     if device == "cuda":
         reason = _cuda_missing()
@@ -110,6 +112,8 @@ def run(quick: bool, device: str = "cpu") -> dict[str, Any]:
         cases = (CIFAR_QUICK if quick else CIFAR,)
     else:
         cases = QUICK if quick else FULL
+    if only:  # `python -m bench paper:movielens`: the other datasets keep their numbers
+        cases = tuple(c for c in cases if c.key in only)
     return {
         "device": device,
         "seeds": seeds,
@@ -297,6 +301,7 @@ def _case_table(case: dict[str, Any]) -> list[str]:
     lines = [
         f"### {case['key']}: `specs/{case['spec']}.yaml`, {case['epochs']} epochs, {sets}",
         "",
+        *stamp_line(case),
         f"{case['data']} ({case['note']}). Metric: test {case['metric']}.",
         "",
         headroom(case),

@@ -44,9 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._harness import stamp_line
 from bench._stats import paired_interval, verdict
 
 TITLE = "Screen: recipes past the tuner's space, other boosters, and where the method pays"
+CASES = "screens"  # `python -m bench screen:KEY,KEY` reruns only those
 ORDER = 16
 EXPECTED = "about 135 min"
 ROOT = Path(__file__).resolve().parent.parent
@@ -371,8 +373,10 @@ SCREENS = (
 QUICK = ("alone", "hint_0.3")
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
     screens = [SCREENS[0]] if quick else list(SCREENS)
+    if only:  # `python -m bench screen:movielens`: the other screens keep their numbers
+        screens = [s for s in screens if s.key in only]
     return {"screens": [run_screen(screen, quick) for screen in screens]}
 
 
@@ -506,6 +510,7 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             f"### {screen['key']}: `specs/{screen['spec']}.yaml` {sets}".rstrip(),
             "",
+            *stamp_line(screen),
             f"{screen['description']}. The light net's {screen['metric']} at its best "
             "validation epoch; **Δ** is the candidate minus light alone for the same seed and "
             "epochs, averaged, in points, with its 95% t-interval.",

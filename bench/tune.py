@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._harness import stamp_line
+
 TITLE = "Tune: the best recipe against light alone"
+CASES = "studies"  # `python -m bench tune:KEY,KEY` reruns only those
 ORDER = 15
 EXPECTED = "about 165 min"
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +90,7 @@ FULL = (
 QUICK = (Study("digits", "quickstart", ("train.epochs=1",), 2, 1, 2),)
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
     from rich.console import Console
 
     from rocketc.compiler import compile_file
@@ -95,6 +98,8 @@ def run(quick: bool) -> dict[str, Any]:
 
     studies = []
     for study in QUICK if quick else FULL:
+        if only and study.key not in only:  # `python -m bench tune:movielens`
+            continue
         spec = ROOT / "specs" / f"{study.spec}.yaml"
         space = ROOT / "bench" / "tune_spaces" / f"{study.spec}.yaml"
         options = TuneOptions(
@@ -166,6 +171,7 @@ def render(results: dict[str, Any]) -> str:
             + "".join(f" `--set {x}`" for x in study.get("sets", []))
             + f", {t['epochs']} epochs per run",
             "",
+            *stamp_line(study),
             f"Study: {t['trials'].get('complete', 0)} complete and {t['trials'].get('pruned', 0)} "
             f"pruned trials, {len(t['seeds'])} seed(s) each; objective: validation "
             f"{t['metric']} at the best epoch. Search space: "

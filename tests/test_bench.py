@@ -161,6 +161,42 @@ def test_a_part_not_rerun_keeps_its_section(tmp_path):
     assert record["machine"]["torch_threads"] >= 1 and record["results"] == {"value": 1}
 
 
+def test_rerunning_some_cases_keeps_the_others_with_their_own_stamp(tmp_path, monkeypatch):
+    def run(quick, only=()):
+        keys = only or ("a", "b", "c")
+        return {"note": "new note", "cases": [{"key": k, "value": f"{k}{calls[0]}"} for k in keys]}
+
+    calls = [1]
+    module = SimpleNamespace(
+        TITLE="Fake cases",
+        CASES="cases",
+        run=run,
+        render=lambda r: "".join(
+            f"{c['value']} {''.join(_harness.stamp_line(c))}\n" for c in r["cases"]
+        ),
+    )
+    part = _harness.Part("cases", module)
+    _harness.run_part(part, quick=False, device="cpu", results_dir=tmp_path)
+    first = json.loads((tmp_path / "cases.json").read_text())["results"]["cases"]
+    calls[0] = 2
+    real = _harness.machine
+    monkeypatch.setattr(_harness, "machine", lambda: {**real(), "date": "LATER"})
+    _harness.run_part(part, quick=False, device="cpu", results_dir=tmp_path, only=["b"])
+    record = json.loads((tmp_path / "cases.json").read_text())
+    cases = record["results"]["cases"]
+    assert [c["value"] for c in cases] == ["a1", "b2", "c1"]  # b replaced in place
+    assert cases[0]["measured"] == first[0]["measured"] and cases[1]["measured"]["date"] == "LATER"
+    assert record["only"] == ["b"]
+    doc = _harness.write_doc(tmp_path, tmp_path / "BENCHMARKS.md", {"cases": part}).read_text()
+    assert "That run measured only b" in doc and "_This case: measured LATER" in doc
+
+
+def test_a_part_without_cases_refuses_a_subset(capsys):
+    with pytest.raises(SystemExit):
+        _harness.main(["cotrain:movielens", "--render-only"])
+    assert "has no cases to pick from" in capsys.readouterr().err
+
+
 def test_a_skipped_part_writes_nothing(tmp_path):
     part = _fake_part("gpu", {"skipped": "no GPU"})
     assert _harness.run_part(part, quick=False, device="cpu", results_dir=tmp_path) is None

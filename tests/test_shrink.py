@@ -163,6 +163,10 @@ def test_the_answer_picks_the_cheapest_size_whose_interval_holds():
         tolerance=0.1,
     )
     assert "ONE seed" in one_seed["answer"][0]
+    assert "Within 0.1 point of the booster alone" not in " ".join(result["answer"])
+    weak = [_run("booster", k, v - 0.002) for k, v in enumerate(alone)]
+    behind = summarise(sizes, runs, weak, "auc", tolerance=0.1)
+    assert "scores no better than the full-size light net alone" in behind["answer"][-1]
 
 
 @pytest.fixture(scope="module")

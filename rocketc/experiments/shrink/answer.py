@@ -178,7 +178,14 @@ def words(result: dict[str, Any]) -> list[str]:
             )
     near = result["near_booster"]["rocket"]
     boost = result["booster"]["mean"]
-    if near is not None:
+    alone = _row(result, full["name"], "light_alone")["mean"]
+    if boost <= alone:
+        lines.append(
+            f"The booster alone ({boost:.4f}) scores no better than the full-size light net "
+            f"alone ({alone:.4f}): it has nothing to pass on here; a stronger or better "
+            "regularised booster, or more data, comes first."
+        )
+    elif near is not None:
         lines.append(
             f"Within {tol:g} point of the booster alone ({boost:.4f}): rocket at {near} "
             f"({full['macs'] / max(sizes[near]['macs'], 1):.1f}× cheaper than today's light net)."
