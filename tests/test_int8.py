@@ -153,6 +153,17 @@ def test_a_bar_failure_keeps_the_file_and_fp32_as_default(run, tmp_path, monkeyp
     assert load_bundle(copy, model="int8").served["model"] == "int8"  # kept, on request
 
 
+def test_an_int8_model_that_is_not_faster_is_not_the_default(run, tmp_path):
+    """Within the quality bar but above the speed bar (set impossibly low): FP32 is served."""
+    copy = copy_run(run, tmp_path / "run")
+    sets = ["export.int8.max_drop=1", "export.int8.max_latency_ratio=1e-9"]
+    section = requantize(compile_file(embedded_spec("quickstart"), sets), copy, QUIET)
+    assert section["status"] == "not_default" and section["default"] == "fp32"
+    assert "within export.int8.max_drop 1" in section["why"]
+    assert "above export.int8.max_latency_ratio 1e-09" in section["why"]
+    assert bundle_json(copy)["default_model"] == "fp32"
+
+
 def test_failed_quantization_is_one_warning_and_fp32_only(run, tmp_path, monkeypatch):
     copy = copy_run(run, tmp_path / "run")
 
@@ -189,7 +200,16 @@ def test_export_int8_requantizes_only_the_runs_own_spec(run, tmp_path):
     assert "trained with other settings: train.seed 0 -> 1" in result.stderr
     # The export section is no part of the run's fingerprint: another bar is accepted.
     result = CliRunner().invoke(
-        cli, ["export", str(copy), "--int8", "--set", "export.int8.max_drop=0.02"]
+        cli,
+        [
+            "export",
+            str(copy),
+            "--int8",
+            "--set",
+            "export.int8.max_drop=0.02",
+            "--set",
+            "export.int8.max_latency_ratio=1000",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "served by default: light.int8.onnx" in result.stdout

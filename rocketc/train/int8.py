@@ -12,9 +12,10 @@ The bill, beside FP32 and measured the same way in one go: size on disk; latency
 candidates (single thread; FP32 and INT8 interleaved round by round, the median of each); the
 test metric of both ONNX models on the same test rows, their paired difference and how many
 rows change their predicted class. The INT8 model is served by default only when its metric
-drops by at most `export.int8.max_drop` (in the metric's own units); otherwise it is kept and
-FP32 stays the default. A model onnxruntime cannot quantize (or run) costs one warning line and
-leaves FP32 alone; the report says why.
+drops by at most `export.int8.max_drop` (in the metric's own units) and it is faster: its
+latency at 100 candidates at most `export.int8.max_latency_ratio` of FP32's; otherwise it is
+kept and FP32 stays the default. A model onnxruntime cannot quantize (or run) costs one warning
+line and leaves FP32 alone; the report says why.
 """
 
 from __future__ import annotations
@@ -101,16 +102,20 @@ def int8_export(
         return {"status": "failed", "default": "fp32", "why": f"quantization failed: {cause}"}
     section = {"method": method, "file": INT8_MODEL, **section}
     test = section["test"]
-    passed = math.isfinite(test["drop"]) and test["drop"] <= settings.max_drop
+    ratio = section["latency_ratio"]["batch_100"]
+    good = math.isfinite(test["drop"]) and test["drop"] <= settings.max_drop
+    fast = math.isfinite(ratio) and ratio <= settings.max_latency_ratio
+    passed = good and fast
     section["default"] = "int8" if passed else "fp32"
     section["status"] = "default" if passed else "not_default"
-    verb = "within" if passed else "beyond"
     section["why"] = (
         f"test {test['metric']} {test['int8']:.4f} (INT8) vs {test['fp32']:.4f} (FP32): a drop "
-        f"of {test['drop']:.4f}, {verb} export.int8.max_drop {settings.max_drop}"
+        f"of {test['drop']:.4f}, {'within' if good else 'beyond'} export.int8.max_drop "
+        f"{settings.max_drop}; latency at 100 candidates {ratio:.2f}x FP32's, "
+        f"{'within' if fast else 'above'} export.int8.max_latency_ratio "
+        f"{settings.max_latency_ratio}"
         + ("" if passed else f"; {INT8_MODEL} is kept, FP32 stays the default")
     )
-    ratio = section["latency_ratio"]["batch_100"]
     console.print(
         f"INT8: {INT8_MODEL} ({method.split(':')[0]}), {ratio:.2f}x FP32's latency at 100 "
         f"candidates; {section['why']}",

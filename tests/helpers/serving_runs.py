@@ -88,8 +88,13 @@ def trained_run(factory: pytest.TempPathFactory, name: str) -> Path:
         compiled = compile_text(spec, str(base / "ctr_serving.yaml"))
     else:
         # A 1-point bar: this 2-epoch net's INT8 copy (a 0.4-point drop) is then the default,
-        # so the tests see both models and the default's path.
-        sets = ["train.epochs=2", "export.int8.max_drop=0.01"]
+        # so the tests see both models and the default's path. The speed bar is lifted: on
+        # this tiny net INT8 is not faster (BENCHMARKS.md), and no test may hang on a timing.
+        sets = [
+            "train.epochs=2",
+            "export.int8.max_drop=0.01",
+            "export.int8.max_latency_ratio=1000",
+        ]
         compiled = compile_file(embedded_spec("quickstart"), sets)
     train_run(compiled, run, console=QUIET)
     return run
