@@ -4,7 +4,7 @@ under `--nproc 2` (rank 0 alone logs), and the one-line error without the option
 
 from __future__ import annotations
 
-import builtins
+import importlib.util
 import os
 import subprocess
 import sys
@@ -119,14 +119,12 @@ def test_under_two_processes_only_rank_0_logs(tmp_path):
 
 
 def test_a_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
-    real = builtins.__import__
+    real = importlib.util.find_spec
 
     def no_mlflow(name, *args, **kwargs):
-        if name == "mlflow" or name.startswith("mlflow."):
-            raise ImportError(name)
-        return real(name, *args, **kwargs)
+        return None if name == "mlflow" else real(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    monkeypatch.setattr(importlib.util, "find_spec", no_mlflow)
     spec = write_tiny(tmp_path)
     args = ["train", str(spec), "-o", str(tmp_path / "run"), "--track", "mlflow"]
     result = CliRunner().invoke(app, args)
@@ -134,3 +132,16 @@ def test_a_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     assert "needs the 'mlflow' package: pip install 'rocketc[track]'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before training
+
+
+def test_a_store_that_cannot_be_opened_stops_the_run_with_one_line(tmp_path):
+    """The back end starts on a thread of its own; its failure reaches the user anyway, as the
+    positioned one-line error, before the run is over."""
+    spec = write_tiny(tmp_path)
+    (tmp_path / "a_file").write_text("not a directory")
+    uri = f"sqlite:///{tmp_path / 'a_file' / 'mlflow.db'}"
+    args = ["train", str(spec), "-o", str(tmp_path / "run"), "--track", "mlflow"]
+    result = CliRunner().invoke(app, [*args, "--set", f"train.track_uri={uri}"])
+    assert result.exit_code == 1, result.output
+    assert f"train.track_uri {uri}: cannot open the MLflow store" in result.output
+    assert "Traceback" not in result.output

@@ -136,13 +136,14 @@ class TrainRecipe(Recipe):
     def _log_files(self, result: RunResult) -> None:
         """The run's files, images and spec to the tracker, after the export wrote them."""
         out = self.out_dir
-        if self.tracker is not tracking.NONE:
-            with tempfile.TemporaryDirectory() as tmp:
-                from rocketc.backends.viz import render
-                from rocketc.errors import RocketcError
+        compiled = self.compiled
 
-                with contextlib.suppress(RocketcError):  # no graphviz: no diagram, no failure
-                    self.tracker.image("diagram", render(self.compiled, Path(tmp) / "diagram.png"))
+        def diagram(directory: Path) -> Path:
+            from rocketc.backends.viz import render
+
+            return render(compiled, directory / "diagram.png")
+
+        self.tracker.drawn_image("diagram", diagram)
         self.tracker.image("curves", out / "curves.png")
         self.tracker.text("spec", tracking.spec_text(self.compiled))
         names = ["report.md", "curves.png", "audit.json", "light.onnx", "preprocess.json"]

@@ -19,9 +19,16 @@ nothing, so callers never test which back end they hold.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import importlib.util
 import json
 import re
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +62,18 @@ class Tracker:
 
     def image(self, name: str, path: Path) -> None:
         pass
+
+    def drawn_image(self, name: str, draw: Callable[[Path], Path]) -> None:
+        """An image that `draw(directory)` renders into a scratch directory, drawn only when a
+        back end logs it (and off the training's thread); a failed drawing logs nothing."""
+        if type(self).image is Tracker.image:
+            return
+        with tempfile.TemporaryDirectory(prefix="rocketc-track-") as tmp:
+            try:
+                path = draw(Path(tmp))
+            except RocketcError:  # no graphviz: no diagram, no failure
+                return
+            self.image(name, path)
 
     def files(self, paths: list[Path]) -> None:
         pass
@@ -116,15 +135,24 @@ def spec_hash(compiled: Compiled) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_MODULES = {"tensorboard": "torch.utils.tensorboard", "mlflow": "mlflow.tracking"}
+
+
 def check_available(kind: str) -> None:
-    """The one-line error for a back end whose package is not installed (before training)."""
+    """The one-line error for a back end whose package is not installed (before training);
+    when it is, its import starts on a thread of its own, so that its second or two overlap
+    the data loading instead of delaying the training."""
     module = {"tensorboard": "tensorboard", "mlflow": "mlflow"}.get(kind)
     if module is None:
         return
-    try:
-        __import__(module)
-    except ImportError:
-        raise RocketcError(f"train.track: {kind} needs the '{module}' package: {EXTRA}") from None
+    if importlib.util.find_spec(module) is None:
+        raise RocketcError(f"train.track: {kind} needs the '{module}' package: {EXTRA}")
+    threading.Thread(target=_import_quietly, args=(_MODULES[kind],), daemon=True).start()
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):  # a broken install is reported where it is used
+        importlib.import_module(module)
 
 
 def open_tracker(
@@ -143,13 +171,101 @@ def open_tracker(
         "rocketc.spec_hash": spec_hash(compiled),
         **(tags or {}),
     }
-    if kind == "tensorboard":
-        tracker: Tracker = TensorBoard(run_dir / "tensorboard")
-        tracker.text("tags", "\n".join(f"{k}: {v}" for k, v in tags.items()))
-    else:
-        tracker = MLflow.start(compiled.spec.train.track_uri, compiled.spec.name, name, tags)
-    tracker.params(flat_spec(compiled))
-    return tracker
+    params = flat_spec(compiled)
+
+    def start() -> Tracker:
+        if kind == "tensorboard":
+            tracker: Tracker = TensorBoard(run_dir / "tensorboard")
+            tracker.text("tags", "\n".join(f"{k}: {v}" for k, v in tags.items()))
+        else:
+            tracker = MLflow.start(compiled.spec.train.track_uri, compiled.spec.name, name, tags)
+        tracker.params(params)
+        return tracker
+
+    return _Background(_Worker(kind), start)
+
+
+# --- off the training's thread -----------------------------------------------------------------
+class _Worker:
+    """One thread that makes a back end's calls in the order they were made, so the training
+    never waits on an import, a store's migrations or a write. A failure there stops the
+    logging and is raised on the training's thread at its next call to the tracker (an
+    unreachable store: at the first epoch), or at the end."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rocketc-track")
+        self.error: BaseException | None = None
+        self.reported = False
+
+    def submit(self, call: Callable[[], Any]) -> Future:
+        return self.pool.submit(self._guarded, call)
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        if self.error is not None:
+            return None
+        try:
+            return call()
+        except BaseException as exc:  # noqa: BLE001 (raised on the caller's thread)
+            self.error = exc
+            return None
+
+    def check(self) -> None:
+        """Raise the back end's failure, once, on the calling thread."""
+        if self.error is None or self.reported:
+            return
+        self.reported = True
+        if isinstance(self.error, RocketcError):
+            raise self.error
+        reason = (str(self.error).strip().splitlines() or [type(self.error).__name__])[0][:200]
+        raise RocketcError(f"train.track: {self.kind} failed: {reason}") from None
+
+    def finish(self, ok: bool) -> None:
+        self.pool.shutdown(wait=True)
+        if ok:  # a failed training's own error is the one to show
+            self.check()
+
+
+class _Background(Tracker):
+    """A back end driven from `_Worker`'s thread; what the training holds."""
+
+    def __init__(self, worker: _Worker, make: Callable[[], Tracker], root: bool = True):
+        self.worker, self.root = worker, root
+        self.inner = worker.submit(make)
+
+    def _call(self, method: str, *args: Any) -> None:
+        self.worker.check()
+        inner = self.inner
+        self.worker.submit(lambda: getattr(inner.result(), method)(*args))
+
+    def child(self, name: str, params: dict[str, Any] | None = None) -> Tracker:
+        self.worker.check()
+        inner = self.inner
+        return _Background(self.worker, lambda: inner.result().child(name, params), root=False)
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        self._call("metrics", dict(values), step)
+
+    def params(self, values: dict[str, Any]) -> None:
+        self._call("params", dict(values))
+
+    def text(self, name: str, text: str) -> None:
+        self._call("text", name, text)
+
+    def image(self, name: str, path: Path) -> None:
+        self._call("image", name, path)
+
+    def drawn_image(self, name: str, draw: Callable[[Path], Path]) -> None:
+        self._call("drawn_image", name, draw)
+
+    def files(self, paths: list[Path]) -> None:
+        self._call("files", list(paths))
+
+    def close(self, ok: bool = True) -> None:
+        inner = self.inner
+        self.worker.submit(lambda: inner.result().close(ok))
+        if self.root:
+            self.worker.finish(ok)
 
 
 # --- TensorBoard -------------------------------------------------------------------------------
