@@ -167,6 +167,12 @@ def test_the_answer_picks_the_cheapest_size_whose_interval_holds():
     weak = [_run("booster", k, v - 0.002) for k, v in enumerate(alone)]
     behind = summarise(sizes, runs, weak, "auc", tolerance=0.1)
     assert "scores no better than the full-size light net alone" in behind["answer"][-1]
+    assert not any("Dead nets" in line for line in result["answer"])
+    runs["x0.25"]["kd"][1] = {**_run("light", 1, 0.5), "light": {"auc": 0.5}}
+    dead = summarise(sizes, runs, booster, "auc", tolerance=0.1)
+    assert "Dead nets, one constant score for every row (auc 0.500): x0.25 KD (seed 1)." in (
+        " ".join(dead["answer"])
+    )
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,7 @@ def summarise(
                     "vs_booster": vs_booster,
                     "holds": _holds(vs_full, eps),
                     "reaches_booster": _holds(vs_booster, eps),
+                    "dead_seeds": [r["seed"] for r in arm_runs if _dead(r["light"], metric)],
                     "epoch": statistics.median(epochs),
                     "seconds": statistics.median(r["seconds"] for r in arm_runs),
                 }
@@ -97,6 +98,11 @@ def summarise(
     }
     result["answer"] = words(result)
     return result
+
+
+def _dead(scores: dict[str, float], metric: str) -> bool:
+    """A net that gives every row one score: its AUC (and each group's) is exactly 0.5."""
+    return metric in ("auc", "gauc") and abs(scores.get("auc", scores[metric]) - 0.5) < 1e-9
 
 
 def _cheapest(rows, by_size, arm: str, flag: str) -> str | None:
@@ -176,6 +182,18 @@ def words(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{_SENTENCE[arm]}: down to {cut['size']} ({cut['macs_factor']:.1f}× fewer MACs)."
             )
+    dead = [
+        f"{r['size']} {ARM_WORDS[r['arm']]} (seed {', '.join(map(str, r['dead_seeds']))})"
+        for r in result["rows"]
+        if r.get("dead_seeds")
+    ]
+    if dead:
+        lines.append(
+            f"Dead nets, one constant score for every row ({result['metric']} 0.500): "
+            + "; ".join(dead)
+            + ". A size that trains dead on some seeds is too small to train reliably; its "
+            "mean and interval carry that."
+        )
     near = result["near_booster"]["rocket"]
     boost = result["booster"]["mean"]
     alone = _row(result, full["name"], "light_alone")["mean"]
