@@ -25,10 +25,10 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench._harness import stamp_line
 from bench._stats import paired_interval
 
 TITLE = "Headroom: does the booster alone lead the light net alone?"
@@ -54,7 +54,8 @@ class Config:
 
 
 E5 = ("train.epochs=5",)
-H20 = ("data.history=20", "inputs.8.max_len=20", *E5)  # the DIN spec as first shipped
+H20_ = ("data.history=20", "inputs.8.max_len=20")  # the DIN spec's history as first shipped
+H20 = (*H20_, *E5)  # ... and its epochs
 CONFIGS = (
     Config("mlp", "ctr_movielens", E5, "paper Table 5 towers (MLP booster), 5 epochs"),
     Config("mlp_e10", "ctr_movielens", ("train.epochs=10",), "the same, 10 epochs"),
@@ -68,20 +69,20 @@ CONFIGS = (
     Config(
         "din_slow",
         "ctr_movielens_din",
-        (*H20, "train.optimizer.lr=0.0003", "train.epochs=8"),
+        (*H20_, "train.optimizer.lr=0.0003", "train.epochs=8"),
         "lr 3e-4, 8 epochs",
     ),
     Config(
         "din_b2048",
         "ctr_movielens_din",
-        (*H20, "train.batch_size=2048", "train.optimizer.lr=0.002", "train.epochs=8"),
+        (*H20_, "train.batch_size=2048", "train.optimizer.lr=0.002", "train.epochs=8"),
         "batches of 2048, lr 2e-3, 8 epochs",
     ),
     Config("din_dim8", "ctr_movielens_din", (*H20, *DIN_DIM8), "embeddings 8 wide"),
     Config("din_dim32", "ctr_movielens_din", (*H20, *DIN_DIM32), "embeddings 32 wide"),
     Config("din_light32", "ctr_movielens_din", (*H20, "layers.3.units=[32]"), "light 144x32"),
     Config("din_h50", "ctr_movielens_din", (*HIST50, *E5), "history of 50, 5 epochs"),
-    Config("din_e10", "ctr_movielens_din", (*H20[:2], "train.epochs=10"), "history 20, 10 ep."),
+    Config("din_e10", "ctr_movielens_din", (*H20_, "train.epochs=10"), "history 20, 10 ep."),
     Config("din_h50_e10", "ctr_movielens_din", (*HIST50, "train.epochs=10"), "history 50, 10 ep."),
     Config(
         "din_h50_e10_dim32",
@@ -137,15 +138,25 @@ def run_config(config: Config, out: Path, seeds: int, fresh: bool) -> dict[str, 
         threads = ["--threads", str(os.cpu_count() or 1)]
         cmd = [sys.executable, "-m", "rocketc", *args, *threads]
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
-        record = {"args": _portable(args, out), "resolved": key}
+        record = {"args": _portable(args, out), "resolved": key, "measured": _stamp()}
         kept.write_text(json.dumps(record, indent=2) + "\n")
+    measured = json.loads(kept.read_text()).get("measured")
     return {
+        **({"measured": measured} if measured else {}),
         "key": config.key,
         "spec": config.spec,
         "sets": list(config.sets),
         "what": config.what,
         **summarise(json.loads((out / "ablation.json").read_text())),
     }
+
+
+def _stamp() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"date": now, "commit": commit, "load": os.getloadavg()[0]}
 
 
 def _portable(args: list[str], out: Path) -> list[str]:
@@ -204,21 +215,28 @@ def render(results: dict[str, Any]) -> str:
             f"{_pts(lead['mean'])} [{_pts(lead['low'])}, {_pts(lead['high'])}]{mark} | "
             f"{'/'.join(map(str, c['light_epoch']))} ; {'/'.join(map(str, c['booster_epoch']))} |"
         )
-    stamps = {tuple(stamp_line(c)) for c in results["configs"]}
-    if len(stamps) > 1:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in results["configs"]:
+        if c.get("measured"):
+            groups.setdefault(c["measured"]["commit"], []).append(c)
+    if len(groups) > 1:
+        said = []
+        for commit, rows in groups.items():
+            dates = sorted(r["measured"]["date"][:16].replace("T", " ") for r in rows)
+            span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1][11:]}"
+            said.append(f"at `{commit}`, {span} UTC: {', '.join(r['key'] for r in rows)}")
         lines += [
             "",
-            "Rows measured at different times: "
-            + "; ".join(
-                f"{c['key']} {c['measured']['date'][:16]} at `{c['measured']['commit']}`"
-                for c in results["configs"]
-                if c.get("measured")
-            )
+            "Rows were measured in several runs (a kept row is not trained again): "
+            + "; ".join(said)
             + ".",
         ]
     best = max(results["configs"], key=lambda c: c["lead"]["mean"])
+    beyond = [c["key"] for c in results["configs"] if c["lead"]["low"] > 0]
     lines += [
         "",
+        f"Rows whose booster leads beyond its interval: {len(beyond)} of "
+        f"{len(results['configs'])}" + (f" ({', '.join(beyond)})." if beyond else "."),
         f"Largest lead: {best['key']} ({best['what']}), {_pts(best['lead']['mean'])} "
         f"[{_pts(best['lead']['low'])}, {_pts(best['lead']['high'])}] points.",
     ]

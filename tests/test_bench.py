@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import _harness, compiler, paper, peers, serving
+from bench import _harness, compiler, headroom, paper, peers, serving
 from bench._stats import mean_interval, paired_interval, spread, verdict, welch_interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -468,3 +468,39 @@ def test_peers_deepctr_models_differ_from_rocketc_only_where_the_section_says():
     cross = 3 * ((131 * 131 + 131) - (128 * 128 + 128))
     assert theirs["dcn_v2"] - ours["dcn_v2"] == cross + first_layer + 3 - genre_proj
     assert theirs["deepfm"] - ours["deepfm"] == first_layer - 1 - genre_proj
+
+
+def test_headroom_pairs_the_booster_with_the_light_net_of_the_same_seed():
+    def run(seed, net, value):
+        return {
+            "seed": seed,
+            "seconds": 1.0,
+            net: {"gauc": value},
+            "epochs": {net: {"selected": 2}},
+        }
+
+    ablation = {
+        "metric": "gauc",
+        "epochs": 5,
+        "variants": [
+            {
+                "variant": "light_alone",
+                "runs": [run(s, "light", 0.70 + 0.01 * s) for s in (0, 1, 2)],
+            },
+            {
+                "variant": "booster_alone",
+                "runs": [run(s, "booster", 0.72 + 0.01 * s + 0.001 * (s % 2)) for s in (2, 0, 1)],
+            },
+        ],
+    }
+    row = headroom.summarise(ablation)
+    assert row["seeds"] == [0, 1, 2] and row["lead"]["mean"] == pytest.approx(0.02 + 0.001 / 3)
+    assert row["lead"]["low"] > 0.01
+    results = {
+        "seeds": 3,
+        "configs": [{"key": "k", "spec": "ctr_movielens_din", "sets": ["a=1"], "what": "w", **row}],
+    }
+    text = headroom.render(results)
+    assert "| k | `ctr_movielens_din` | w: `a=1` | 0.7100 | 0.7303 | +2.03 [" in text
+    assert "Rows whose booster leads beyond its interval: 1 of 1 (k)." in text
+    assert headroom.targets(results)[0]["met"] is True

@@ -162,7 +162,7 @@ class Booster(nn.Module):
 
     def forward(self, item, history, features):
         candidate = self.candidate(item)  # (B, 16)
-        history_seq = self.history_seq(history)  # (B, 20, 16)
+        history_seq = self.history_seq(history)  # (B, 50, 16)
         interest = self.interest(history_seq, candidate, history)  # (B, 16)
         booster_in = torch.cat([features, interest], dim=1)  # (B, 160)
         booster_tower = self.booster_tower(booster_in)  # (B, 64)
@@ -286,9 +286,9 @@ def example_inputs(batch_size: int = 2) -> tuple[torch.Tensor, ...]:
             1683,
             (
                 batch_size,
-                20,
+                50,
             ),
-        ),  # history: (B, 20) id lists, 0 = padding, in [0, 1683)
+        ),  # history: (B, 50) id lists, 0 = padding, in [0, 1683)
     )
 
 
