@@ -292,3 +292,23 @@ def test_a_new_teaching_term_is_off_in_light_alone_and_audited(tmp_path):
         assert searched[-1] == "description" and "loss.hint.weight" in searched  # tune's space
     finally:
         del LOSS_KINDS["toy_teacher"]
+
+
+def test_headroom_is_the_boosters_paired_lead_over_the_light_net_alone():
+    from rocketc.experiments.ablate import headroom, headroom_words, render_markdown
+
+    def row(variant, net, values):
+        runs = [{"seed": s, net: {"auc": v}} for s, v in enumerate(values)]
+        return {"variant": variant, "runs": runs}
+
+    light = row("light_alone", "light", [0.80, 0.82, 0.81])
+    leads = headroom([light, row("booster_alone", "booster", [0.82, 0.84, 0.835])], "auc")
+    assert leads["n"] == 3 and abs(leads["mean"] - 0.0217) < 1e-3 and leads["low"] > 0
+    assert "rocket can pass it on" in headroom_words(leads)
+    level = headroom([light, row("booster_alone", "booster", [0.81, 0.81, 0.815])], "auc")
+    assert level["low"] < 0 < level["high"]
+    assert "little for rocket to pass on" in headroom_words(level)
+    assert headroom([light], "auc") is None
+    result = {"spec": "s", "metric": "auc", "seeds": 3, "epochs": 1, "variants": [],
+              "headroom": leads}
+    assert "Headroom: the booster alone minus the light net alone" in render_markdown(result)

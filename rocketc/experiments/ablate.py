@@ -265,13 +265,55 @@ def ablate(
         "metric": metric,
         "variants": rows,
     }
+    lead = headroom(rows, metric)
+    if lead is not None:
+        result["headroom"] = lead
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "ablation.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     write_atomic(out_dir / "ablation.md", render_markdown(result))
     tracker.files([out_dir / "ablation.md", out_dir / "ablation.json"])
     tracker.close()
     console.print(render_table(result))
+    if lead is not None:
+        console.print(headroom_words(lead), highlight=False)
     return result
+
+
+def headroom(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The booster alone's lead over the light net alone, paired by seed: what rocket can pass
+    on at most. None unless both rows ran."""
+    by = {r["variant"]: r for r in rows}
+    if "light_alone" not in by or "booster_alone" not in by:
+        return None
+    light = {r["seed"]: r["light"][metric] for r in by["light_alone"]["runs"]}
+    pairs = [
+        (r["booster"][metric], light[r["seed"]])
+        for r in by["booster_alone"]["runs"]
+        if r["seed"] in light
+    ]
+    if not pairs:
+        return None
+    mean, low, high = paired_interval([b - a for b, a in pairs])
+    return {"mean": mean, "low": low, "high": high, "n": len(pairs), "verdict": verdict(low, high)}
+
+
+def headroom_words(lead: dict[str, Any]) -> str:
+    """One sentence on the headroom, for the console and ablation.md."""
+    text = (
+        f"Headroom: the booster alone minus the light net alone, same seeds: "
+        f"{_points(lead['mean'])} points [{_points(lead['low'])}, {_points(lead['high'])}]"
+    )
+    if lead["n"] < 2:
+        return text + " (one seed: no interval; run --seeds 3 for a verdict)."
+    if lead["low"] > 0:
+        return (
+            text
+            + ": the booster knows more than the light net learns alone; rocket can pass it on."
+        )
+    return (
+        text + ": the booster does not lead beyond its interval, so there is little for rocket "
+        "to pass on; a stronger booster (or more data, or longer training) comes first."
+    )
 
 
 # What each kind of row trains, said where its `sets` are printed. A single-net row runs its
@@ -454,6 +496,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["variants"]:
         lines.append("| " + " | ".join([row["variant"], row["what"], *_cells(row)]) + " |")
+    if result.get("headroom"):
+        lines += ["", headroom_words(result["headroom"])]
     lines += ["", "## What each row trains and sets in the spec", ""]
     for row in result["variants"]:
         sets = ", ".join(f"`{key}={value}`" for key, value in row["sets"].items())
