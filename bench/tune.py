@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ CASES = "studies"  # `python -m bench tune:KEY,KEY` reruns only those
 ORDER = 15
 EXPECTED = "about 165 min"
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,15 @@ class Study:
     seeds: int
     verdict_seeds: int
     own_space: bool = True  # bench/tune_spaces/<spec>.yaml where there is one; else the default
+    keep: str | None = None  # a full run keeps the study's directory as bench/results/<keep>/
 
 
 FULL = (
     Study("fashion_mnist", "fashion_mnist_small", (), 8, 1, 5),
     Study("digits", "quickstart", (), 16, 2, 5),
-    Study("movielens", "ctr_movielens", ("data.split=user_time",), 10, 1, 5),
+    Study(
+        "movielens", "ctr_movielens", ("data.split=user_time",), 10, 1, 5, keep="tune_ctr_movielens"
+    ),
     Study("ctr_synthetic", "ctr_synthetic", (), 12, 2, 5),
     Study(
         "fashion_mnist_cnn", "fashion_mnist_cnn", ("data.limit=10000", "train.epochs=3"), 6, 1, 5
@@ -111,6 +116,9 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
         )
         with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
             out = Path(tmp)
+            if study.keep and not quick:  # best.yaml and the report stay with the results
+                out = RESULTS / study.keep
+                shutil.rmtree(out, ignore_errors=True)  # a fresh study, never a resumed one
             compiled = compile_file(spec, list(study.sets))
             tune(compiled, out, options, Console(stderr=True))
             studies.append(

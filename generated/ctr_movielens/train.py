@@ -16,7 +16,7 @@ from model import RocketNet, compute_loss, example_inputs, example_targets, loss
 class Settings:
     """Training settings, from the spec's `train:` section."""
 
-    epochs: int = 5  # passes over the training split
+    epochs: int = 10  # passes over the training split
     batch_size: int = 512  # examples per optimizer step
     eval_batch_size: int = 4096  # examples per forward when evaluating
     lr: float = 0.001  # peak learning rate
