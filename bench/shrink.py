@@ -53,11 +53,12 @@ FULL = (
     Case(
         "movielens",
         "ctr_movielens",
-        ("data.split=user_time",),
+        ("data.split=user_time", "train.epochs=5"),
         None,
         (1.0, 0.5, 0.25, 0.125, 0.0625),
         note="each user's newest ratings held out; the spec's tuned recipe (hint on "
-        "probabilities + KD, warmed up)",
+        "probabilities + KD, warmed up); 5 epochs, where the booster alone still led by "
+        "+0.65 (the spec ships 10 since the headroom part, where it leads by +0.14)",
     ),
     Case(
         "fashion_mnist",
