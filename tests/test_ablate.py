@@ -309,6 +309,12 @@ def test_headroom_is_the_boosters_paired_lead_over_the_light_net_alone():
     assert level["low"] < 0 < level["high"]
     assert "little for rocket to pass on" in headroom_words(level)
     assert headroom([light], "auc") is None
-    result = {"spec": "s", "metric": "auc", "seeds": 3, "epochs": 1, "variants": [],
-              "headroom": leads}
+    result = {
+        "spec": "s",
+        "metric": "auc",
+        "seeds": 3,
+        "epochs": 1,
+        "variants": [],
+        "headroom": leads,
+    }
     assert "Headroom: the booster alone minus the light net alone" in render_markdown(result)
