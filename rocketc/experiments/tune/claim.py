@@ -61,7 +61,9 @@ def claim(storage: Any, study_name: str, who: str) -> Claim:
             except KeyError:
                 continue  # released meanwhile: try again
             attrs = held.user_attrs
-            if time.time() - float(attrs.get("beat", 0)) <= STALE:
+            # No heartbeat yet: its claimer created the marker a moment ago and is about to
+            # beat (creating a study and setting its first attribute are two steps).
+            if "beat" not in attrs or time.time() - float(attrs["beat"]) <= STALE:
                 return Claim(storage, study_name, False, None)
             _delete(storage, name)  # its process died: take it over
             continue
@@ -81,6 +83,7 @@ def wait_for(
     stored), or until that worker's claim is gone or stale (then None: run it here)."""
     name = _name(study.study_name)
     said = False
+    first_seen = time.time()  # a claim that never beat is stale STALE seconds after this
     while True:
         found = ready(study.user_attrs)
         if found is not None:
@@ -90,7 +93,7 @@ def wait_for(
         except KeyError:
             return ready(study.user_attrs)  # released: stored just now, or given up
         attrs = held.user_attrs
-        if time.time() - float(attrs.get("beat", 0)) > STALE:
+        if time.time() - float(attrs.get("beat", first_seen)) > STALE:
             return None
         if not said:
             say(f"the verdict is being run by another worker ({attrs.get('who', '?')}); waiting")

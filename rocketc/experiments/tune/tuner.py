@@ -299,6 +299,9 @@ class Tuner:
             if (done := wait_for(self.study, storage, stored, say)) is not None:
                 return done
             ticket = claim(storage, self.study_name, who)  # its worker died or gave up
+        if ticket.won and (done := stored(self.study.user_attrs)) is not None:
+            ticket.release()  # another worker stored the verdict and released just before
+            return done
         try:
             return self._run_verdict(best, ticket)
         finally:
