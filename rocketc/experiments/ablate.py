@@ -310,9 +310,14 @@ def headroom_words(lead: dict[str, Any]) -> str:
             text
             + ": the booster knows more than the light net learns alone; rocket can pass it on."
         )
+    if lead["mean"] > 0:
+        return (
+            text + f": a lead its {lead['n']} seeds cannot tell from noise; more seeds decide "
+            "whether there is anything for rocket to pass on."
+        )
     return (
-        text + ": the booster does not lead beyond its interval, so there is little for rocket "
-        "to pass on; a stronger booster (or more data, or longer training) comes first."
+        text + ": the booster does not lead, so there is little for rocket to pass on; a "
+        "stronger booster (or more data, or longer training) comes first."
     )
 
 
