@@ -126,6 +126,12 @@ def cases_field(part: Part) -> str | None:
     return getattr(part.module, "CASES", None)
 
 
+def stamp(load: float | None = None) -> dict[str, Any]:
+    """When and at which commit a case was measured, and the load before it."""
+    m = machine()
+    return {"date": m["date"], "commit": m["git_commit"][:12], "load": load}
+
+
 def stamp_line(case: dict[str, Any]) -> list[str]:
     """Under a case's heading: when and at which commit it was measured, where it says so."""
     m = case.get("measured")
@@ -164,10 +170,9 @@ def run_part(
     path = results_dir / f"{results_stem(part, device)}.json"
     field = cases_field(part)
     if field is not None:
-        m = machine()
-        stamp = {"date": m["date"], "commit": m["git_commit"][:12], "load": load_before}
+        now = stamp(load_before)
         for case in raw[field]:  # a case the part kept from an earlier run keeps its stamp
-            case.setdefault("measured", stamp)
+            case.setdefault("measured", now)
         if only:
             previous = json.loads(path.read_text()) if path.is_file() else None
             raw = {

@@ -112,3 +112,8 @@ def fmt_ms(seconds: float) -> str:
     if ms < 0.1:
         return f"{ms * 1e3:.3g} µs"
     return f"{ms:.3g} ms"
+
+
+def points(x: float) -> str:
+    """A difference of a [0, 1] metric in points (×100), signed; an infinite bound as ±inf."""
+    return "±inf" if x != x or abs(x) == float("inf") else f"{x * 100:+.2f}"

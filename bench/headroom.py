@@ -25,11 +25,11 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench._stats import paired_interval
+from bench._harness import stamp
+from bench._stats import points
 
 TITLE = "Headroom: does the booster alone lead the light net alone?"
 CASES = "configs"  # `python -m bench headroom:KEY,KEY` reruns only those
@@ -138,7 +138,11 @@ def run_config(config: Config, out: Path, seeds: int, fresh: bool) -> dict[str, 
         threads = ["--threads", str(os.cpu_count() or 1)]
         cmd = [sys.executable, "-m", "rocketc", *args, *threads]
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
-        record = {"args": _portable(args, out), "resolved": key, "measured": _stamp()}
+        record = {
+            "args": _portable(args, out),
+            "resolved": key,
+            "measured": stamp(os.getloadavg()[0]),
+        }
         kept.write_text(json.dumps(record, indent=2) + "\n")
     measured = json.loads(kept.read_text()).get("measured")
     return {
@@ -151,20 +155,14 @@ def run_config(config: Config, out: Path, seeds: int, fresh: bool) -> dict[str, 
     }
 
 
-def _stamp() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return {"date": now, "commit": commit, "load": os.getloadavg()[0]}
-
-
 def _portable(args: list[str], out: Path) -> list[str]:
     return [a if a != str(out) else "OUT" for a in args]
 
 
 def summarise(ablation: dict[str, Any]) -> dict[str, Any]:
     """Light alone and booster alone per seed, and the booster's paired lead."""
+    from rocketc.experiments.ablate import headroom
+
     metric = ablation["metric"]
     by = {v["variant"]: v for v in ablation["variants"]}
     light = {r["seed"]: r for r in by["light_alone"]["runs"]}
@@ -180,16 +178,12 @@ def summarise(ablation: dict[str, Any]) -> dict[str, Any]:
         "booster": bv,
         "light_epoch": [light[s]["epochs"]["light"]["selected"] for s in seeds],
         "booster_epoch": [boost[s]["epochs"]["booster"]["selected"] for s in seeds],
-        "lead": paired_interval(bv, lv),
+        "lead": headroom(ablation["variants"], metric),  # what `rocketc ablate` says
         "seconds": {
             "light": [light[s]["seconds"] for s in seeds],
             "booster": [boost[s]["seconds"] for s in seeds],
         },
     }
-
-
-def _pts(x: float) -> str:
-    return "±inf" if x != x or abs(x) == float("inf") else f"{x * 100:+.2f}"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -212,7 +206,7 @@ def render(results: dict[str, Any]) -> str:
             f"| {c['key']} | `{c['spec']}` | {c['what']}: {sets} | "
             f"{sum(c['light']) / len(c['light']):.4f} | "
             f"{sum(c['booster']) / len(c['booster']):.4f} | "
-            f"{_pts(lead['mean'])} [{_pts(lead['low'])}, {_pts(lead['high'])}]{mark} | "
+            f"{points(lead['mean'])} [{points(lead['low'])}, {points(lead['high'])}]{mark} | "
             f"{'/'.join(map(str, c['light_epoch']))} ; {'/'.join(map(str, c['booster_epoch']))} |"
         )
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -237,8 +231,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Rows whose booster leads beyond its interval: {len(beyond)} of "
         f"{len(results['configs'])}" + (f" ({', '.join(beyond)})." if beyond else "."),
-        f"Largest lead: {best['key']} ({best['what']}), {_pts(best['lead']['mean'])} "
-        f"[{_pts(best['lead']['low'])}, {_pts(best['lead']['high'])}] points.",
+        f"Largest lead: {best['key']} ({best['what']}), {points(best['lead']['mean'])} "
+        f"[{points(best['lead']['low'])}, {points(best['lead']['high'])}] points.",
     ]
     return "\n".join(lines)
 
@@ -253,8 +247,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "target": "a DCN-v2 or DIN booster alone leads the MLP light net alone by ≥ 1 GAUC "
             "point (MovieLens, user_time), best of the settings tried",
-            "measured": f"best {best['key']}: {_pts(lead['mean'])} [{_pts(lead['low'])}, "
-            f"{_pts(lead['high'])}] over {len(ctr)} settings",
+            "measured": f"best {best['key']}: {points(lead['mean'])} [{points(lead['low'])}, "
+            f"{points(lead['high'])}] over {len(ctr)} settings",
             "met": lead["low"] > 0 and lead["mean"] >= 0.01,
         }
     ]

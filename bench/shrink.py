@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._harness import stamp_line
+from bench._stats import points
 
 TITLE = "Shrink: how much cheaper can the served net be at unchanged quality?"
 ORDER = 12
@@ -136,14 +137,10 @@ def run_case(case: Case, out_dir: Path) -> dict[str, Any]:
     return {"key": case.key, "note": case.note, "sets": list(case.sets), **result}
 
 
-def _points(x: float) -> str:
-    return "±inf" if x != x or abs(x) == float("inf") else f"{x * 100:+.2f}"
-
-
 def _delta(d: dict[str, Any] | None) -> str:
     if d is None:
         return "-"
-    return f"{_points(d['mean'])} [{_points(d['low'])}, {_points(d['high'])}]"
+    return f"{points(d['mean'])} [{points(d['low'])}, {points(d['high'])}]"
 
 
 ARMS = (("light_alone", "alone"), ("kd", "KD"), ("rocket", "rocket"))
@@ -268,8 +265,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             lead, rocket = _lead(case)
             gain = rocket["vs_full_alone"]["mean"]
             said.append(
-                f"{case['key'].removeprefix('movielens_').upper()}: lead {_points(lead['mean'])}"
-                f" [{_points(lead['low'])}, {_points(lead['high'])}], rocket {_points(gain)}"
+                f"{case['key'].removeprefix('movielens_').upper()}: lead {points(lead['mean'])}"
+                f" [{points(lead['low'])}, {points(lead['high'])}], rocket {points(gain)}"
             )
             met = met or (lead["low"] > 0 and lead["mean"] >= 0.01 and gain >= lead["mean"] / 2)
         rows.append(
